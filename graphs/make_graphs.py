@@ -1,0 +1,444 @@
+"""Generate the reference pattern graphs and their manifest.
+
+Run ``python graphs/make_graphs.py`` to rewrite every ``graphs/*.onnx`` and ``graphs/manifest.json``.
+Each graph holds one norm spelling (or one look-alike that must not be fused). The manifest says, per
+target, what fusion must produce, and gives the norm's semantics so tests can check parity against an
+independent numpy reference.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import onnx
+from onnx import TensorProto, helper, numpy_helper
+
+HERE = Path(__file__).resolve().parent
+IR_VERSION = 10
+F32, F16, BF16 = TensorProto.FLOAT, TensorProto.FLOAT16, TensorProto.BFLOAT16
+NP = {F32: np.float32, F16: np.float16}
+
+
+@dataclass
+class G:
+    """A tiny graph builder: named inputs, constants in three styles, nodes, outputs."""
+
+    name: str
+    opset: int = 18
+    nodes: list[onnx.NodeProto] = field(default_factory=list)
+    inits: list[onnx.TensorProto] = field(default_factory=list)
+    inputs: list[onnx.ValueInfoProto] = field(default_factory=list)
+    outputs: list[onnx.ValueInfoProto] = field(default_factory=list)
+    count: int = 0
+    in_function: bool = False
+
+    def fresh(self, stem: str) -> str:
+        self.count += 1
+        return f"{stem}_{self.count}"
+
+    def inp(self, name: str, shape: tuple[int | str, ...], dtype: int = F32) -> str:
+        self.inputs.append(helper.make_tensor_value_info(name, dtype, list(shape)))
+        return name
+
+    def const(self, array: np.ndarray, style: str = "init", dtype: int | None = None, name: str = "") -> str:
+        name = name or self.fresh("c")
+        if self.in_function and style == "init":
+            style = "node"
+        if style == "value_float":
+            self.nodes.append(helper.make_node("Constant", [], [name], value_float=float(array.reshape(()))))
+            return name
+        tensor = numpy_helper.from_array(np.asarray(array), name)
+        if dtype == BF16:
+            tensor = helper.make_tensor(name, BF16, list(array.shape), np.asarray(array, np.float32).ravel().tolist())
+        if style == "node":
+            self.nodes.append(helper.make_node("Constant", [], [name], value=tensor))
+        else:
+            self.inits.append(tensor)
+        return name
+
+    def op(self, op_type: str, inputs: list[str], domain: str = "", **attrs: Any) -> str:
+        out = self.fresh(op_type.lower())
+        self.nodes.append(helper.make_node(op_type, inputs, [out], name=out, domain=domain, **attrs))
+        return out
+
+    def out(self, name: str, dtype: int = F32, shape: tuple[int | str, ...] | None = None) -> None:
+        """Declare a graph output; its shape defaults to the first input's (what every norm keeps)."""
+        if shape is None:
+            dims = self.inputs[0].type.tensor_type.shape.dim if self.inputs else []
+            shape = tuple(d.dim_param or d.dim_value for d in dims)
+        self.outputs.append(helper.make_tensor_value_info(name, dtype, list(shape)))
+
+    def graph(self) -> onnx.GraphProto:
+        return helper.make_graph(self.nodes, self.name, self.inputs, self.outputs, self.inits)
+
+    def model(self, functions: list[onnx.FunctionProto] | None = None) -> onnx.ModelProto:
+        opsets = [helper.make_opsetid("", self.opset)]
+        if functions:
+            opsets.append(helper.make_opsetid("local", 1))
+        model = helper.make_model(self.graph(), opset_imports=opsets, functions=functions or [])
+        model.ir_version = IR_VERSION
+        return model
+
+
+def _np(dtype: int) -> Any:
+    return NP.get(dtype, np.float32)
+
+
+def reduce_mean(g: G, x: str, axes: list[int], keepdims: int | None, style: str) -> str:
+    """ReduceMean with axes as attribute (opset < 18) or input (opset ≥ 18)."""
+    attrs: dict[str, Any] = {} if keepdims is None else {"keepdims": keepdims}
+    if style == "attr" or (style == "auto" and g.opset < 18):
+        return g.op("ReduceMean", [x], axes=axes, **attrs)
+    return g.op("ReduceMean", [x, g.const(np.array(axes, np.int64))], **attrs)
+
+
+def square(g: G, d: str, how: str, dtype: int, exponent: float = 2.0, exp_shape: tuple[int, ...] = ()) -> str:
+    if how == "mul":
+        return g.op("Mul", [d, d])
+    return g.op("Pow", [d, g.const(np.full(exp_shape, exponent, _np(dtype)), dtype=dtype)])
+
+
+def inverse_sqrt(g: G, num: str, var_eps: str, how: str, dtype: int, swap: bool) -> str:
+    """``num / sqrt(var_eps)`` in one of the spellings exporters produce."""
+    one = np.array(1.0, _np(dtype))
+
+    def mul(a: str, b: str) -> str:
+        return g.op("Mul", [b, a] if swap else [a, b])
+
+    if how == "div_sqrt":
+        return g.op("Div", [num, g.op("Sqrt", [var_eps])])
+    if how == "div_pow_half":
+        return g.op("Div", [num, g.op("Pow", [var_eps, g.const(one * 0.5, dtype=dtype)])])
+    if how == "mul_reciprocal":
+        return mul(num, g.op("Reciprocal", [g.op("Sqrt", [var_eps])]))
+    if how == "mul_div_one":
+        return mul(num, g.op("Div", [g.const(one, dtype=dtype), g.op("Sqrt", [var_eps])]))
+    if how == "mul_pow_neg_half":
+        return mul(num, g.op("Pow", [var_eps, g.const(one * -0.5, dtype=dtype)]))
+    raise ValueError(how)
+
+
+@dataclass
+class Norm:
+    """Parameters of one decomposed norm; ``build`` emits it and returns (output, semantics)."""
+
+    kind: str = "layernorm"
+    axes: list[int] = field(default_factory=lambda: [-1])
+    axes_style: str = "auto"
+    keepdims: int | None = None
+    var_keepdims: int | None = None
+    square: str = "pow"
+    exponent: float = 2.0
+    exp_shape: tuple[int, ...] = ()
+    inv: str = "div_sqrt"
+    eps: float = 1e-5
+    eps_style: str = "init"
+    eps_shape: tuple[int, ...] = ()
+    eps_left: bool = False
+    eps_outside: bool = False
+    swap: bool = False
+    gamma: tuple[int, ...] | None = (16,)
+    beta: tuple[int, ...] | None = (16,)
+    gamma_cast_from: int | None = None
+    dup_sub: bool = False
+    unbiased: bool = False
+    dtype: int = F32
+    cast_wrap: int | None = None
+    affine_in_fp32: bool = False
+    mean_of: str | None = None
+    var_axes: list[int] | None = None
+    numerator: str | None = None
+    shared: dict[str, str] = field(default_factory=dict)
+    var_output: bool = False
+
+    def build(self, g: G, x: str, seed: int = 0) -> tuple[str, dict[str, Any]]:
+        rng = np.random.default_rng(seed)
+        compute = F32 if self.cast_wrap is not None else self.dtype
+        xin = g.op("Cast", [x], to=F32) if self.cast_wrap is not None else x
+        if self.kind == "layernorm":
+            mean = reduce_mean(g, self.mean_of or xin, self.axes, self.keepdims, self.axes_style)
+            d = g.op("Sub", [xin, mean])
+            num = g.op("Sub", [xin, mean]) if self.dup_sub else d
+        else:
+            d = num = xin
+        sq = square(g, d, self.square, compute, self.exponent, self.exp_shape)
+        if self.unbiased:
+            total = g.op("ReduceSum", [sq, g.const(np.array(self.axes, np.int64))] if g.opset >= 13 else [sq], keepdims=1)
+            var = g.op("Div", [total, g.const(np.array(15.0, _np(compute)), dtype=compute)])
+        else:
+            var = reduce_mean(g, sq, self.var_axes or self.axes, self.var_keepdims, self.axes_style)
+        if self.var_output:
+            dims = g.inputs[0].type.tensor_type.shape.dim
+            g.out(var, compute, tuple(d.dim_value for d in dims)[: -len(self.axes)] + (1,) * len(self.axes))
+        eps_name = self.shared.get("eps") or g.const(np.full(self.eps_shape, self.eps, _np(compute)), self.eps_style, compute)
+        if self.eps_outside:
+            denom = g.op("Add", [g.op("Sqrt", [var]), eps_name])
+            n = g.op("Div", [num, denom])
+        else:
+            var_eps = g.op("Add", [eps_name, var] if self.eps_left else [var, eps_name])
+            n = inverse_sqrt(g, self.numerator or num, var_eps, self.inv, compute, self.swap)
+        affine_dtype = compute if (self.affine_in_fp32 or self.cast_wrap is None) else self.dtype
+        if self.cast_wrap is not None and not self.affine_in_fp32:
+            n = g.op("Cast", [n], to=self.cast_wrap)
+        gamma = beta = None
+        if self.gamma is not None:
+            values = (1.0 + 0.5 * rng.standard_normal(self.gamma)).astype(np.float16).astype(np.float32)
+            gamma = self._affine(g, values, affine_dtype)
+            n = g.op("Mul", [gamma, n] if self.swap else [n, gamma])
+        if self.beta is not None:
+            values = (0.1 * rng.standard_normal(self.beta)).astype(np.float16).astype(np.float32)
+            beta = self._affine(g, values, affine_dtype)
+            n = g.op("Add", [beta, n] if self.swap else [n, beta])
+        if self.cast_wrap is not None and self.affine_in_fp32:
+            n = g.op("Cast", [n], to=self.cast_wrap)
+        eps_value = float(np.array(self.eps, _np(compute)))
+        semantics = {"kind": self.kind, "eps": eps_value, "axes": len(self.axes), "scale": gamma, "bias": beta}
+        return n, semantics
+
+    def _affine(self, g: G, values: np.ndarray, dtype: int) -> str:
+        if self.gamma_cast_from is not None:
+            stored = g.const(values.astype(_np(self.gamma_cast_from)), dtype=self.gamma_cast_from)
+            return g.op("Cast", [stored], to=dtype)
+        return g.const(values.astype(_np(dtype)), dtype=dtype)
+
+
+ENTRIES: list[dict[str, Any]] = []
+
+
+def single(
+    name: str,
+    claim: str,
+    norm: Norm,
+    expect: dict[str, dict[str, Any]],
+    opset: int = 18,
+    shape: tuple[int | str, ...] = (2, 4, 16),
+    lookalike: bool = False,
+) -> None:
+    """One graph holding one norm (or look-alike) from a single input ``x``.
+
+    ``lookalike`` marks graphs whose output must differ from the true norm the semantics describe.
+    """
+    g = G(name, opset=opset)
+    dtype = norm.dtype
+    x = g.inp("x", shape, dtype)
+    y, semantics = norm.build(g, x)
+    g.out(y, dtype if norm.cast_wrap is None else norm.cast_wrap)
+    _save(g.model(), name, claim, expect, [semantics | {"input": "x", "output": y, "lookalike": lookalike}])
+
+
+def _save(model: onnx.ModelProto, name: str, claim: str, expect: dict[str, Any], semantics: list[dict[str, Any]]) -> None:
+    onnx.checker.check_model(model, full_check=False)
+    onnx.save(model, HERE / f"{name}.onnx")
+    ENTRIES.append({"file": f"{name}.onnx", "claim": claim, "expect": expect, "semantics": semantics})
+
+
+def fused(op: str, n: int = 1, **extra: Any) -> dict[str, Any]:
+    return {"fused": n, "candidates": n, "ops": {op: n}} | extra
+
+
+def refused(candidates: int = 1, reason: str | None = None) -> dict[str, Any]:
+    out: dict[str, Any] = {"fused": 0, "candidates": candidates, "unchanged": True}
+    if reason:
+        out["reason"] = reason
+    return out
+
+
+LN = fused("LayerNormalization")
+SIMPLIFIED = fused("SimplifiedLayerNormalization")
+RMS23 = fused("RMSNormalization")
+
+
+def layernorm_variants() -> None:
+    every = {"auto": LN, "onnx": LN, "ort": LN}
+    single("ln_canonical", "ReduceMean→Sub→Pow→ReduceMean→Add→Sqrt→Div→Mul→Add, axes input", Norm(), every)
+    single("ln_axes_attr_opset17", "axes as attribute at opset 17", Norm(), every, opset=17)
+    single("ln_axes_positive", "positive axis with known rank", Norm(axes=[2]), every)
+    single("ln_multi_axes", "normalization over the two trailing axes", Norm(axes=[-2, -1], gamma=(4, 16), beta=(4, 16)), every)
+    single("ln_keepdims_explicit", "keepdims=1 spelled out", Norm(keepdims=1, var_keepdims=1), every)
+    single("ln_square_mul", "square as Mul(d, d)", Norm(square="mul"), every)
+    single("ln_pow_exp_1d", "Pow exponent of shape [1]", Norm(exp_shape=(1,)), every)
+    single("ln_mul_reciprocal", "Mul(d, Reciprocal(Sqrt(v+eps)))", Norm(inv="mul_reciprocal"), every)
+    single("ln_mul_div_one_swapped", "Mul(Div(1, Sqrt), d) and γ·n, β+n operand order", Norm(inv="mul_div_one", swap=True), every)
+    single("ln_pow_neg_half", "Mul(d, Pow(v+eps, -0.5))", Norm(inv="mul_pow_neg_half"), every)
+    single("ln_div_pow_half", "Div(d, Pow(v+eps, 0.5))", Norm(inv="div_pow_half"), every)
+    single("ln_eps_left_node", "Add(eps, var) with eps a Constant node of shape [1]", Norm(eps_left=True, eps_style="node", eps_shape=(1,)), every)
+    single("ln_eps_value_float", "eps as Constant(value_float)", Norm(eps_style="value_float", eps=1e-6), every)
+    single("ln_gamma_11h", "γ and β of shape [1,1,H]", Norm(gamma=(1, 1, 16), beta=(1, 1, 16)), every)
+    single("ln_no_beta", "γ only", Norm(beta=None), every)
+    single("ln_no_affine", "no γ, no β", Norm(gamma=None, beta=None), every)
+    single("ln_dup_sub", "two identical Sub(x, mean) as old exporters write", Norm(dup_sub=True), every)
+    single("ln_fp16_native", "fp16 throughout", Norm(dtype=F16), every)
+    single("ln_fp16_cast_wrapped", "fp16 input cast to float32, cast back, γ/β in fp16", Norm(dtype=F16, cast_wrap=F16), every)
+    single(
+        "ln_fp16_gamma_cast", "cast-wrapped fp16 with γ/β stored fp16 and Cast to float32",
+        Norm(dtype=F16, cast_wrap=F16, affine_in_fp32=True, gamma_cast_from=F16), every,
+    )
+    single("ln_var_used_elsewhere", "variance also a graph output: fuse and keep it", Norm(var_output=True), every)
+    single("ln_dynamic_dims", "symbolic batch and sequence dims", Norm(), every, shape=("batch", "seq", 16))
+    below17 = {"auto": LN, "ort": LN, "onnx": refused(reason="opset 13 has no LayerNormalization")}
+    single("ln_opset13", "legacy exporter spelling at opset 13", Norm(), below17, opset=13)
+    _shared_constants()
+    _subgraph()
+    _function()
+
+
+def _shared_constants() -> None:
+    g = G("ln_shared_constants", opset=18)
+    x = g.inp("x", (2, 4, 16))
+    eps = g.const(np.array(1e-5, np.float32), name="shared_eps")
+    h, s1 = Norm(shared={"eps": eps}).build(g, x, seed=1)
+    y, s2 = Norm(shared={"eps": eps}).build(g, h, seed=2)
+    g.out(y)
+    expect = fused("LayerNormalization", 2)
+    _save(g.model(), "ln_shared_constants", "two layers sharing one eps initializer", {"auto": expect, "onnx": expect, "ort": expect},
+          [s1 | {"input": "x", "output": h}, s2 | {"input": h, "output": y}])
+
+
+def _subgraph() -> None:
+    g = G("ln_in_if", opset=18)
+    x = g.inp("x", (2, 4, 16))
+    cond = g.inp("cond", (), TensorProto.BOOL)
+    branches = []
+    for branch in ("then", "else"):
+        b = G(f"{branch}_branch", opset=18, inputs=[g.inputs[0]])
+        y, semantics = Norm(inv="mul_reciprocal" if branch == "then" else "div_sqrt").build(b, x, seed=3)
+        b.out(y)
+        b.inputs = []
+        branches.append(b.graph())
+    out = g.op("If", [cond], then_branch=branches[0], else_branch=branches[1])
+    g.out(out)
+    expect = fused("LayerNormalization", 2)
+    _save(g.model(), "ln_in_if", "one LayerNorm in each branch of an If", {"auto": expect, "onnx": expect, "ort": expect},
+          [semantics | {"input": "x", "output": out, "feeds": {"cond": True}}])
+
+
+def _function() -> None:
+    body = G("body", opset=18, in_function=True, inputs=[helper.make_tensor_value_info("fx", F32, [2, 4, 16])])
+    y, semantics = Norm(gamma=None, beta=None).build(body, "fx")
+    function = helper.make_function("local", "Norm", ["fx"], [y], body.nodes, [helper.make_opsetid("", 18)])
+    g = G("ln_in_function", opset=18)
+    x = g.inp("x", (2, 4, 16))
+    out = g.op("Norm", [x], domain="local")
+    g.out(out)
+    expect = fused("LayerNormalization")
+    _save(g.model([function]), "ln_in_function", "LayerNorm inside a model-local function", {"auto": expect, "onnx": expect, "ort": expect},
+          [semantics | {"input": "x", "output": out}])
+
+
+def layernorm_lookalikes() -> None:
+    def no(reason: str) -> dict[str, dict[str, Any]]:
+        return {t: refused(reason=reason) for t in ("auto", "onnx", "ort")}
+
+    single("neg_ln_eps_outside_sqrt", "(x-μ)/(σ+ε) is not LayerNorm", Norm(eps_outside=True, eps=0.1), no("outside the square root"), lookalike=True)
+    single("neg_ln_unbiased_std", "variance divided by N-1 (torch.std)", Norm(unbiased=True), no("N-1"), lookalike=True)
+    single("neg_ln_pow4", "fourth power instead of square", Norm(exponent=4.0), no("exponent 4"), lookalike=True)
+    single("neg_ln_keepdims0", "mean with keepdims=0 broadcasts along the wrong axis", Norm(keepdims=0, gamma=None, beta=None),
+           no("keepdims=0"), shape=(4, 4, 4), lookalike=True)
+    single("neg_ln_non_trailing_axis", "normalization over axis 1 of 3", Norm(axes=[1], gamma=None, beta=None), no("not the trailing"), lookalike=True)
+    single("neg_ln_axes_mismatch", "mean over one axis, variance over another", Norm(var_axes=[-2], gamma=None, beta=None), no("variance over axes"),
+           shape=(2, 16, 16), lookalike=True)
+    single("neg_ln_gamma_other_axis", "γ of shape [4,1] varies over a non-normalized axis", Norm(gamma=(4, 1), beta=None),
+           no("not normalized"))
+    g = G("neg_ln_mean_of_other", opset=18)
+    x, z = g.inp("x", (2, 4, 16)), g.inp("z", (2, 4, 16))
+    y, _ = Norm(mean_of=z).build(g, x)
+    g.out(y)
+    rms_of_d = {
+        "auto": fused("SimplifiedLayerNormalization", candidates=2, reason="different tensor"),
+        "ort": fused("SimplifiedLayerNormalization", candidates=2, reason="different tensor"),
+        "onnx": refused(2, "different tensor"),
+    }
+    _save(g.model(), "neg_ln_mean_of_other", "x - mean(z) is no LayerNorm; what follows is an exact RMSNorm of it", rms_of_d, [])
+    g = G("neg_ln_eps_runtime", opset=18)
+    x, e = g.inp("x", (2, 4, 16)), g.inp("e", ())
+    y, _ = Norm(shared={"eps": e}).build(g, x)
+    g.out(y)
+    _save(g.model(), "neg_ln_eps_runtime", "ε is a runtime input, not a constant", no("epsilon"), [])
+
+
+def rmsnorm_variants() -> None:
+    rms = Norm(kind="rmsnorm", beta=None, inv="mul_reciprocal")
+    legacy = {"auto": SIMPLIFIED, "ort": SIMPLIFIED, "onnx": refused(reason="no RMSNormalization")}
+    single("rms_dynamo", "dynamo spelling: Pow→ReduceMean→Add→Sqrt→Reciprocal→Mul→Mul", rms, legacy)
+    single("rms_div_sqrt", "legacy Div(x, Sqrt(..)) at opset 13", Norm(kind="rmsnorm", beta=None), legacy | {"onnx": refused(reason="opset 13")}, opset=13)
+    single("rms_mul_div_one", "Mul(x, Div(1, Sqrt(..)))", Norm(kind="rmsnorm", beta=None, inv="mul_div_one"), legacy)
+    single("rms_pow_neg_half_swapped", "Mul(Pow(v+eps, -0.5), x), γ·n", Norm(kind="rmsnorm", beta=None, inv="mul_pow_neg_half", swap=True), legacy)
+    single("rms_square_mul", "square as Mul(x, x)", Norm(kind="rmsnorm", beta=None, square="mul", inv="mul_reciprocal"), legacy)
+    single("rms_eps_left_value_float", "Add(eps, ms) with Constant(value_float)", Norm(kind="rmsnorm", beta=None, eps_left=True, eps_style="value_float", eps=1e-6), legacy)
+    single("rms_no_gamma", "no γ", Norm(kind="rmsnorm", gamma=None, beta=None, inv="mul_reciprocal"), legacy)
+    single("rms_multi_axes", "over the two trailing axes", Norm(kind="rmsnorm", axes=[-2, -1], gamma=(4, 16), beta=None), legacy)
+    single("rms_ms_used_elsewhere", "mean square also a graph output", Norm(kind="rmsnorm", beta=None, var_output=True), legacy)
+    cast16 = Norm(kind="rmsnorm", beta=None, inv="mul_reciprocal", dtype=F16, cast_wrap=F16)
+    single("rms_fp16_cast_wrapped", "HF LLaMA fp16: Cast up, RMS in float32, Cast down, γ in fp16", cast16, legacy)
+    single("rms_fp16_cast_wrapped_opset17", "the same at opset 17 (axes attribute)", cast16, legacy | {"onnx": refused(reason="opset 17")}, opset=17)
+    gemma = Norm(kind="rmsnorm", beta=None, inv="mul_reciprocal", dtype=F16, cast_wrap=F16, affine_in_fp32=True)
+    single("rms_fp16_gamma_fp32", "Gemma style: γ applied in float32 before the Cast down", gemma, legacy)
+    single("rms_fp16_native", "fp16 throughout", Norm(kind="rmsnorm", beta=None, dtype=F16), legacy)
+    every23 = {"auto": RMS23, "onnx": RMS23, "ort": SIMPLIFIED}
+    single("rms_opset23", "opset 23: standard RMSNormalization", rms, every23, opset=23)
+    single("rms_opset23_fp16_cast_wrapped", "opset 23, fp16 cast-wrapped", cast16, every23, opset=23)
+    bf16 = {"auto": SIMPLIFIED, "ort": SIMPLIFIED, "onnx": refused(reason="bfloat16")}
+    single("rms_bf16_opset23", "bfloat16 at opset 23: ORT has no bf16 RMSNormalization kernel", Norm(kind="rmsnorm", beta=None, dtype=BF16, inv="mul_reciprocal"), bf16, opset=23)
+
+
+def rmsnorm_lookalikes() -> None:
+    def no(reason: str | None, candidates: int = 1) -> dict[str, dict[str, Any]]:
+        return {t: refused(candidates, reason) for t in ("auto", "onnx", "ort")}
+
+    single("neg_rms_eps_outside_sqrt", "x/(rms+ε)", Norm(kind="rmsnorm", beta=None, eps_outside=True, eps=0.1), no("outside the square root"), lookalike=True)
+    single("neg_rms_pow3", "mean of cubes", Norm(kind="rmsnorm", beta=None, exponent=3.0), no("exponent 3"), lookalike=True)
+    single("neg_rms_keepdims0", "mean square with keepdims=0", Norm(kind="rmsnorm", gamma=None, beta=None, var_keepdims=0), no("keepdims=0"), shape=(4, 4, 4), lookalike=True)
+    g = G("neg_rms_scales_other", opset=18)
+    x, z = g.inp("x", (2, 4, 16)), g.inp("z", (2, 4, 16))
+    y, _ = Norm(kind="rmsnorm", beta=None, numerator=z).build(g, x)
+    g.out(y)
+    _save(g.model(), "neg_rms_scales_other", "rsqrt of mean(x²) scales a different tensor", no("same tensor"), [])
+
+
+def skip_variants() -> None:
+    for kind, op in (("layernorm", "SkipLayerNormalization"), ("rmsnorm", "SkipSimplifiedLayerNormalization")):
+        name = f"skip_{kind}_residual"
+        g = G(name, opset=18)
+        a, b = g.inp("a", ("batch", "seq", 16)), g.inp("b", ("batch", "seq", 16))
+        total = g.op("Add", [a, b])
+        y, semantics = Norm(kind=kind, beta=None if kind == "rmsnorm" else (16,)).build(g, total)
+        g.out(y)
+        g.out(total)
+        plain = "LayerNormalization" if kind == "layernorm" else "SimplifiedLayerNormalization"
+        expect = {
+            "auto": fused(plain),
+            "ort": fused(plain, skips=1) | {"ops": {op: 1}, "absent": [plain, "Add"]},
+        }
+        if kind == "layernorm":
+            expect["onnx"] = fused(plain)
+        _save(g.model(), name, "residual Add + norm, sum reused as an output", expect, [semantics | {"input": total, "output": y, "feeds_sum": [a, b]}])
+    g = G("neg_skip_broadcast_add", opset=18)
+    a, pos = g.inp("a", (2, 4, 16)), g.inp("pos", (1, 4, 16))
+    total = g.op("Add", [a, pos])
+    y, semantics = Norm().build(g, total)
+    g.out(y)
+    expect = fused("LayerNormalization")
+    _save(g.model(), "neg_skip_broadcast_add", "a broadcasting Add (embeddings) is not a residual",
+          {"auto": expect, "onnx": expect, "ort": expect | {"skips": 0, "skip_reason": "same shape"}}, [semantics | {"input": total, "output": y, "feeds_sum": [a, pos]}])
+
+
+GENERATORS: list[Callable[[], None]] = [layernorm_variants, layernorm_lookalikes, rmsnorm_variants, rmsnorm_lookalikes, skip_variants]
+
+
+def main() -> None:
+    for old in HERE.glob("*.onnx"):
+        old.unlink()
+    for generate in GENERATORS:
+        generate()
+    manifest = {"schema_version": 1, "ir_version": IR_VERSION, "graphs": ENTRIES}
+    (HERE / "manifest.json").write_text(json.dumps(manifest, indent=1) + "\n")
+    print(f"wrote {len(ENTRIES)} graphs and manifest.json to {HERE}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,154 @@
+"""``normopt.fuse`` and ``normopt.inspect``: the file-level API over the fusion passes."""
+
+from __future__ import annotations
+
+import os
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from normopt import modelio
+from normopt.errors import CheckFailed, UsageError
+from normopt.fusion import FusionResult, Target, fuse_model
+from normopt.fusion.graph_utils import graphs_of
+from normopt.fusion.pipeline import count_nodes
+from normopt.verify import ParityReport
+from normopt.verify.localize import NORM_OPS
+
+
+@dataclass
+class FuseOutcome:
+    """What ``fuse`` did: the fusion result, where it wrote, the checker's verdict, parity if asked."""
+
+    result: FusionResult
+    output: Path
+    data_files: list[Path]
+    checker: str
+    seconds: float
+    parity: ParityReport | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-ready form: the fusion result plus ``output``, ``checker``, ``seconds``, ``parity``."""
+        return self.result.to_dict() | {
+            "output": str(self.output),
+            "data_files": [str(p) for p in self.data_files],
+            "checker": self.checker,
+            "seconds": round(self.seconds, 4),
+            "parity": self.parity.to_dict() if self.parity else None,
+        }
+
+
+def default_output(path: Path) -> Path:
+    """``model.onnx`` → ``model.fused.onnx`` beside it."""
+    return path.with_name(f"{path.stem}.fused{path.suffix or '.onnx'}")
+
+
+def fuse(
+    input: str | os.PathLike[str],
+    output: str | os.PathLike[str] | None = None,
+    *,
+    target: Target = "auto",
+    skip: bool | None = None,
+    external: modelio.ExternalLayout = "auto",
+    in_place: bool = False,
+    verify: bool = False,
+    atol: float | None = None,
+    rtol: float | None = None,
+) -> FuseOutcome:
+    """Fuse every norm in the model at ``input`` and write the result atomically.
+
+    Args:
+        input: Source model; never modified unless ``in_place``.
+        output: Destination (default ``<input stem>.fused.onnx``).
+        target: ``auto``, ``onnx`` or ``ort`` (see ``normopt.fusion.emit``).
+        skip: Merge residual Adds into Skip* ops (default: only for ``ort``).
+        external: External data layout of the output (see ``modelio.save``).
+        in_place: Allow ``output`` to be ``input``.
+        verify: Check parity against ``input`` before the output is moved into place; a failure
+            raises CheckFailed and leaves no output.
+        atol: Tolerance for ``verify`` (None: per-dtype default).
+        rtol: Tolerance for ``verify`` (None: per-dtype default).
+
+    Raises:
+        UsageError: Bad paths or options.
+        CheckFailed: ``onnx.checker`` rejects a ``--target onnx`` output, or parity fails.
+    """
+    start = time.perf_counter()
+    source = Path(input)
+    destination = Path(output) if output is not None else default_output(source)
+    model = modelio.load(source)
+    try:
+        result = fuse_model(model, target=target, skip=skip)
+    except ValueError as error:
+        raise UsageError(str(error)) from None
+    protected = {p.resolve() for p in modelio.external_files(model)} | {source.resolve()}
+    staging = destination.with_name(f".{destination.name}.staging") if verify else destination
+    info = modelio.save(
+        model, staging, source=source, external=external, in_place=in_place, data_name=f"{destination.name}.data"
+    )
+    try:
+        problem = modelio.check(staging, full=True)
+        checker = "passed" if problem is None else f"failed: {problem}"
+        if problem is not None and target == "onnx":
+            raise CheckFailed(f"onnx.checker rejects the fused model: {problem}")
+        parity = None
+        if verify:
+            from normopt.verify import verify as run_verify
+
+            parity = run_verify(source, staging, atol=atol, rtol=rtol)
+            if not parity.passed:
+                raise CheckFailed(_parity_line(parity))
+            os.replace(staging, destination)
+    except BaseException:
+        if verify:
+            for leftover in (staging, *info.data_files):
+                if leftover.exists() and leftover.resolve() not in protected:
+                    leftover.unlink()
+        raise
+    return FuseOutcome(result, destination, info.data_files, checker, time.perf_counter() - start, parity)
+
+
+def _parity_line(parity: ParityReport) -> str:
+    worst = max(parity.outputs, key=lambda o: o.max_abs)
+    where = ""
+    if parity.first_divergence and parity.first_divergence.get("node"):
+        where = f"; first diverging fused node: {parity.first_divergence['node']}"
+    return f"parity failed: output {worst.name} max_abs={worst.max_abs:.3g}{where}; nothing written"
+
+
+@dataclass
+class InspectReport:
+    """Norm candidates of a model, as the passes see them, without writing anything."""
+
+    path: Path
+    opset: int
+    nodes: int
+    existing_norm_ops: dict[str, int]
+    result: FusionResult
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-ready form: ``path``, ``opset``, ``nodes``, ``existing_norm_ops`` and the candidates."""
+        return {
+            "schema_version": 1,
+            "path": str(self.path),
+            "opset": self.opset,
+            "nodes": self.nodes,
+            "existing_norm_ops": self.existing_norm_ops,
+            "candidates": self.result.candidates,
+            "fusable": self.result.fused,
+            "details": [c.to_dict() for c in self.result.details],
+        }
+
+
+def inspect(path: str | os.PathLike[str], target: Target = "auto") -> InspectReport:
+    """Every norm candidate in the model at ``path``: kind, eps, axes, dtype, and why any is not fusable."""
+    model = modelio.load(path)
+    existing: dict[str, int] = {}
+    for graph in graphs_of(model):
+        for node in graph:
+            if node.op_type in NORM_OPS:
+                existing[node.op_type] = existing.get(node.op_type, 0) + 1
+    nodes = count_nodes(model)
+    result = fuse_model(model, target=target)
+    return InspectReport(Path(path), model.opset_imports.get("", 1), nodes, existing, result)

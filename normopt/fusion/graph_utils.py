@@ -1,0 +1,237 @@
+"""Small, side-effect-free helpers for reading an onnx_ir graph during matching.
+
+Every helper here answers a local question (who produced this value, is it a constant, which axes does
+this reduction use) in O(1) or O(consumers) so the passes stay linear in the number of nodes.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Iterator
+
+import numpy as np
+import onnx_ir as ir
+
+FLOAT_TYPES = frozenset(
+    {ir.DataType.FLOAT, ir.DataType.FLOAT16, ir.DataType.BFLOAT16, ir.DataType.DOUBLE}
+)
+
+# Constants larger than this are never read while matching: weights stay on disk.
+_SMALL_CONSTANT_ELEMENTS = 16
+
+
+def producer(value: ir.Value | None, op_type: str) -> ir.Node | None:
+    """Return the default-domain node of type ``op_type`` that produces ``value``, if any."""
+    if value is None:
+        return None
+    node = value.producer()
+    if node is None or node.op_type != op_type or node.domain not in ("", "ai.onnx"):
+        return None
+    return node
+
+
+def consumers(value: ir.Value) -> list[ir.Node]:
+    """Distinct nodes that read ``value`` (a node reading it twice counts once)."""
+    seen: dict[int, ir.Node] = {}
+    for user, _ in value.uses():
+        seen.setdefault(id(user), user)
+    return list(seen.values())
+
+
+def is_graph_output(value: ir.Value) -> bool:
+    """True when ``value`` is an output of the graph (or function) that owns it."""
+    return value.is_graph_output()
+
+
+def only_consumer(value: ir.Value) -> ir.Node | None:
+    """The single node reading ``value``, or None when it has several readers or is a graph output."""
+    users = consumers(value)
+    if len(users) != 1 or is_graph_output(value):
+        return None
+    return users[0]
+
+
+def small_constant(value: ir.Value | None) -> np.ndarray | None:
+    """Return the value of a small constant (initializer or Constant node), else None.
+
+    Only tensors with at most a handful of elements are read, so matching never touches weight bytes.
+    """
+    if value is None:
+        return None
+    if value.const_value is None:
+        node = value.producer()
+        if node is None or node.op_type != "Constant" or node.domain not in ("", "ai.onnx"):
+            return None
+    elif value.const_value.size > _SMALL_CONSTANT_ELEMENTS:
+        return None
+    try:
+        tensor = ir.convenience.get_const_tensor(value)
+    except ValueError:
+        return None
+    if tensor is None or tensor.size > _SMALL_CONSTANT_ELEMENTS:
+        return None
+    return np.asarray(tensor.numpy())
+
+
+def scalar_constant(value: ir.Value | None) -> float | None:
+    """Value of a constant holding exactly one element (shape [], [1], [1,1], ...), else None."""
+    array = small_constant(value)
+    if array is None or array.size != 1:
+        return None
+    try:
+        return float(array.astype(np.float64).reshape(()))
+    except (TypeError, ValueError):
+        return None
+
+
+def is_constant(value: ir.Value | None) -> bool:
+    """True for initializers, Constant outputs, and Casts of either (weights are not read)."""
+    if value is None:
+        return False
+    if value.const_value is not None and not value.is_graph_input():
+        return True
+    node = value.producer()
+    if node is None or node.domain not in ("", "ai.onnx"):
+        return False
+    if node.op_type == "Constant":
+        return True
+    return node.op_type == "Cast" and is_constant(node.inputs[0])
+
+
+def constant_shape(value: ir.Value) -> tuple[int, ...] | None:
+    """Static shape of a constant value without reading its data."""
+    if value.const_value is not None:
+        return tuple(int(d) for d in value.const_value.shape)
+    node = value.producer()
+    if node is None:
+        return None
+    if node.op_type == "Cast":
+        return constant_shape(node.inputs[0]) if node.inputs[0] is not None else None
+    if node.op_type == "Constant":
+        try:
+            tensor = ir.convenience.get_const_tensor(value)
+        except ValueError:
+            return None
+        return None if tensor is None else tuple(int(d) for d in tensor.shape)
+    return None
+
+
+def dtype_of(value: ir.Value | None, depth: int = 8) -> ir.DataType | None:
+    """Element type of ``value``: declared, or followed back through Casts and elementwise ops."""
+    if value is None:
+        return None
+    if value.dtype is not None:
+        return value.dtype
+    if value.const_value is not None:
+        return value.const_value.dtype
+    node = value.producer()
+    if node is None or depth == 0:
+        return None
+    if node.op_type == "Cast":
+        to = node.attributes.get("to")
+        return ir.DataType(to.as_int()) if to is not None else None
+    if node.op_type == "Constant":
+        tensor = small_constant(value)
+        return None if tensor is None else ir.DataType.from_numpy(tensor.dtype)
+    if node.op_type in {"Add", "Sub", "Mul", "Div", "Pow", "Sqrt", "Reciprocal", "ReduceMean", "Neg"}:
+        for operand in node.inputs[:1]:
+            found = dtype_of(operand, depth - 1)
+            if found is not None:
+                return found
+    return None
+
+
+def rank_of(value: ir.Value) -> int | None:
+    """Rank of ``value`` when its shape is known."""
+    return None if value.shape is None else len(value.shape)
+
+
+def static_dims(value: ir.Value, axes: Iterable[int]) -> tuple[int, ...] | None:
+    """Concrete sizes of ``value`` along ``axes`` (negative, counted from the end), or None."""
+    if value.shape is None:
+        return None
+    dims = []
+    for axis in axes:
+        dim = value.shape[axis]
+        if not isinstance(dim, int):
+            return None
+        dims.append(dim)
+    return tuple(dims)
+
+
+def reduce_axes(node: ir.Node) -> tuple[list[int] | None, int, str | None]:
+    """Axes, keepdims and a refusal reason for a ReduceMean/ReduceSum node (attribute or input form)."""
+    keepdims_attr = node.attributes.get("keepdims")
+    keepdims = 1 if keepdims_attr is None else keepdims_attr.as_int()
+    axes_attr = node.attributes.get("axes")
+    if axes_attr is not None:
+        return list(axes_attr.as_ints()), keepdims, None
+    if len(node.inputs) > 1 and node.inputs[1] is not None:
+        array = small_constant(node.inputs[1])
+        if array is None:
+            return None, keepdims, "reduction axes are not a constant"
+        return [int(a) for a in array.reshape(-1)], keepdims, None
+    return None, keepdims, "reduction over all axes (no axes given)"
+
+
+def trailing_axis_count(axes: list[int], rank: int | None) -> tuple[int | None, str | None]:
+    """How many trailing axes ``axes`` covers, or a reason why they are not exactly the trailing ones."""
+    if not axes:
+        return None, "empty reduction axes"
+    if rank is None:
+        if any(a >= 0 for a in axes):
+            return None, f"positive axes {axes} with unknown input rank"
+        normalized = sorted(axes)
+        count = len(normalized)
+        if normalized != list(range(-count, 0)):
+            return None, f"axes {axes} are not the trailing axes"
+        return count, None
+    normalized = sorted(a + rank if a < 0 else a for a in axes)
+    if len(set(normalized)) != len(normalized) or any(a < 0 or a >= rank for a in normalized):
+        return None, f"axes {axes} are invalid for rank {rank}"
+    count = len(normalized)
+    if normalized != list(range(rank - count, rank)):
+        return None, f"axes {axes} are not the trailing axes of a rank-{rank} input"
+    return count, None
+
+
+def same_value(a: ir.Value | None, b: ir.Value | None) -> bool:
+    """True when ``a`` and ``b`` are the same tensor, or identical Casts of the same tensor."""
+    if a is None or b is None:
+        return False
+    if a is b:
+        return True
+    pa, pb = producer(a, "Cast"), producer(b, "Cast")
+    if pa is None or pb is None:
+        return False
+    ta, tb = pa.attributes.get("to"), pb.attributes.get("to")
+    if ta is None or tb is None or ta.as_int() != tb.as_int():
+        return False
+    return pa.inputs[0] is pb.inputs[0]
+
+
+def operand_pairs(node: ir.Node) -> Iterator[tuple[ir.Value, ir.Value]]:
+    """Both orders of a commutative binary node's operands."""
+    a, b = node.inputs[0], node.inputs[1]
+    if a is None or b is None:
+        return
+    yield a, b
+    if a is not b:
+        yield b, a
+
+
+def graphs_of(model: ir.Model) -> Iterator[ir.Graph | ir.Function]:
+    """The main graph, every subgraph (If/Loop/Scan bodies) and every function, each once."""
+    seen: set[int] = set()
+    stack: list[ir.Graph | ir.Function] = [model.graph, *model.functions.values()]
+    while stack:
+        graph = stack.pop()
+        if id(graph) in seen:
+            continue
+        seen.add(id(graph))
+        yield graph
+        for node in graph:
+            for attr in node.attributes.values():
+                if attr.type == ir.AttributeType.GRAPH:
+                    stack.append(attr.as_graph())
+                elif attr.type == ir.AttributeType.GRAPHS:
+                    stack.extend(attr.as_graphs())

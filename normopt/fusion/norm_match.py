@@ -1,0 +1,291 @@
+"""The part every decomposed norm shares: variance → ε → inverse square root → scale/shift.
+
+Both families end the same way once the mean of squares ``v`` is known::
+
+    v ─► Add(ε) ─► Sqrt ──────────────► Div(num, ·) ─┐
+                 ├► Sqrt ─► Reciprocal ─► Mul(num, ·) ┤
+                 ├► Sqrt ─► Div(1, ·) ──► Mul(num, ·) ┤─► n ─► [Cast] ─► [Mul γ] ─► [Add β] ─► y
+                 └► Pow(·, -0.5) ───────► Mul(num, ·) ┘
+
+``num`` is ``x − μ`` for LayerNorm and ``x`` for RMSNorm; the caller says which values qualify. ε may sit
+on either side of the Add and be an initializer, a Constant node or ``Constant(value_float)``, scalar or
+[1]. A Cast may sit anywhere in the scale/shift chain (fp16 models computing in float32).
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+import numpy as np
+import onnx_ir as ir
+
+from normopt.fusion import graph_utils as gu
+
+
+class Refusal(Exception):
+    """A candidate is not a norm (or not provably one); ``str(self)`` is the reason."""
+
+
+@dataclass
+class NormMatch:
+    """A matched norm, ready to be rewritten.
+
+    Attributes:
+        x: Value the norm reads (before any Cast to float32 that the pattern starts with).
+        y: Value the fused node replaces.
+        axes: Number of trailing axes normalized.
+        epsilon: ε as the model computes it (read in its own dtype).
+        scale: Constant γ value (possibly a Cast of a constant), or None.
+        bias: Constant β value (possibly a Cast of a constant), or None.
+        dtype: Element type of ``x`` and of the fused node's output.
+        rule: Variant name for statistics, e.g. ``layernorm/mul-reciprocal-sqrt``.
+        nodes: Every node of the pattern (removed once nothing else reads their outputs).
+    """
+
+    x: ir.Value
+    y: ir.Value
+    axes: int
+    epsilon: float
+    scale: ir.Value | None
+    bias: ir.Value | None
+    dtype: ir.DataType
+    rule: str
+    nodes: list[ir.Node] = field(default_factory=list)
+
+
+@dataclass
+class _Affine:
+    value: ir.Value
+    after_cast: bool
+
+
+def _epsilon_add(variance: ir.Value) -> tuple[ir.Node, float, ir.DataType | None]:
+    for user in variance.consumers():
+        if user.op_type != "Add" or user.domain not in ("", "ai.onnx"):
+            continue
+        for operand, other in gu.operand_pairs(user):
+            if operand is variance:
+                eps = gu.scalar_constant(other)
+                if eps is not None and math.isfinite(eps) and eps >= 0:
+                    return user, eps, gu.dtype_of(other)
+    for user in variance.consumers():
+        if user.op_type == "Sqrt":
+            for after in user.outputs[0].consumers():
+                if after.op_type == "Add":
+                    raise Refusal("epsilon is added outside the square root: (x-mean)/(std+eps)")
+    raise Refusal("no constant epsilon Add after the variance")
+
+
+def _is_exponent(value: ir.Value | None, exponent: float) -> bool:
+    found = gu.scalar_constant(value)
+    return found is not None and found == exponent
+
+
+def _inverse_sqrt_steps(var_eps: ir.Value) -> list[tuple[str, ir.Value, list[ir.Node], bool]]:
+    """All (form, value, nodes, is_divisor) reachable from var+ε that compute sqrt or 1/sqrt of it."""
+    steps: list[tuple[str, ir.Value, list[ir.Node], bool]] = []
+    for user in var_eps.consumers():
+        out = user.outputs[0]
+        is_pow = user.op_type == "Pow" and user.inputs[0] is var_eps
+        if user.op_type == "Sqrt" or (is_pow and _is_exponent(user.inputs[1], 0.5)):
+            sqrt_form = "sqrt" if user.op_type == "Sqrt" else "pow-half"
+            steps.append((f"div-{sqrt_form}", out, [user], True))
+            for after in out.consumers():
+                if after.op_type == "Reciprocal":
+                    steps.append((f"mul-reciprocal-{sqrt_form}", after.outputs[0], [user, after], False))
+                elif (
+                    after.op_type == "Div"
+                    and after.inputs[1] is out
+                    and _is_exponent(after.inputs[0], 1.0)
+                ):
+                    steps.append((f"mul-div-one-{sqrt_form}", after.outputs[0], [user, after], False))
+        elif is_pow and _is_exponent(user.inputs[1], -0.5):
+            steps.append(("mul-pow-neg-half", out, [user], False))
+    return steps
+
+
+def match_tail(
+    variance: ir.Value, is_numerator: Callable[[ir.Value], bool]
+) -> tuple[ir.Value, str, float, ir.DataType | None, list[ir.Node]]:
+    """Follow a mean of squares down to the normalized value ``n``.
+
+    Args:
+        variance: Output of the ReduceMean over the squares.
+        is_numerator: Says whether a value is the tensor being normalized (x−μ or x).
+
+    Returns:
+        ``(n, form, epsilon, epsilon_dtype, nodes)``; ``nodes`` run from the ε Add to ``n``. ε's dtype
+        is the dtype the core computes in (Add needs both operands alike), known even where values
+        carry no types, as inside functions.
+
+    Raises:
+        Refusal: With the reason when the chain is not a norm.
+    """
+    add, eps, eps_dtype = _epsilon_add(variance)
+    steps = _inverse_sqrt_steps(add.outputs[0])
+    if not steps:
+        raise Refusal("no Sqrt, Reciprocal or Pow(-0.5) of variance+epsilon")
+    for form, value, nodes, is_divisor in steps:
+        for user in value.consumers():
+            if is_divisor:
+                if user.op_type == "Div" and user.inputs[1] is value and is_numerator(user.inputs[0]):
+                    return user.outputs[0], form, eps, eps_dtype, [add, *nodes, user]
+            elif user.op_type == "Mul":
+                for operand, other in gu.operand_pairs(user):
+                    if operand is value and is_numerator(other):
+                        return user.outputs[0], form, eps, eps_dtype, [add, *nodes, user]
+    raise Refusal("the inverse square root does not scale the same tensor the variance came from")
+
+
+def _affine_chain(
+    n: ir.Value, allow_bias: bool
+) -> tuple[list[ir.Node], ir.Node | None, _Affine | None, _Affine | None]:
+    """Walk Cast / Mul(γ) / Add(β) after ``n`` while each value has exactly one reader."""
+    nodes: list[ir.Node] = []
+    cast: ir.Node | None = None
+    scale: _Affine | None = None
+    bias: _Affine | None = None
+    current = n
+    while True:
+        user = gu.only_consumer(current)
+        if user is None or user.domain not in ("", "ai.onnx"):
+            break
+        if user.op_type == "Cast" and cast is None:
+            to = user.attributes.get("to")
+            if to is None or ir.DataType(to.as_int()) not in gu.FLOAT_TYPES:
+                break
+            cast = user
+        elif user.op_type in ("Mul", "Add") and len(user.inputs) == 2:
+            if user.op_type == "Mul" and (scale is not None or bias is not None):
+                break
+            if user.op_type == "Add" and (bias is not None or not allow_bias):
+                break
+            other = next((o for v, o in gu.operand_pairs(user) if v is current), None)
+            if other is None or not gu.is_constant(other):
+                break
+            affine = _Affine(other, after_cast=cast is not None)
+            if user.op_type == "Mul":
+                scale = affine
+            else:
+                bias = affine
+        else:
+            break
+        nodes.append(user)
+        current = user.outputs[0]
+    return nodes, cast, scale, bias
+
+
+def _check_affine_shape(value: ir.Value, axes: int, x: ir.Value, what: str) -> None:
+    shape = gu.constant_shape(value)
+    if shape is None:
+        raise Refusal(f"{what} shape is unknown")
+    stripped = list(shape)
+    while stripped and stripped[0] == 1 and len(stripped) > axes:
+        stripped.pop(0)
+    if len(stripped) > axes:
+        raise Refusal(f"{what} of shape {list(shape)} varies over axes that are not normalized")
+    rank = gu.rank_of(x)
+    if rank is None and len(shape) > axes:
+        raise Refusal(f"{what} of shape {list(shape)} may raise the rank of an input of unknown rank")
+    if rank is not None and len(shape) > rank:
+        raise Refusal(f"{what} of shape {list(shape)} raises the output rank above {rank}")
+    dims = gu.static_dims(x, range(-len(stripped), 0)) if stripped else ()
+    if dims is not None and any(s not in (1, d) for s, d in zip(stripped, dims, strict=True)):
+        raise Refusal(f"{what} of shape {list(shape)} does not match the normalized dims {list(dims)}")
+
+
+def finish(
+    x: ir.Value,
+    n: ir.Value,
+    axes: int,
+    epsilon: float,
+    rule: str,
+    nodes: list[ir.Node],
+    compute_dtype: ir.DataType | None,
+    allow_bias: bool = True,
+) -> NormMatch:
+    """Extend a matched core with its scale/shift chain and settle the dtype of the fused node.
+
+    When the core runs in float32 on a Cast of an fp16/bf16 tensor and the chain casts back to that
+    type, the fused node reads the original tensor directly (its stash_type keeps float32 math).
+    """
+    chain, cast, scale, bias = _affine_chain(n, allow_bias)
+    x_dtype = gu.dtype_of(x) or compute_dtype
+    if x_dtype is None:
+        raise Refusal("element type of the input is unknown")
+    source = _cast_source(x)
+    target_dtype = ir.DataType(cast.attributes["to"].as_int()) if cast is not None else None
+    shortcut = source is not None and gu.dtype_of(source) == target_dtype
+    if shortcut and target_dtype is not None:
+        shortcut = all(
+            a is None or a.after_cast or representable(a.value, target_dtype) for a in (scale, bias)
+        )
+    if cast is not None and not shortcut:
+        cut = chain.index(cast)
+        chain = chain[:cut]
+        scale = scale if scale is not None and not scale.after_cast else None
+        bias = bias if bias is not None and not bias.after_cast else None
+        cast = None
+    if cast is not None and source is not None:
+        x, x_dtype = source, gu.dtype_of(source) or x_dtype
+        rule += "/cast-wrapped"
+    for affine, what in ((scale, "scale"), (bias, "bias")):
+        if affine is not None:
+            _check_affine_shape(affine.value, axes, x, what)
+    y = chain[-1].outputs[0] if chain else n
+    return NormMatch(
+        x=x,
+        y=y,
+        axes=axes,
+        epsilon=epsilon,
+        scale=scale.value if scale else None,
+        bias=bias.value if bias else None,
+        dtype=x_dtype,
+        rule=rule,
+        nodes=[*nodes, *chain],
+    )
+
+
+def constant_array(value: ir.Value) -> np.ndarray:
+    """Read a constant (initializer, Constant node, or a Cast of one) as numpy, applying the Cast."""
+    cast = gu.producer(value, "Cast")
+    if cast is not None and cast.inputs[0] is not None:
+        to = ir.DataType(cast.attributes["to"].as_int())
+        return constant_array(cast.inputs[0]).astype(to.numpy())
+    tensor = ir.convenience.get_const_tensor(value)
+    if tensor is None:
+        raise Refusal(f"{value.name} is not a constant")
+    return np.asarray(tensor.numpy())
+
+
+def representable(value: ir.Value, dtype: ir.DataType) -> bool:
+    """True when the constant ``value`` converts to ``dtype`` and back without change."""
+    if gu.dtype_of(value) == dtype:
+        return True
+    array = constant_array(value)
+    converted = array.astype(dtype.numpy())
+    return bool(np.array_equal(converted.astype(array.dtype), array))
+
+
+def _cast_source(x: ir.Value) -> ir.Value | None:
+    """The lower-precision tensor ``x`` was cast up from, if ``x`` is such a Cast."""
+    cast = gu.producer(x, "Cast")
+    if cast is None or cast.inputs[0] is None:
+        return None
+    source_dtype = gu.dtype_of(cast.inputs[0])
+    if source_dtype in (ir.DataType.FLOAT16, ir.DataType.BFLOAT16, ir.DataType.FLOAT):
+        return cast.inputs[0]
+    return None
+
+
+def constant_producers(nodes: list[ir.Node]) -> list[ir.Node]:
+    """Constant nodes feeding ``nodes`` (ε, exponents, axes), so they can go when unused."""
+    found: list[ir.Node] = []
+    for node in nodes:
+        for value in node.inputs:
+            const = gu.producer(value, "Constant")
+            if const is not None and const not in found:
+                found.append(const)
+    return found

@@ -1,0 +1,69 @@
+"""The fusion pipeline: LayerNorm pass, RMSNorm pass, then (for ``--target ort``) the Skip pass."""
+
+from __future__ import annotations
+
+import logging
+
+import onnx_ir as ir
+
+from normopt.fusion import graph_utils as gu
+from normopt.fusion.base import FusionContext
+from normopt.fusion.emit import TARGETS, Target
+from normopt.fusion.layernorm import LayerNormPass
+from normopt.fusion.result import FusionResult
+from normopt.fusion.rmsnorm import RMSNormPass
+from normopt.fusion.skip import SkipNormPass
+
+logger = logging.getLogger(__name__)
+
+# Shape inference costs seconds on very large graphs; the passes do without it (negative axes,
+# static gamma shapes), so it only runs below this size, where it lets more candidates be proven.
+SHAPE_INFERENCE_MAX_NODES = 10_000
+
+
+def count_nodes(model: ir.Model) -> int:
+    """Nodes in every graph, subgraph and function of ``model``."""
+    return sum(len(list(g)) for g in gu.graphs_of(model))
+
+
+def _infer_shapes(model: ir.Model) -> None:
+    from onnx_ir.passes.common import ShapeInferencePass
+
+    try:
+        ShapeInferencePass(strict_mode=False, check_type=False)(model)
+    except Exception as error:  # noqa: BLE001 - inference is an aid; its failure must not stop fusion
+        logger.warning("shape inference skipped: %s", error)
+
+
+def fuse_model(
+    model: ir.Model, target: Target = "auto", skip: bool | None = None, infer_shapes: bool | None = None
+) -> FusionResult:
+    """Fuse every decomposed LayerNorm and RMSNorm of ``model`` in place.
+
+    Args:
+        model: The model, modified in place.
+        target: ``auto``, ``onnx`` or ``ort`` (see ``normopt.fusion.emit``).
+        skip: Merge residual Adds into Skip* ops; defaults to True for ``ort`` and is refused for ``onnx``.
+        infer_shapes: Run ONNX shape inference first; defaults to True below 10,000 nodes.
+
+    Returns:
+        Counts, per-candidate records and rejection reasons.
+    """
+    if target not in TARGETS:
+        raise ValueError(f"unknown target {target!r}; choose one of {', '.join(TARGETS)}")
+    if skip and target == "onnx":
+        raise ValueError("Skip* ops are ONNX Runtime contrib ops; use --target ort or auto for --skip")
+    nodes_before = count_nodes(model)
+    if infer_shapes is None:
+        infer_shapes = nodes_before < SHAPE_INFERENCE_MAX_NODES
+    if infer_shapes:
+        _infer_shapes(model)
+    ctx = FusionContext(model=model, target=target)
+    result = FusionResult(target=target, opset=model.opset_imports.get("", 1), nodes_before=nodes_before)
+    passes: list[LayerNormPass | RMSNormPass | SkipNormPass] = [LayerNormPass(), RMSNormPass()]
+    if skip or (skip is None and target == "ort"):
+        passes.append(SkipNormPass())
+    for fusion_pass in passes:
+        result.details.extend(fusion_pass.run(ctx))
+    result.nodes_after = count_nodes(model)
+    return result

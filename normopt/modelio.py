@@ -1,0 +1,157 @@
+"""Loading, checking and saving models: the one module of normopt that touches raw ONNX protobuf.
+
+Models are held as onnx_ir models. External weights stay memory-mapped and are never read unless a pass
+needs a small tensor; outputs are written to a temporary file beside the destination and moved into
+place, so a failed save leaves nothing half-written and an input is never overwritten by accident.
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Literal
+
+import onnx
+import onnx_ir as ir
+
+from normopt.errors import UsageError
+
+# ONNX Runtime 1.31 loads IR version <= 13 (see shared notes); never write anything newer.
+MAX_IR_VERSION = 10
+
+ExternalLayout = Literal["auto", "same", "new", "inline"]
+
+
+def load(path: str | os.PathLike[str]) -> ir.Model:
+    """Load ``path`` without reading external weights; raise UsageError for a missing or bad file.
+
+    Every external data file the model references must exist (weights are checked, not read).
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise UsageError(f"no such model file: {path}")
+    try:
+        model = ir.load(path)
+    except Exception as error:  # noqa: BLE001 - protobuf raises many types for a corrupt file
+        raise UsageError(f"{path} is not a readable ONNX model ({type(error).__name__}: {error})") from None
+    missing = sorted({str(f) for f in external_files(model) if not f.is_file()})
+    if missing:
+        raise UsageError(f"{path} references missing external data: {', '.join(missing)}")
+    return model
+
+
+def external_files(model: ir.Model) -> set[Path]:
+    """Absolute paths of the external data files the model's initializers point to."""
+    files: set[Path] = set()
+    for graph in model.graphs():
+        for value in graph.initializers.values():
+            tensor = value.const_value
+            if isinstance(tensor, ir.ExternalTensor):
+                files.add(Path(tensor.base_dir) / tensor.location)
+    return files
+
+
+@dataclass
+class SaveInfo:
+    """Where a model went and where its weights are."""
+
+    path: Path
+    data_files: list[Path]
+
+
+def save(
+    model: ir.Model,
+    path: str | os.PathLike[str],
+    *,
+    source: str | os.PathLike[str] | None = None,
+    external: ExternalLayout = "auto",
+    in_place: bool = False,
+    data_name: str | None = None,
+) -> SaveInfo:
+    """Write ``model`` atomically.
+
+    Args:
+        model: The model to write.
+        path: Destination ``.onnx`` file.
+        source: The file the model was loaded from; writing onto it needs ``in_place``.
+        external: ``same`` keeps references to the existing data files (output must sit in the same
+            directory), ``new`` writes ``<name>.data`` beside the output, ``inline`` embeds every weight,
+            ``auto`` picks ``same`` when possible, else ``new`` when the model has external weights.
+        in_place: Allow ``path`` to be ``source``.
+        data_name: File name for ``new`` external data (default ``<output name>.data``).
+
+    Returns:
+        The output path and the data files it references.
+    """
+    path = Path(path)
+    if source is not None and path.resolve() == Path(source).resolve() and not in_place:
+        raise UsageError(f"refusing to overwrite the input {path}; pass --in-place to allow it")
+    if not path.parent.is_dir():
+        raise UsageError(f"output directory does not exist: {path.parent}")
+    existing = external_files(model)
+    same_dir = all(f.parent.resolve() == path.parent.resolve() for f in existing)
+    if external == "auto":
+        external = "inline" if not existing else ("same" if same_dir else "new")
+    if external == "same" and not same_dir:
+        raise UsageError("external data can keep its layout only when the output is in the input's directory")
+    _cap_ir_version(model)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    os.close(fd)
+    try:
+        if external == "new":
+            data_name = data_name or f"{path.name}.data"
+            ir.save(model, tmp, external_data=data_name, size_threshold_bytes=1024)
+            data_files = [path.parent / data_name]
+        else:
+            if external == "inline":
+                ir.external_data.load_to_model(model)
+            ir.save(model, tmp)
+            data_files = sorted(existing) if external == "same" else []
+        os.replace(tmp, path)
+    finally:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+    return SaveInfo(path=path, data_files=data_files)
+
+
+def _cap_ir_version(model: ir.Model) -> None:
+    model.ir_version = min(model.ir_version or MAX_IR_VERSION, MAX_IR_VERSION)
+
+
+def to_proto(model: ir.Model) -> onnx.ModelProto:
+    """Serialize to a ModelProto (weights that are external stay external)."""
+    _cap_ir_version(model)
+    return ir.serde.serialize_model(model)
+
+
+def check(path: str | os.PathLike[str], full: bool = True) -> str | None:
+    """Run ``onnx.checker`` on a saved model (shape inference too when ``full``); return the error or None.
+
+    The path form lets the checker handle external data and models over 2 GiB.
+    """
+    try:
+        onnx.checker.check_model(str(path), full_check=full)
+    except (onnx.checker.ValidationError, onnx.shape_inference.InferenceError) as error:
+        return str(error).strip().splitlines()[0]
+    return None
+
+
+def serialize(model: ir.Model) -> bytes:
+    """The model as bytes for an in-memory ONNX Runtime session (weights included)."""
+    return to_proto(model).SerializeToString()
+
+
+def add_outputs(model: ir.Model, names: list[str]) -> list[str]:
+    """Expose the named intermediate values of the main graph as extra outputs; return those added."""
+    values = ir.convenience.create_value_mapping(model.graph)
+    present = {o.name for o in model.graph.outputs}
+    added = []
+    for name in names:
+        value = values.get(name)
+        if value is None or name in present or value.is_graph_input() or value.is_initializer():
+            continue
+        model.graph.outputs.append(value)
+        added.append(name)
+    return added

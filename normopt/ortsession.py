@@ -1,0 +1,114 @@
+"""ONNX Runtime sessions the way normopt needs them: explicit provider, no silent CPU fallback.
+
+With onnxruntime-gpu on a machine without CUDA, ``get_available_providers()`` still lists CUDA and a
+session asked for it quietly runs on CPU. normopt therefore disables CPU fallback for CUDA sessions and
+reads the providers back from the session, so a number is never labelled CUDA when it was not.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import TYPE_CHECKING, Literal
+
+from normopt.errors import ProviderUnavailable, UsageError
+
+if TYPE_CHECKING:
+    import onnxruntime as ort
+
+Provider = Literal["cpu", "cuda"]
+OptLevel = Literal["disable", "basic", "extended", "all"]
+PROVIDERS: tuple[Provider, ...] = ("cpu", "cuda")
+OPT_LEVELS: tuple[OptLevel, ...] = ("disable", "basic", "extended", "all")
+_ORT_NAMES = {"cpu": "CPUExecutionProvider", "cuda": "CUDAExecutionProvider"}
+
+
+def ort_provider_name(provider: Provider) -> str:
+    """ONNX Runtime's name for a provider (``cuda`` → ``CUDAExecutionProvider``)."""
+    return _ORT_NAMES[provider]
+
+
+def _graph_level(level: OptLevel) -> ort.GraphOptimizationLevel:
+    import onnxruntime as ort
+
+    return {
+        "disable": ort.GraphOptimizationLevel.ORT_DISABLE_ALL,
+        "basic": ort.GraphOptimizationLevel.ORT_ENABLE_BASIC,
+        "extended": ort.GraphOptimizationLevel.ORT_ENABLE_EXTENDED,
+        "all": ort.GraphOptimizationLevel.ORT_ENABLE_ALL,
+    }[level]
+
+
+def cuda_problem() -> str | None:
+    """Why CUDA cannot be used here (None when a CUDA session can really be created)."""
+    import onnxruntime as ort
+
+    if "CUDAExecutionProvider" not in ort.get_available_providers():
+        return f"this onnxruntime build ({ort.__version__}) has no CUDAExecutionProvider"
+    if not any(Path(p).exists() for p in ("/dev/nvidia0", "/dev/nvidiactl")) and not os.environ.get(
+        "NORMOPT_ASSUME_GPU"
+    ):
+        return "no NVIDIA GPU device is visible (/dev/nvidia0 missing)"
+    try:
+        import numpy as np
+        import onnx_ir as ir
+
+        from normopt import modelio
+
+        x = ir.Value(name="x", type=ir.TensorType(ir.DataType.FLOAT), shape=ir.Shape([1]))
+        node = ir.Node("", "Identity", [x], outputs=[ir.Value(name="y", type=x.type, shape=x.shape)])
+        graph = ir.Graph([x], node.outputs, nodes=[node], opset_imports={"": 17})
+        session = create(modelio.serialize(ir.Model(graph, ir_version=8)), "cuda", "disable")
+        session.run(None, {"x": np.zeros([1], np.float32)})
+    except ProviderUnavailable as error:
+        return str(error)
+    return None
+
+
+def create(
+    model: str | os.PathLike[str] | bytes,
+    provider: Provider = "cpu",
+    opt_level: OptLevel = "disable",
+    threads: int | None = None,
+    profile_prefix: str | None = None,
+) -> ort.InferenceSession:
+    """Create a session on exactly ``provider``; raise ProviderUnavailable if ORT would fall back.
+
+    Args:
+        model: Path to an ``.onnx`` file or serialized model bytes.
+        provider: ``cpu`` or ``cuda``.
+        opt_level: ONNX Runtime graph optimization level (``disable`` keeps ORT's own fusions off).
+        threads: Intra-op threads (None: ORT's default).
+        profile_prefix: Turn ORT's profiler on, writing files with this prefix.
+    """
+    import onnxruntime as ort
+
+    options = ort.SessionOptions()
+    options.graph_optimization_level = _graph_level(opt_level)
+    options.log_severity_level = 3
+    if threads is not None:
+        options.intra_op_num_threads = threads
+        options.inter_op_num_threads = 1
+    if profile_prefix is not None:
+        options.enable_profiling = True
+        options.profile_file_prefix = profile_prefix
+    providers = [ort_provider_name(provider)]
+    if provider == "cuda":
+        options.add_session_config_entry("session.disable_cpu_ep_fallback", "1")
+        providers.append("CPUExecutionProvider")
+    source = model if isinstance(model, bytes) else str(model)
+    try:
+        session = ort.InferenceSession(source, sess_options=options, providers=providers)
+    except Exception as error:  # noqa: BLE001 - ORT raises its own exception classes
+        text = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
+        if provider == "cuda":
+            raise ProviderUnavailable(f"CUDA session could not be created: {text}") from None
+        raise UsageError(f"ONNX Runtime cannot load the model: {text}") from None
+    if ort_provider_name(provider) not in session.get_providers():
+        raise ProviderUnavailable(f"ONNX Runtime did not use {ort_provider_name(provider)} (fell back to CPU)")
+    return session
+
+
+def actual_provider(session: ort.InferenceSession) -> str:
+    """The first provider the session really runs on."""
+    return str(session.get_providers()[0])

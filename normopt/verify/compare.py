@@ -1,0 +1,130 @@
+"""Comparing two tensors: error statistics and the tolerance rule.
+
+Tolerance rule (the one ``numpy.allclose`` uses): an element fails when
+``|candidate − reference| > atol + rtol · |reference|``. A tensor passes when no element fails and its
+NaN/Inf positions match the reference's. Statistics are computed in float64.
+
+Default tolerances by the candidate's element type (each overridable with ``--atol``/``--rtol``):
+
+=========  =======  =======
+dtype      atol     rtol
+=========  =======  =======
+float64    1e-7     1e-7
+float32    1e-5     1e-4
+float16    2e-2     2e-2
+bfloat16   1e-1     5e-2
+=========  =======  =======
+
+fp16/bf16 candidates are meant to be compared against a float32 reference: the defaults absorb their
+rounding, not a changed computation.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+from typing import Any
+
+import numpy as np
+
+RULE = "fail where |candidate - reference| > atol + rtol * |reference|"
+
+DEFAULT_TOLERANCES: dict[str, tuple[float, float]] = {
+    "float64": (1e-7, 1e-7),
+    "float32": (1e-5, 1e-4),
+    "float16": (2e-2, 2e-2),
+    "bfloat16": (1e-1, 5e-2),
+}
+
+
+def default_tolerance(dtype_name: str) -> tuple[float, float]:
+    """(atol, rtol) for a candidate whose element type is named ``dtype_name`` (``float16``...)."""
+    return DEFAULT_TOLERANCES.get(dtype_name, DEFAULT_TOLERANCES["float32"])
+
+
+@dataclass
+class TensorStats:
+    """How one candidate tensor differs from its reference."""
+
+    name: str
+    shape: list[int]
+    dtype: str
+    max_abs: float
+    max_rel: float
+    mean_abs: float
+    p99_abs: float
+    cosine: float
+    over_tolerance: int
+    nan_reference: int
+    nan_candidate: int
+    inf_reference: int
+    inf_candidate: int
+    atol: float
+    rtol: float
+    passed: bool
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-ready form."""
+        return asdict(self)
+
+
+def compare(name: str, reference: np.ndarray, candidate: np.ndarray, atol: float, rtol: float) -> TensorStats:
+    """Statistics of ``candidate`` against ``reference`` under the tolerance rule above."""
+    if reference.shape != candidate.shape:
+        return TensorStats(
+            name, list(candidate.shape), str(candidate.dtype), float("inf"), float("inf"), float("inf"),
+            float("inf"), 0.0, int(candidate.size), 0, 0, 0, 0, atol, rtol, False,
+        )
+    ref = np.asarray(reference, dtype=np.float64)
+    cand = np.asarray(candidate, dtype=np.float64)
+    finite = np.isfinite(ref) & np.isfinite(cand)
+    diff = np.abs(cand - ref)
+    diff_f = np.where(finite, diff, 0.0)
+    rel = diff_f / np.maximum(np.abs(ref), np.finfo(np.float64).tiny)
+    over = finite & (diff_f > atol + rtol * np.abs(ref))
+    same_special = np.array_equal(np.isnan(ref), np.isnan(cand)) and np.array_equal(
+        np.where(np.isinf(ref), ref, 0), np.where(np.isinf(cand), cand, 0)
+    )
+    ref_f, cand_f = ref[finite], cand[finite]
+    norm = float(np.linalg.norm(ref_f) * np.linalg.norm(cand_f))
+    cosine = float(ref_f @ cand_f / norm) if norm > 0 else float(np.array_equal(ref_f, cand_f))
+    count = int(over.sum())
+    return TensorStats(
+        name=name,
+        shape=list(candidate.shape),
+        dtype=str(candidate.dtype),
+        max_abs=float(diff_f.max()) if diff_f.size else 0.0,
+        max_rel=float(rel.max()) if rel.size else 0.0,
+        mean_abs=float(diff_f.mean()) if diff_f.size else 0.0,
+        p99_abs=float(np.percentile(diff_f, 99)) if diff_f.size else 0.0,
+        cosine=cosine,
+        over_tolerance=count,
+        nan_reference=int(np.isnan(ref).sum()),
+        nan_candidate=int(np.isnan(cand).sum()),
+        inf_reference=int(np.isinf(ref).sum()),
+        inf_candidate=int(np.isinf(cand).sum()),
+        atol=atol,
+        rtol=rtol,
+        passed=count == 0 and same_special,
+    )
+
+
+def merge(a: TensorStats, b: TensorStats) -> TensorStats:
+    """Worst case of two trials of the same output (counts add up, maxima win, cosine takes the min)."""
+    return TensorStats(
+        name=a.name,
+        shape=a.shape,
+        dtype=a.dtype,
+        max_abs=max(a.max_abs, b.max_abs),
+        max_rel=max(a.max_rel, b.max_rel),
+        mean_abs=max(a.mean_abs, b.mean_abs),
+        p99_abs=max(a.p99_abs, b.p99_abs),
+        cosine=min(a.cosine, b.cosine),
+        over_tolerance=a.over_tolerance + b.over_tolerance,
+        nan_reference=a.nan_reference + b.nan_reference,
+        nan_candidate=a.nan_candidate + b.nan_candidate,
+        inf_reference=a.inf_reference + b.inf_reference,
+        inf_candidate=a.inf_candidate + b.inf_candidate,
+        atol=a.atol,
+        rtol=a.rtol,
+        passed=a.passed and b.passed,
+    )

@@ -1,0 +1,148 @@
+"""Inputs for running a model: loaded from an .npz, or generated per input from its name and type.
+
+Generated inputs are seeded and sensible for transformer graphs: ids are drawn below the vocabulary
+size found by data flow (the first dimension of the embedding table they index), attention masks are
+ones, position ids count up, token type ids are zeros, and floats are standard normal. Dynamic
+dimensions are bound by ``--shape NAME=DIMS`` or else by name: batch-like dims 2, all others 16.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import onnx_ir as ir
+
+from normopt.errors import UsageError
+
+DEFAULT_BATCH = 2
+DEFAULT_DIM = 16
+_NP_TYPES = {
+    "tensor(float)": np.float32,
+    "tensor(float16)": np.float16,
+    "tensor(double)": np.float64,
+    "tensor(int64)": np.int64,
+    "tensor(int32)": np.int32,
+    "tensor(bool)": np.bool_,
+    "tensor(uint8)": np.uint8,
+    "tensor(int8)": np.int8,
+}
+
+
+@dataclass(frozen=True)
+class InputSpec:
+    """A model input: name, ONNX Runtime type string, and dims (int, or a name/None when dynamic)."""
+
+    name: str
+    type: str
+    shape: tuple[int | str | None, ...]
+
+
+def parse_shape(text: str) -> tuple[str, list[int]]:
+    """Parse ``NAME=2x16x768`` (or ``NAME=2,16``) into a name and dims."""
+    match = re.fullmatch(r"\s*([^=]+?)\s*=\s*(\d+(?:\s*[x,]\s*\d+)*)?\s*", text)
+    if not match:
+        raise UsageError(f"bad --shape {text!r}; expected NAME=DIMS such as input_ids=2x16")
+    dims = [int(d) for d in re.split(r"\s*[x,]\s*", match.group(2))] if match.group(2) else []
+    return match.group(1), dims
+
+
+def parse_shapes(texts: list[str] | None) -> dict[str, list[int]]:
+    """Parse several ``--shape`` options; a dim name (``seq=32``) binds every input dim of that name."""
+    return dict(parse_shape(t) for t in texts or [])
+
+
+def bind_shape(spec: InputSpec, shapes: Mapping[str, list[int]]) -> list[int]:
+    """Concrete dims for ``spec``: its own ``--shape``, else named-dim bindings, else defaults."""
+    if spec.name in shapes:
+        dims = shapes[spec.name]
+        if len(dims) != len(spec.shape):
+            raise UsageError(f"--shape {spec.name} has {len(dims)} dims; the model input has {len(spec.shape)}")
+        return dims
+    bound = []
+    for index, dim in enumerate(spec.shape):
+        if isinstance(dim, int) and dim > 0:
+            bound.append(dim)
+        elif isinstance(dim, str) and dim in shapes and len(shapes[dim]) == 1:
+            bound.append(shapes[dim][0])
+        elif index == 0 or (isinstance(dim, str) and "batch" in dim.lower()):
+            bound.append(DEFAULT_BATCH)
+        else:
+            bound.append(DEFAULT_DIM)
+    return bound
+
+
+def vocab_limits(model: ir.Model) -> dict[str, int]:
+    """For each integer graph input that indexes a Gather table, the table's first dimension."""
+    limits: dict[str, int] = {}
+    for value in model.graph.inputs:
+        for user, index in value.uses():
+            if user.op_type == "Gather" and index == 1 and user.inputs[0] is not None:
+                table = user.inputs[0]
+                shape = table.const_value.shape if table.const_value is not None else table.shape
+                if shape is not None and len(shape) and isinstance(shape[0], int):
+                    limits[value.name or ""] = min(limits.get(value.name or "", shape[0]), shape[0])
+    return limits
+
+
+def generate(
+    specs: list[InputSpec],
+    shapes: Mapping[str, list[int]],
+    seed: int,
+    limits: Mapping[str, int] | None = None,
+    float_dtype: type | None = None,
+) -> dict[str, np.ndarray]:
+    """Seeded inputs for ``specs``; ``float_dtype`` overrides float types (e.g. float32 for a reference)."""
+    rng = np.random.default_rng(seed)
+    feeds: dict[str, np.ndarray] = {}
+    for spec in specs:
+        dtype = _NP_TYPES.get(spec.type)
+        if dtype is None:
+            raise UsageError(f"input {spec.name} has type {spec.type}, which normopt cannot generate")
+        dims = bind_shape(spec, shapes)
+        lowered = spec.name.lower()
+        if np.issubdtype(dtype, np.floating):
+            feeds[spec.name] = rng.standard_normal(dims).astype(float_dtype or dtype)
+        elif dtype is np.bool_:
+            feeds[spec.name] = np.ones(dims, dtype=np.bool_)
+        elif "mask" in lowered:
+            feeds[spec.name] = np.ones(dims, dtype=dtype)
+        elif "position" in lowered:
+            feeds[spec.name] = np.broadcast_to(np.arange(dims[-1], dtype=dtype), dims).copy() if dims else np.zeros(dims, dtype)
+        elif "token_type" in lowered:
+            feeds[spec.name] = np.zeros(dims, dtype=dtype)
+        else:
+            high = (limits or {}).get(spec.name, 100)
+            feeds[spec.name] = rng.integers(0, max(1, high), size=dims).astype(dtype)
+    return feeds
+
+
+def load_npz(path: str | Path, specs: list[InputSpec]) -> dict[str, np.ndarray]:
+    """Inputs from an ``.npz``; every model input must be present (extra arrays are an error too)."""
+    path = Path(path)
+    if not path.is_file():
+        raise UsageError(f"no such inputs file: {path}")
+    try:
+        with np.load(path) as data:
+            feeds = {k: data[k] for k in data.files}
+    except Exception as error:  # noqa: BLE001 - numpy raises several types for a bad file
+        raise UsageError(f"{path} is not a readable .npz ({error})") from None
+    names = {s.name for s in specs}
+    if set(feeds) != names:
+        raise UsageError(f"{path} holds {sorted(feeds)}, but the model's inputs are {sorted(names)}")
+    return feeds
+
+
+def cast_for(feeds: Mapping[str, np.ndarray], specs: list[InputSpec]) -> dict[str, np.ndarray]:
+    """Cast float arrays to each input's own float type (a float32 reference vs an fp16 candidate)."""
+    out = {}
+    for spec in specs:
+        array = feeds[spec.name]
+        dtype = _NP_TYPES.get(spec.type)
+        if dtype is not None and np.issubdtype(dtype, np.floating) and array.dtype != dtype:
+            array = array.astype(dtype)
+        out[spec.name] = array
+    return out

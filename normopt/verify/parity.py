@@ -1,0 +1,170 @@
+"""``normopt.verify``: run a reference and a candidate model on the same inputs and compare outputs.
+
+Both models run on ONNX Runtime with graph optimizations off, so ORT's own fusions cannot hide a
+difference. JSON schema of ``ParityReport.to_dict()`` (schema_version 1): ``passed`` (bool),
+``outputs`` (list of ``TensorStats`` dicts: name, shape, dtype, max_abs, max_rel, mean_abs, p99_abs,
+cosine, over_tolerance, nan_*/inf_* counts, atol, rtol, passed), ``tolerance`` ({rule, atol, rtol}; None
+means the per-dtype defaults), ``inputs`` (list of {name, shape, dtype}), ``seed``, ``trials``,
+``provider``, ``first_divergence`` (see ``localize``; null when outputs match).
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from normopt import modelio, ortsession
+from normopt.errors import UsageError
+from normopt.verify import inputs as inp
+from normopt.verify.compare import RULE, TensorStats, compare, default_tolerance, merge
+
+
+@dataclass
+class ParityReport:
+    """Outcome of a parity check (see the module docstring for the JSON form)."""
+
+    passed: bool
+    outputs: list[TensorStats]
+    atol: float | None
+    rtol: float | None
+    inputs: list[dict[str, Any]]
+    seed: int
+    trials: int
+    provider: str
+    first_divergence: dict[str, Any] | None = None
+    feeds: dict[str, np.ndarray] = field(default_factory=dict, repr=False)
+
+    SCHEMA_VERSION = 1
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-ready form."""
+        return {
+            "schema_version": self.SCHEMA_VERSION,
+            "passed": self.passed,
+            "outputs": [o.to_dict() for o in self.outputs],
+            "tolerance": {"rule": RULE, "atol": self.atol, "rtol": self.rtol},
+            "inputs": self.inputs,
+            "seed": self.seed,
+            "trials": self.trials,
+            "provider": self.provider,
+            "first_divergence": self.first_divergence,
+        }
+
+
+def specs_of(session: Any) -> list[inp.InputSpec]:
+    """Input specs of an ONNX Runtime session."""
+    return [inp.InputSpec(i.name, i.type, tuple(i.shape)) for i in session.get_inputs()]
+
+
+def run_pair(
+    reference: Any, candidate: Any, feeds: dict[str, np.ndarray], names: list[str] | None = None
+) -> tuple[dict[str, np.ndarray], dict[str, np.ndarray]]:
+    """Run both sessions on ``feeds`` (each cast to its own float types); outputs by name."""
+    results = []
+    for session in (reference, candidate):
+        wanted = names or [o.name for o in session.get_outputs()]
+        values = session.run(wanted, inp.cast_for(feeds, specs_of(session)))
+        results.append(dict(zip(wanted, values, strict=True)))
+    return results[0], results[1]
+
+
+def compare_outputs(
+    ref_out: dict[str, np.ndarray], cand_out: dict[str, np.ndarray], atol: float | None, rtol: float | None
+) -> list[TensorStats]:
+    """Stats for every output, with per-dtype default tolerances where none are given."""
+    stats = []
+    for name, ref in ref_out.items():
+        cand = cand_out[name]
+        d_atol, d_rtol = default_tolerance(str(cand.dtype))
+        stats.append(compare(name, ref, cand, d_atol if atol is None else atol, d_rtol if rtol is None else rtol))
+    return stats
+
+
+def verify(
+    reference: str | os.PathLike[str],
+    candidate: str | os.PathLike[str],
+    *,
+    atol: float | None = None,
+    rtol: float | None = None,
+    inputs: str | os.PathLike[str] | None = None,
+    shapes: dict[str, list[int]] | None = None,
+    seed: int = 0,
+    trials: int = 1,
+    provider: ortsession.Provider = "cpu",
+    localize: bool = True,
+) -> ParityReport:
+    """Check that ``candidate`` computes what ``reference`` computes.
+
+    Args:
+        reference: The original model (.onnx).
+        candidate: The model to check, usually the fused one.
+        atol: Absolute tolerance; None uses the default for the candidate's output dtype.
+        rtol: Relative tolerance; None likewise.
+        inputs: An .npz with one array per model input (then ``trials`` is 1).
+        shapes: Dims for dynamic inputs, by input name or dim name.
+        seed: Seed for generated inputs; trial ``k`` uses ``seed + k``.
+        trials: Number of generated input sets.
+        provider: ``cpu`` or ``cuda``.
+        localize: On failure, name the first fused node whose output diverges.
+
+    Returns:
+        The report; ``passed`` is False when any output is out of tolerance.
+
+    Raises:
+        UsageError: Missing or unreadable models, mismatched input or output names, bad inputs.
+    """
+    if trials < 1:
+        raise UsageError("--trials must be at least 1")
+    ref_model = modelio.load(reference)
+    modelio.load(candidate)
+    ref_sess = ortsession.create(reference, provider, "disable")
+    cand_sess = ortsession.create(candidate, provider, "disable")
+    ref_specs, cand_specs = specs_of(ref_sess), specs_of(cand_sess)
+    if {s.name for s in ref_specs} != {s.name for s in cand_specs}:
+        raise UsageError(
+            f"input names differ: reference {sorted(s.name for s in ref_specs)}, "
+            f"candidate {sorted(s.name for s in cand_specs)}"
+        )
+    ref_names = [o.name for o in ref_sess.get_outputs()]
+    if set(ref_names) != {o.name for o in cand_sess.get_outputs()}:
+        raise UsageError("output names differ between the reference and the candidate")
+    limits = inp.vocab_limits(ref_model)
+    shapes = shapes or {}
+    merged: dict[str, TensorStats] = {}
+    failing_feeds: dict[str, np.ndarray] | None = None
+    first_feeds: dict[str, np.ndarray] = {}
+    count = 1 if inputs is not None else trials
+    for trial in range(count):
+        if inputs is not None:
+            feeds = inp.load_npz(inputs, ref_specs)
+        else:
+            feeds = inp.generate(ref_specs, shapes, seed + trial, limits, float_dtype=np.float32)
+        first_feeds = first_feeds or feeds
+        ref_out, cand_out = run_pair(ref_sess, cand_sess, feeds, ref_names)
+        for stats in compare_outputs(ref_out, cand_out, atol, rtol):
+            merged[stats.name] = merge(merged[stats.name], stats) if stats.name in merged else stats
+            if not stats.passed and failing_feeds is None:
+                failing_feeds = feeds
+    outputs = [merged[n] for n in ref_names]
+    report = ParityReport(
+        passed=all(o.passed for o in outputs),
+        outputs=outputs,
+        atol=atol,
+        rtol=rtol,
+        inputs=[{"name": k, "shape": list(v.shape), "dtype": str(v.dtype)} for k, v in first_feeds.items()],
+        seed=seed,
+        trials=count,
+        provider=ortsession.actual_provider(cand_sess),
+        feeds=first_feeds,
+    )
+    if not report.passed and localize and failing_feeds is not None:
+        from normopt.verify.localize import first_divergence
+
+        report.first_divergence = first_divergence(
+            Path(reference), Path(candidate), failing_feeds, provider, atol, rtol
+        )
+    return report
