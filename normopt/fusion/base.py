@@ -82,6 +82,7 @@ class NormPass:
             record.reason = str(outcome)
             return record
         record.rule, record.epsilon, record.axes = outcome.rule, outcome.epsilon, outcome.axes
+        record.pattern_nodes = [n.name for n in outcome.nodes if n.name]
         record.dtype = outcome.dtype.name
         try:
             opset = ctx.opset(owner)

@@ -26,6 +26,7 @@ class Candidate:
         op: Operator emitted, e.g. ``LayerNormalization`` (None when rejected).
         fused_node: Name of the node that replaced the pattern.
         kept_nodes: Pattern nodes kept alive because something outside the pattern reads them.
+        pattern_nodes: Names of the nodes the pattern spans (for profiling and localization).
     """
 
     kind: str
@@ -40,10 +41,13 @@ class Candidate:
     op: str | None = None
     fused_node: str | None = None
     kept_nodes: int = 0
+    pattern_nodes: list[str] = field(default_factory=list)
 
     def to_dict(self) -> dict[str, Any]:
-        """JSON-ready form."""
-        return asdict(self)
+        """JSON-ready form (pattern node names omitted: they are long and internal)."""
+        data = asdict(self)
+        data.pop("pattern_nodes")
+        return data
 
 
 @dataclass

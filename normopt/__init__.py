@@ -1,0 +1,32 @@
+"""normopt: fuse every LayerNorm / RMSNorm spelling in ONNX transformer models, verify, benchmark.
+
+The Python API mirrors the CLI: ``normopt.export``, ``normopt.fuse``, ``normopt.inspect``,
+``normopt.verify``, ``normopt.bench``, ``normopt.run``. They are imported on first use so that
+``import normopt`` (and ``normopt --help``) stays fast.
+"""
+
+from __future__ import annotations
+
+from importlib import import_module
+from typing import Any
+
+__version__ = "0.1.0"
+
+_API = {
+    "export": ("normopt.export.exporter", "export"),
+    "fuse": ("normopt.fusing", "fuse"),
+    "inspect": ("normopt.fusing", "inspect"),
+    "verify": ("normopt.verify.parity", "verify"),
+    "bench": ("normopt.bench.runner", "bench"),
+    "run": ("normopt.run", "run"),
+    "fuse_model": ("normopt.fusion.pipeline", "fuse_model"),
+}
+
+__all__ = ["__version__", *_API]
+
+
+def __getattr__(name: str) -> Any:
+    if name in _API:
+        module, attr = _API[name]
+        return getattr(import_module(module), attr)
+    raise AttributeError(f"module 'normopt' has no attribute {name!r}")

@@ -1,0 +1,99 @@
+"""Rendering a BenchReport for people (table, Markdown) and machines (JSON, CSV).
+
+Every format is rendered from the same ``BenchReport`` object; the JSON schema is written down in
+``BenchReport.to_dict``.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+
+from normopt.bench.runner import BenchReport, BenchRow
+
+COLUMNS = [
+    ("model", "model"), ("provider", "provider"), ("opt_level", "opt"), ("p50_ms", "p50 ms"),
+    ("p90_ms", "p90 ms"), ("p99_ms", "p99 ms"), ("mean_ms", "mean ms"), ("std_ms", "std ms"),
+    ("throughput", "inf/s"), ("session_ms", "session ms"), ("first_run_ms", "1st run ms"),
+    ("peak_rss_mb", "RSS+ MB"), ("speedup", "speedup"),
+]
+CSV_FIELDS = [
+    "model", "path", "provider", "opt_level", "threads", "iters", "p50_ms", "p90_ms", "p95_ms", "p99_ms",
+    "mean_ms", "std_ms", "min_ms", "max_ms", "throughput", "session_ms", "first_run_ms", "peak_rss_mb",
+    "io_binding", "speedup",
+]
+
+
+def _cell(row: BenchRow, key: str) -> str:
+    value = getattr(row, key)
+    if key == "provider":
+        return str(value).replace("ExecutionProvider", "")
+    if key == "speedup":
+        return "-" if value is None else f"{value:.2f}x"
+    if isinstance(value, float):
+        return f"{value:.1f}" if key in ("throughput", "peak_rss_mb", "session_ms") else f"{value:.3f}"
+    return str(value)
+
+
+def table_rows(report: BenchReport) -> tuple[list[str], list[list[str]]]:
+    """Header and cells of the human table."""
+    return [h for _, h in COLUMNS], [[_cell(r, k) for k, _ in COLUMNS] for r in report.results]
+
+
+def to_markdown(report: BenchReport) -> str:
+    """A Markdown table plus the settings and environment lines it was measured under."""
+    header, rows = table_rows(report)
+    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    lines += ["| " + " | ".join(r) + " |" for r in rows]
+    env = report.environment
+    shapes = ", ".join(f"{k}={'x'.join(map(str, v))}" for k, v in report.shapes.items())
+    s = report.settings
+    lines += [
+        "",
+        f"Inputs: {shapes}. Warm-up {s['warmup']}, "
+        + (f"{s['iters']} timed runs" if s.get("iters") else f"{s['seconds']} s of timed runs")
+        + f" per row, interleaved; threads: {s['threads'] or 'ORT default'}.",
+        f"onnxruntime {env['onnxruntime']}, onnx {env['onnx']}, torch {env['torch']}, Python {env['python']}; "
+        f"CPU: {env['cpu']} ({env['cpu_count']} cores); GPU: {env['gpu'] or 'none'}.",
+    ]
+    for skip in report.skipped:
+        lines.append(f"Skipped {skip['provider']}: {skip['reason']}.")
+    for row in report.results:
+        if row.profile:
+            lines.append(
+                f"Profile {row.model} ({row.opt_level}): norm ops {row.profile['norm_ms']:.3f} ms of "
+                f"{row.profile['total_ms']:.3f} ms kernel time ({100 * row.profile['norm_share']:.1f}%)."
+            )
+    return "\n".join(lines) + "\n"
+
+
+def to_csv(report: BenchReport) -> str:
+    """One CSV line per row with every numeric field."""
+    buffer = io.StringIO()
+    writer = csv.DictWriter(buffer, fieldnames=CSV_FIELDS, extrasaction="ignore")
+    writer.writeheader()
+    for row in report.results:
+        writer.writerow(row.to_dict())
+    return buffer.getvalue()
+
+
+def to_json(report: BenchReport, samples: bool = False) -> str:
+    """The JSON document (schema in ``BenchReport.to_dict``)."""
+    return json.dumps(report.to_dict(samples), indent=2)
+
+
+def print_table(report: BenchReport, file: io.TextIOBase | None = None) -> None:
+    """The human table via rich (to ``file``, default stdout)."""
+    from rich.console import Console
+    from rich.table import Table
+
+    header, rows = table_rows(report)
+    table = Table(title="normopt bench", show_lines=False)
+    for name in header:
+        table.add_column(name, justify="left" if name in ("model", "provider", "opt") else "right")
+    for cells in rows:
+        table.add_row(*cells)
+    Console(file=file, width=200).print(table)
+    for skip in report.skipped:
+        Console(file=file, width=200).print(f"skipped {skip['provider']}: {skip['reason']}")

@@ -1,0 +1,293 @@
+"""``normopt.bench``: latency of one or more models on ONNX Runtime, measured side by side.
+
+Every (model, provider, opt level) gets its own session. Sessions are timed interleaved: each round
+runs every session once, in an order rotated round by round, so machine noise lands on all of them
+alike. Each run is timed with ``perf_counter_ns`` around ``run`` (CPU) or ``run_with_iobinding`` with
+device-resident inputs and outputs (CUDA), so the harness adds one call and no copies.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from normopt import ortsession
+from normopt.bench.environment import environment
+from normopt.bench.stats import summarize
+from normopt.errors import ProviderUnavailable, UsageError
+from normopt.verify import inputs as inp
+from normopt.verify.parity import specs_of
+
+SCHEMA_VERSION = 1
+
+
+@dataclass
+class BenchRow:
+    """One (model, provider, opt level) measurement; field meanings are in the README's bench section."""
+
+    model: str
+    path: str
+    provider: str
+    opt_level: str
+    threads: int | None
+    iters: int
+    p50_ms: float
+    p90_ms: float
+    p95_ms: float
+    p99_ms: float
+    mean_ms: float
+    std_ms: float
+    min_ms: float
+    max_ms: float
+    throughput: float
+    session_ms: float
+    first_run_ms: float
+    peak_rss_mb: float
+    io_binding: bool
+    speedup: float | None = None
+    samples_ms: list[float] = field(default_factory=list, repr=False)
+    profile: dict[str, Any] | None = None
+
+    def to_dict(self, samples: bool = False) -> dict[str, Any]:
+        """JSON-ready form (raw samples only when asked)."""
+        data = asdict(self)
+        if not samples:
+            data.pop("samples_ms")
+        return data
+
+
+@dataclass
+class BenchReport:
+    """All rows plus what they were measured on."""
+
+    results: list[BenchRow]
+    shapes: dict[str, list[int]]
+    environment: dict[str, Any]
+    skipped: list[dict[str, str]]
+    settings: dict[str, Any]
+
+    def to_dict(self, samples: bool = False) -> dict[str, Any]:
+        """JSON schema: ``schema_version``, ``results`` (rows), ``shapes`` ({input: dims}),
+        ``environment`` (versions, CPU model, GPU name), ``skipped`` ([{provider, reason}]),
+        ``settings`` (warmup, iters/seconds, opt levels, threads)."""
+        return {
+            "schema_version": SCHEMA_VERSION,
+            "results": [r.to_dict(samples) for r in self.results],
+            "shapes": self.shapes,
+            "environment": self.environment,
+            "skipped": self.skipped,
+            "settings": self.settings,
+        }
+
+
+def _rss_mb() -> float:
+    try:
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1]) / 1024
+    except OSError:
+        pass
+    return 0.0
+
+
+class _Runner:
+    """A session plus the call that runs it once (plain run on CPU, IO binding on CUDA)."""
+
+    def __init__(self, label: str, path: Path, provider: ortsession.Provider, level: ortsession.OptLevel,
+                 threads: int | None, feeds: dict[str, np.ndarray], profile_dir: str | None) -> None:
+        self.label, self.path, self.provider, self.level = label, path, provider, level
+        before = _rss_mb()
+        start = time.perf_counter_ns()
+        prefix = os.path.join(profile_dir, f"{label}-{provider}-{level}") if profile_dir else None
+        self.session = ortsession.create(path, provider, level, threads, profile_prefix=prefix)
+        self.session_ms = (time.perf_counter_ns() - start) / 1e6
+        self.actual = ortsession.actual_provider(self.session)
+        self.feeds = inp.cast_for(feeds, specs_of(self.session))
+        self.run = self._bind() if provider == "cuda" else self._plain
+        start = time.perf_counter_ns()
+        self.run()
+        self.first_run_ms = (time.perf_counter_ns() - start) / 1e6
+        self.base_rss = before
+        self.peak_rss = max(0.0, _rss_mb() - before)
+        self.samples: list[int] = []
+
+    def _plain(self) -> None:
+        self.session.run(None, self.feeds)
+
+    def _bind(self) -> Callable[[], None]:
+        import onnxruntime as ort
+
+        binding = self.session.io_binding()
+        self._device_inputs = [ort.OrtValue.ortvalue_from_numpy(v, "cuda", 0) for v in self.feeds.values()]
+        for name, value in zip(self.feeds, self._device_inputs, strict=True):
+            binding.bind_ortvalue_input(name, value)
+        for output in self.session.get_outputs():
+            binding.bind_output(output.name, "cuda", 0)
+
+        def run() -> None:
+            self.session.run_with_iobinding(binding)
+            binding.synchronize_outputs()
+
+        return run
+
+    def sample_rss(self) -> None:
+        """Rise of the process's resident memory since just before this session was created."""
+        self.peak_rss = max(self.peak_rss, _rss_mb() - self.base_rss)
+
+
+def bench(
+    models: list[str | os.PathLike[str]],
+    *,
+    providers: list[ortsession.Provider] | None = None,
+    opt_levels: list[ortsession.OptLevel] | None = None,
+    warmup: int = 10,
+    iters: int | None = 100,
+    seconds: float | None = None,
+    threads: int | None = None,
+    shapes: dict[str, list[int]] | None = None,
+    inputs: str | os.PathLike[str] | None = None,
+    profile: bool = False,
+    labels: list[str] | None = None,
+    progress: Callable[[int, int], None] | None = None,
+    skip_unavailable: bool = False,
+) -> BenchReport:
+    """Benchmark ``models`` side by side.
+
+    Args:
+        models: ``.onnx`` paths; every model must take the same inputs.
+        providers: ``cpu`` and/or ``cuda`` (default cpu).
+        opt_levels: ORT graph optimization levels (default ``disable`` and ``all``).
+        warmup: Untimed runs per session before timing.
+        iters: Timed runs per session (ignored when ``seconds`` is given).
+        seconds: Time budget for the timed rounds instead of a fixed count.
+        threads: Intra-op threads (None: ORT's default).
+        shapes: Dims for dynamic inputs.
+        inputs: An .npz of inputs instead of generated ones.
+        profile: Also run ORT's profiler per session and summarize time per op type.
+        labels: Display names for the models (default: file names).
+        progress: Called with (done, total) timed runs.
+        skip_unavailable: Skip a provider that cannot run here instead of raising (``--provider all``).
+
+    Raises:
+        ProviderUnavailable: CUDA asked for and not usable (unless ``skip_unavailable``).
+        UsageError: Missing models, models with different inputs.
+    """
+    from normopt import modelio
+
+    if not models:
+        raise UsageError("no model to benchmark")
+    paths = [Path(m) for m in models]
+    for path in paths:
+        modelio.load(path)
+    labels = labels or _labels(paths)
+    providers = providers or ["cpu"]
+    opt_levels = opt_levels or ["disable", "all"]
+    skipped: list[dict[str, str]] = []
+    usable: list[ortsession.Provider] = []
+    for provider in providers:
+        problem = ortsession.cuda_problem() if provider == "cuda" else None
+        if problem is None:
+            usable.append(provider)
+        elif skip_unavailable:
+            skipped.append({"provider": provider, "reason": problem})
+        else:
+            raise ProviderUnavailable(f"CUDA is not usable here: {problem}")
+    probe = ortsession.create(paths[0], "cpu", "disable")
+    specs = specs_of(probe)
+    for path in paths[1:]:
+        if {s.name for s in specs_of(ortsession.create(path, "cpu", "disable"))} != {s.name for s in specs}:
+            raise UsageError(f"{path} takes different inputs than {paths[0]}")
+    if inputs is not None:
+        feeds = inp.load_npz(inputs, specs)
+    else:
+        feeds = inp.generate(specs, shapes or {}, seed=0, limits=inp.vocab_limits(modelio.load(paths[0])), float_dtype=np.float32)
+    profile_dir = None
+    if profile:
+        import tempfile
+
+        profile_dir = tempfile.mkdtemp(prefix="normopt-profile-")
+    runners = [
+        _Runner(label, path, provider, level, threads, feeds, profile_dir)
+        for provider in usable
+        for level in opt_levels
+        for label, path in zip(labels, paths, strict=True)
+    ]
+    for runner in runners:
+        for _ in range(warmup):
+            runner.run()
+        runner.sample_rss()
+    _timed_rounds(runners, iters, seconds, progress)
+    batch = int(next(iter(feeds.values())).shape[0]) if feeds and next(iter(feeds.values())).ndim else 1
+    rows = [_row(r, threads, batch) for r in runners]
+    if profile:
+        from normopt.bench.profile import summarize_profile
+
+        for runner, row in zip(runners, rows, strict=True):
+            row.profile = summarize_profile(runner.session.end_profiling(), runner.path)
+    _speedups(rows)
+    return BenchReport(
+        results=rows,
+        shapes={k: list(v.shape) for k, v in feeds.items()},
+        environment=environment(),
+        skipped=skipped,
+        settings={"warmup": warmup, "iters": iters if seconds is None else None, "seconds": seconds,
+                  "opt_levels": list(opt_levels), "threads": threads, "providers": list(providers)},
+    )
+
+
+def _labels(paths: list[Path]) -> list[str]:
+    names = [p.stem for p in paths]
+    if len(set(names)) == len(names):
+        return names
+    return [str(p) for p in paths]
+
+
+def _timed_rounds(runners: list[_Runner], iters: int | None, seconds: float | None,
+                  progress: Callable[[int, int], None] | None) -> None:
+    deadline = time.perf_counter() + seconds if seconds is not None else None
+    rounds = iters if deadline is None else None
+    if rounds is not None and rounds < 1:
+        raise UsageError("--iters must be at least 1")
+    total = rounds or 0
+    done = 0
+    clock = time.perf_counter_ns
+    while (rounds is not None and done < rounds) or (deadline is not None and (time.perf_counter() < deadline or done < 3)):
+        offset = done % len(runners)
+        for runner in runners[offset:] + runners[:offset]:
+            start = clock()
+            runner.run()
+            runner.samples.append(clock() - start)
+        done += 1
+        if progress is not None:
+            progress(done, total)
+
+
+def _row(runner: _Runner, threads: int | None, batch: int) -> BenchRow:
+    stats = summarize(runner.samples, batch)
+    return BenchRow(
+        model=runner.label,
+        path=str(runner.path),
+        provider=runner.actual,
+        opt_level=runner.level,
+        threads=threads,
+        session_ms=runner.session_ms,
+        first_run_ms=runner.first_run_ms,
+        peak_rss_mb=runner.peak_rss,
+        io_binding=runner.provider == "cuda",
+        samples_ms=[s / 1e6 for s in runner.samples],
+        **asdict(stats),
+    )
+
+
+def _speedups(rows: list[BenchRow]) -> None:
+    """Speedup of every row against the first model's row under the same provider and opt level."""
+    first: dict[tuple[str, str], BenchRow] = {}
+    for row in rows:
+        base = first.setdefault((row.provider, row.opt_level), row)
+        row.speedup = base.p50_ms / row.p50_ms if row.p50_ms > 0 else None

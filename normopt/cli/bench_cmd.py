@@ -1,0 +1,100 @@
+"""``normopt bench``."""
+
+from __future__ import annotations
+
+import sys
+from enum import Enum
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from normopt.cli.common import DebugOption, ShapeOption, handle_errors, info
+
+
+class BenchProvider(str, Enum):
+    """Providers to benchmark on."""
+
+    cpu = "cpu"
+    cuda = "cuda"
+    all = "all"
+
+
+class Level(str, Enum):
+    """ONNX Runtime graph optimization levels."""
+
+    disable = "disable"
+    basic = "basic"
+    extended = "extended"
+    all = "all"
+
+
+class BenchFormat(str, Enum):
+    """Report formats."""
+
+    table = "table"
+    json = "json"
+    md = "md"
+    csv = "csv"
+
+
+@handle_errors
+def bench(
+    models: Annotated[list[Path], typer.Argument(help="One or more .onnx models with the same inputs.")],
+    provider: Annotated[BenchProvider, typer.Option(help="cpu, cuda, or all (benchmarks what is usable, says what was skipped).")] = BenchProvider.cpu,
+    warmup: Annotated[int, typer.Option(help="Untimed runs per session.")] = 10,
+    iters: Annotated[int, typer.Option(help="Timed runs per session.")] = 100,
+    seconds: Annotated[float | None, typer.Option(help="Time budget for timed runs instead of --iters.")] = None,
+    opt_level: Annotated[list[Level] | None, typer.Option("--opt-level", help="ORT optimization level(s) (repeatable; default disable and all).")] = None,
+    threads: Annotated[int | None, typer.Option(help="Intra-op threads (default: ORT's).")] = None,
+    shape: ShapeOption = None,
+    inputs: Annotated[Path | None, typer.Option(help=".npz with one array per model input.")] = None,
+    profile: Annotated[bool, typer.Option("--profile", help="Summarize ORT's profiler per op type, with the norm share.")] = False,
+    format: Annotated[BenchFormat, typer.Option("--format", "-f", help="table, json, md or csv.")] = BenchFormat.table,
+    out: Annotated[Path | None, typer.Option("--out", help="Write the report to this file instead of stdout.")] = None,
+    chart: Annotated[Path | None, typer.Option("--chart", help="Also write a latency chart (PNG) here.")] = None,
+    debug: DebugOption = False,
+) -> None:
+    """Measure latency of MODELS side by side on ONNX Runtime (interleaved runs, percentiles, speedups)."""
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeElapsedColumn
+
+    from normopt.bench import bench as run_bench
+    from normopt.bench import report as render
+    from normopt.verify.inputs import parse_shapes
+
+    providers = ["cpu", "cuda"] if provider == BenchProvider.all else [provider.value]
+    with Progress("[progress.description]{task.description}", BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
+                  transient=True, console=_stderr_console()) as bar:
+        task = bar.add_task("timing", total=iters if seconds is None else None)
+        report = run_bench(
+            models, providers=providers, opt_levels=[lvl.value for lvl in opt_level] if opt_level else None,  # type: ignore[misc]
+            warmup=warmup, iters=iters, seconds=seconds, threads=threads, shapes=parse_shapes(shape),
+            inputs=inputs, profile=profile, skip_unavailable=provider == BenchProvider.all,
+            progress=lambda done, total: bar.update(task, completed=done),
+        )
+    if chart is not None:
+        from normopt.bench.chart import latency_chart
+
+        info(f"chart written to {latency_chart(report, chart)}")
+    text = {
+        BenchFormat.json: lambda: render.to_json(report),
+        BenchFormat.md: lambda: render.to_markdown(report),
+        BenchFormat.csv: lambda: render.to_csv(report),
+    }.get(format)
+    if out is not None:
+        out.write_text(text() if text else render.to_markdown(report))
+        info(f"report written to {out}")
+        if format == BenchFormat.table:
+            render.print_table(report, file=sys.stderr)  # type: ignore[arg-type]
+    elif text is None:
+        render.print_table(report)
+    else:
+        sys.stdout.write(text() if text().endswith("\n") else text() + "\n")
+    for skip in report.skipped:
+        info(f"skipped {skip['provider']}: {skip['reason']}")
+
+
+def _stderr_console():  # type: ignore[no-untyped-def]
+    from rich.console import Console
+
+    return Console(stderr=True)

@@ -1,0 +1,99 @@
+"""``normopt fuse`` and ``normopt inspect``."""
+
+from __future__ import annotations
+
+from enum import Enum
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from normopt.cli.common import DebugOption, Format, FormatOption, emit_json, handle_errors, info
+
+
+class TargetChoice(str, Enum):
+    """Operator set the fused nodes come from."""
+
+    auto = "auto"
+    onnx = "onnx"
+    ort = "ort"
+
+
+class ExternalChoice(str, Enum):
+    """External data layout of the output."""
+
+    auto = "auto"
+    same = "same"
+    new = "new"
+    inline = "inline"
+
+
+def _summary_table(details: list[dict[str, object]], title: str, stderr: bool) -> None:
+    from rich.console import Console
+    from rich.table import Table
+
+    table = Table(title=title)
+    for column in ("kind", "node", "status", "rule / reason", "op", "eps", "axes", "dtype"):
+        table.add_column(column)
+    for d in details:
+        table.add_row(
+            str(d["kind"]), str(d["node"]), str(d["status"]),
+            str(d["rule"] if d["status"] == "fused" else d["reason"]), str(d["op"] or "-"),
+            "-" if d["epsilon"] is None else f"{d['epsilon']:g}", str(d["axes"] or "-"), str(d["dtype"] or "-"),
+        )
+    Console(stderr=stderr, width=160).print(table)
+
+
+@handle_errors
+def fuse(
+    model: Annotated[Path, typer.Argument(help="Input .onnx model (never modified without --in-place).")],
+    output: Annotated[Path | None, typer.Option("--output", "-o", help="Output path (default MODEL.fused.onnx).")] = None,
+    target: Annotated[TargetChoice, typer.Option(help="onnx: standard ops only; ort: ORT ops (+Skip*); auto: standard where the opset has it.")] = TargetChoice.auto,
+    skip: Annotated[bool | None, typer.Option("--skip/--no-skip", help="Merge residual Adds into Skip* ops (default: on for --target ort).")] = None,
+    external: Annotated[ExternalChoice, typer.Option(help="External data of the output: same layout, a new file beside it, inline, or auto.")] = ExternalChoice.auto,
+    in_place: Annotated[bool, typer.Option("--in-place", help="Allow the output to overwrite the input.")] = False,
+    verify: Annotated[bool, typer.Option("--verify", help="Check parity before writing; refuse to write a model that fails (exit 1).")] = False,
+    atol: Annotated[float | None, typer.Option(help="Absolute tolerance for --verify.")] = None,
+    rtol: Annotated[float | None, typer.Option(help="Relative tolerance for --verify.")] = None,
+    format: FormatOption = Format.table,
+    debug: DebugOption = False,
+) -> None:
+    """Fuse every decomposed LayerNorm / RMSNorm into one node each."""
+    from normopt.fusing import fuse as run_fuse
+
+    outcome = run_fuse(
+        model, output, target=target.value, skip=skip, external=external.value, in_place=in_place,
+        verify=verify, atol=atol, rtol=rtol,
+    )
+    data = outcome.to_dict()
+    _summary_table(data["details"], f"fusion of {model.name}", stderr=True)
+    info(
+        f"fused {data['fused']}/{data['candidates']} norm candidates {data['by_kind']} "
+        f"({data['nodes_before']} → {data['nodes_after']} nodes) in {data['seconds']:.2f} s; "
+        f"checker: {data['checker']}; wrote {outcome.output}"
+    )
+    if outcome.parity is not None:
+        info(f"parity passed (worst max_abs {max(o.max_abs for o in outcome.parity.outputs):.3g})")
+    if format == Format.json:
+        emit_json(data)
+
+
+@handle_errors
+def inspect(
+    model: Annotated[Path, typer.Argument(help="The .onnx model to inspect (nothing is written).")],
+    target: Annotated[TargetChoice, typer.Option(help="Target used to decide fusability.")] = TargetChoice.auto,
+    format: FormatOption = Format.table,
+    debug: DebugOption = False,
+) -> None:
+    """List every norm candidate: kind, eps, axes, dtype, and why any is not fusable."""
+    from normopt.fusing import inspect as run_inspect
+
+    data = run_inspect(model, target=target.value).to_dict()
+    if format == Format.json:
+        emit_json(data)
+        return
+    _summary_table(data["details"], f"norm candidates in {model.name}", stderr=False)
+    info(
+        f"opset {data['opset']}, {data['nodes']} nodes; {data['candidates']} candidates, "
+        f"{data['fusable']} fusable; norm ops already present: {data['existing_norm_ops'] or 'none'}"
+    )

@@ -1,0 +1,59 @@
+"""``normopt run``."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from normopt.cli.common import DebugOption, Format, FormatOption, emit_json, handle_errors, info
+from normopt.cli.export_cmd import DTypeChoice, ExporterChoice
+from normopt.cli.fuse_cmd import TargetChoice
+
+
+@handle_errors
+def run(
+    model: Annotated[str | None, typer.Argument(help="Preset, Hugging Face directory, module:function or .onnx file (default: gpt2-small).")] = None,
+    out: Annotated[Path, typer.Option("--out", help="Directory for the ONNX files, report.json, report.md and latency.png.")] = Path("normopt-out"),
+    exporter: Annotated[ExporterChoice, typer.Option(help="Exporter for torch models.")] = ExporterChoice.legacy,
+    opset: Annotated[int | None, typer.Option(help="ONNX opset for the export.")] = None,
+    dtype: Annotated[DTypeChoice, typer.Option(help="Export precision.")] = DTypeChoice.fp32,
+    target: Annotated[TargetChoice, typer.Option(help="Fusion target.")] = TargetChoice.auto,
+    iters: Annotated[int, typer.Option(help="Timed runs per benchmark row.")] = 100,
+    warmup: Annotated[int, typer.Option(help="Warm-up runs per benchmark row.")] = 10,
+    threads: Annotated[int | None, typer.Option(help="Intra-op threads for the benchmark.")] = None,
+    format: FormatOption = Format.table,
+    debug: DebugOption = False,
+) -> None:
+    """Export → fuse → verify → benchmark original vs fused → report (exit 1 if parity fails)."""
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeElapsedColumn
+
+    from normopt.run import run as run_pipeline
+
+    with Progress("[progress.description]{task.description}", BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
+                  transient=True, console=_console()) as bar:
+        task = bar.add_task("benchmark", total=iters, visible=False)
+
+        def progress(done: int, total: int) -> None:
+            bar.update(task, completed=done, visible=True)
+
+        outcome = run_pipeline(
+            model, out, exporter=exporter.value, opset=opset, dtype=dtype.value, target=target.value, iters=iters,
+            warmup=warmup, threads=threads, step=lambda line: bar.console.print(line), progress=progress,
+        )
+    doc = outcome.report
+    if format == Format.json:
+        emit_json(doc)
+    else:
+        typer.echo(outcome.report_md.read_text())
+    info(f"wrote {outcome.report_json}, {outcome.report_md}, {outcome.chart}")
+    if not doc["parity"]["passed"]:
+        info("parity FAILED")
+        raise typer.Exit(1)
+
+
+def _console():  # type: ignore[no-untyped-def]
+    from rich.console import Console
+
+    return Console(stderr=True)

@@ -1,0 +1,80 @@
+"""``normopt verify``."""
+
+from __future__ import annotations
+
+from enum import Enum
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from normopt.cli.common import DebugOption, Format, FormatOption, ShapeOption, emit_json, handle_errors, info
+
+
+class ProviderChoice(str, Enum):
+    """Where to run the parity check."""
+
+    cpu = "cpu"
+    cuda = "cuda"
+
+
+def print_parity(data: dict[str, object]) -> None:
+    """The per-output table on stdout."""
+    from rich.console import Console
+    from rich.table import Table
+
+    table = Table(title="parity (" + ("passed" if data["passed"] else "FAILED") + ")")
+    for column in ("output", "max_abs", "max_rel", "mean_abs", "p99_abs", "cosine", "over tol", "NaN ref/cand", "atol", "rtol"):
+        table.add_column(column, justify="right")
+    for o in data["outputs"]:  # type: ignore[attr-defined]
+        table.add_row(
+            o["name"], f"{o['max_abs']:.3g}", f"{o['max_rel']:.3g}", f"{o['mean_abs']:.3g}", f"{o['p99_abs']:.3g}",
+            f"{o['cosine']:.6f}", str(o["over_tolerance"]), f"{o['nan_reference']}/{o['nan_candidate']}",
+            f"{o['atol']:g}", f"{o['rtol']:g}",
+        )
+    console = Console(width=160)
+    console.print(table)
+    console.print(f"rule: {data['tolerance']['rule']}")  # type: ignore[index]
+    divergence = data.get("first_divergence")
+    if isinstance(divergence, dict):
+        if divergence.get("node"):
+            stats = divergence["stats"]
+            console.print(
+                f"first diverging fused node: {divergence['node']} ({divergence['op_type']}), tensor "
+                f"{divergence['tensor']}: max_abs {stats['max_abs']:.3g}; its inputs "
+                f"{'matched' if divergence['inputs_matched'] else 'already differed'}"
+            )
+        else:
+            console.print(f"localization: {divergence.get('note')}")
+
+
+@handle_errors
+def verify(
+    reference: Annotated[Path, typer.Argument(help="Reference model (the original).")],
+    candidate: Annotated[Path, typer.Argument(help="Candidate model (e.g. the fused one).")],
+    atol: Annotated[float | None, typer.Option(help="Absolute tolerance (default by dtype: fp32 1e-5, fp16 2e-2, bf16 1e-1).")] = None,
+    rtol: Annotated[float | None, typer.Option(help="Relative tolerance (default by dtype: fp32 1e-4, fp16 2e-2, bf16 5e-2).")] = None,
+    inputs: Annotated[Path | None, typer.Option(help=".npz with one array per model input.")] = None,
+    shape: ShapeOption = None,
+    seed: Annotated[int, typer.Option(help="Seed for generated inputs.")] = 0,
+    trials: Annotated[int, typer.Option(help="Number of generated input sets.")] = 1,
+    provider: Annotated[ProviderChoice, typer.Option(help="Execution provider for both models.")] = ProviderChoice.cpu,
+    format: FormatOption = Format.table,
+    debug: DebugOption = False,
+) -> None:
+    """Compare REFERENCE and CANDIDATE outputs on ONNX Runtime with graph optimizations off (exit 1 on mismatch)."""
+    from normopt.verify import verify as run_verify
+    from normopt.verify.inputs import parse_shapes
+
+    report = run_verify(
+        reference, candidate, atol=atol, rtol=rtol, inputs=inputs, shapes=parse_shapes(shape), seed=seed,
+        trials=trials, provider=provider.value,
+    )
+    data = report.to_dict()
+    if format == Format.json:
+        emit_json(data)
+    else:
+        print_parity(data)
+    info("parity passed" if report.passed else "parity FAILED")
+    if not report.passed:
+        raise typer.Exit(1)

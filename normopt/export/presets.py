@@ -1,0 +1,196 @@
+"""Built-in model presets: small transformer decoders defined here, with seeded random weights.
+
+No download is ever needed. ``gpt2-*`` are pre-norm LayerNorm decoders shaped like GPT-2; ``llama-*``
+are RMSNorm decoders shaped like LLaMA, whose RMSNorm is written out the way Hugging Face writes it
+(float32 upcast, mean of squares, ``rsqrt``, cast back, weight), so exporters decompose it.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Any
+
+import torch
+from torch import nn
+
+
+@dataclass(frozen=True)
+class Preset:
+    """A built-in model: family, size and the input shape used for export and benchmarks."""
+
+    name: str
+    family: str
+    layers: int
+    hidden: int
+    heads: int
+    vocab: int
+    batch: int
+    seq: int
+    description: str
+
+    @property
+    def norms(self) -> int:
+        """Norm modules in the model: two per layer plus the final one."""
+        return 2 * self.layers + 1
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-ready form, with the parameter count."""
+        return {
+            "name": self.name,
+            "family": self.family,
+            "layers": self.layers,
+            "hidden": self.hidden,
+            "heads": self.heads,
+            "vocab": self.vocab,
+            "batch": self.batch,
+            "seq": self.seq,
+            "norms": self.norms,
+            "parameters": parameter_count(self),
+            "description": self.description,
+        }
+
+
+PRESETS: dict[str, Preset] = {
+    p.name: p
+    for p in (
+        Preset("gpt2-tiny", "gpt2", 2, 64, 4, 256, 2, 16, "GPT-2-style LayerNorm decoder for tests"),
+        Preset("gpt2-small", "gpt2", 12, 768, 12, 50257, 1, 128, "GPT-2-small-sized LayerNorm decoder"),
+        Preset("llama-tiny", "llama", 2, 64, 4, 256, 2, 16, "LLaMA-style RMSNorm decoder for tests"),
+        Preset("llama-small", "llama", 12, 768, 12, 32000, 1, 128, "LLaMA-style RMSNorm decoder, 12 x 768"),
+    )
+}
+DEFAULT_PRESET = "gpt2-small"
+
+
+def parameter_count(preset: Preset) -> int:
+    """Parameters of the preset's model, computed from its shape (no model is built)."""
+    h, layers, v = preset.hidden, preset.layers, preset.vocab
+    if preset.family == "gpt2":
+        per_layer = 4 * h + (3 * h * h + 3 * h) + (h * h + h) + (4 * h * h + 4 * h) + (4 * h * h + h)
+        return v * h + 1024 * h + layers * per_layer + 2 * h
+    inter = _llama_intermediate(h)
+    per_layer = 2 * h + 4 * h * h + 3 * h * inter
+    return 2 * v * h + layers * per_layer + h
+
+
+def _llama_intermediate(hidden: int) -> int:
+    return int(8 * hidden / 3 + 63) // 64 * 64
+
+
+class RMSNorm(nn.Module):
+    """RMSNorm as Hugging Face's LlamaRMSNorm writes it."""
+
+    def __init__(self, hidden: int, eps: float = 1e-6) -> None:
+        super().__init__()
+        self.weight = nn.Parameter(torch.ones(hidden))
+        self.eps = eps
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        dtype = x.dtype
+        x = x.to(torch.float32)
+        variance = x.pow(2).mean(-1, keepdim=True)
+        x = x * torch.rsqrt(variance + self.eps)
+        return self.weight * x.to(dtype)
+
+
+class Attention(nn.Module):
+    """Causal multi-head self-attention (no KV cache)."""
+
+    def __init__(self, hidden: int, heads: int, bias: bool) -> None:
+        super().__init__()
+        self.heads = heads
+        self.qkv = nn.Linear(hidden, 3 * hidden, bias=bias)
+        self.proj = nn.Linear(hidden, hidden, bias=bias)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        b, s, h = x.shape
+        q, k, v = self.qkv(x).split(h, dim=-1)
+        shape = (b, s, self.heads, h // self.heads)
+        q, k, v = (t.reshape(shape).transpose(1, 2) for t in (q, k, v))
+        scores = q @ k.transpose(-1, -2) / math.sqrt(h // self.heads)
+        mask = torch.ones(s, s, dtype=torch.bool, device=x.device).tril()
+        scores = scores.masked_fill(~mask, torch.finfo(scores.dtype).min)
+        out = scores.softmax(-1) @ v
+        return self.proj(out.transpose(1, 2).reshape(b, s, h))
+
+
+class Block(nn.Module):
+    """Pre-norm decoder block: x + attn(norm(x)); x + mlp(norm(x))."""
+
+    def __init__(self, preset: Preset) -> None:
+        super().__init__()
+        h = preset.hidden
+        llama = preset.family == "llama"
+        self.norm1: nn.Module = RMSNorm(h) if llama else nn.LayerNorm(h, eps=1e-5)
+        self.norm2: nn.Module = RMSNorm(h) if llama else nn.LayerNorm(h, eps=1e-5)
+        self.attn = Attention(h, preset.heads, bias=not llama)
+        self.mlp: nn.Module
+        if llama:
+            self.mlp = SwiGLU(h, _llama_intermediate(h))
+        else:
+            self.mlp = nn.Sequential(nn.Linear(h, 4 * h), nn.GELU(approximate="tanh"), nn.Linear(4 * h, h))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = x + self.attn(self.norm1(x))
+        return x + self.mlp(self.norm2(x))
+
+
+class SwiGLU(nn.Module):
+    """LLaMA's gated MLP."""
+
+    def __init__(self, hidden: int, inter: int) -> None:
+        super().__init__()
+        self.gate = nn.Linear(hidden, inter, bias=False)
+        self.up = nn.Linear(hidden, inter, bias=False)
+        self.down = nn.Linear(inter, hidden, bias=False)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.down(nn.functional.silu(self.gate(x)) * self.up(x))
+
+
+class Decoder(nn.Module):
+    """Token embedding (+ learned positions for GPT-2), blocks, final norm, LM head."""
+
+    def __init__(self, preset: Preset) -> None:
+        super().__init__()
+        self.preset = preset
+        h = preset.hidden
+        self.embed = nn.Embedding(preset.vocab, h)
+        self.positions = nn.Embedding(1024, h) if preset.family == "gpt2" else None
+        self.blocks = nn.ModuleList(Block(preset) for _ in range(preset.layers))
+        self.norm: nn.Module = RMSNorm(h) if preset.family == "llama" else nn.LayerNorm(h)
+        self.head = nn.Linear(h, preset.vocab, bias=False)
+
+    def forward(self, input_ids: torch.Tensor) -> torch.Tensor:
+        x = self.embed(input_ids)
+        if self.positions is not None:
+            x = x + self.positions(torch.arange(input_ids.shape[1], device=input_ids.device))
+        for block in self.blocks:
+            x = block(x)
+        return self.head(self.norm(x))
+
+
+def build(name: str, seed: int = 0) -> tuple[nn.Module, tuple[torch.Tensor, ...], Preset]:
+    """The preset's model with seeded random weights (norm weights randomized too) and example inputs."""
+    preset = PRESETS[name]
+    torch.manual_seed(seed)
+    model = Decoder(preset).eval()
+    with torch.no_grad():
+        for module in model.modules():
+            if isinstance(module, (RMSNorm, nn.LayerNorm)):
+                module.weight.normal_(1.0, 0.1)
+                if getattr(module, "bias", None) is not None:
+                    module.bias.normal_(0.0, 0.1)
+    ids = torch.randint(0, preset.vocab, (preset.batch, preset.seq))
+    return model, (ids,), preset
+
+
+def count_norm_modules(model: nn.Module) -> int:
+    """Norm modules (LayerNorm, RMSNorm and look-alike classes named *Norm) in a torch model."""
+    return sum(1 for m in model.modules() if isinstance(m, (nn.LayerNorm, RMSNorm)) or _is_named_norm(m))
+
+
+def _is_named_norm(module: nn.Module) -> bool:
+    name = type(module).__name__
+    return (name.endswith("RMSNorm") or name.endswith("LayerNorm")) and not isinstance(module, (nn.LayerNorm, RMSNorm))

@@ -1,0 +1,174 @@
+"""Where a model to export comes from: a built-in preset, a local Hugging Face directory, or a function.
+
+Each source resolves to a ``Source``: an eval-mode torch module returning one tensor (the base model's
+last hidden state for Hugging Face models), example inputs with their names, and which of their axes
+are batch and sequence. Nothing is downloaded: a Hugging Face directory without weights is initialized
+randomly from its config, and that is said on stderr.
+"""
+
+from __future__ import annotations
+
+import importlib
+import json
+import logging
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import nn
+
+from normopt.errors import UsageError
+from normopt.export import presets
+
+logger = logging.getLogger(__name__)
+
+_WEIGHT_FILES = ("model.safetensors", "pytorch_model.bin", "model.safetensors.index.json", "pytorch_model.bin.index.json")
+
+
+@dataclass
+class Source:
+    """A torch model ready to export."""
+
+    module: nn.Module
+    inputs: dict[str, torch.Tensor]
+    dynamic: dict[str, dict[int, str]]
+    output_names: list[str]
+    description: str
+    norms: int
+    notes: list[str] = field(default_factory=list)
+
+
+class HiddenState(nn.Module):
+    """Wraps a Hugging Face model so it returns only ``last_hidden_state`` (one named output)."""
+
+    def __init__(self, model: nn.Module, input_names: list[str]) -> None:
+        super().__init__()
+        self.model = model
+        self.input_names = input_names
+
+    def forward(self, *args: torch.Tensor) -> torch.Tensor:
+        out = self.model(**dict(zip(self.input_names, args, strict=True)))
+        return out.last_hidden_state if hasattr(out, "last_hidden_state") else out[0]
+
+
+class PresetModule(nn.Module):
+    """A preset decoder with named input ``input_ids``."""
+
+    def __init__(self, model: nn.Module) -> None:
+        super().__init__()
+        self.model = model
+
+    def forward(self, input_ids: torch.Tensor) -> torch.Tensor:
+        return self.model(input_ids)
+
+
+def resolve(spec: str, batch: int | None = None, seq: int | None = None) -> Source:
+    """Resolve a preset name, a Hugging Face model directory, or ``package.module:function``."""
+    if spec in presets.PRESETS:
+        return _preset(spec, batch, seq)
+    path = Path(spec)
+    if path.is_dir():
+        return _hugging_face(path, batch, seq)
+    if ":" in spec and not path.exists():
+        return _function(spec)
+    if path.exists():
+        raise UsageError(f"{spec} is not a directory with config.json, a preset or module:function")
+    raise UsageError(
+        f"unknown model {spec!r}: not a preset ({', '.join(presets.PRESETS)}), a directory, or module:function"
+    )
+
+
+def _preset(name: str, batch: int | None, seq: int | None) -> Source:
+    model, (ids,), preset = presets.build(name)
+    b, s = batch or preset.batch, seq or preset.seq
+    ids = torch.randint(0, preset.vocab, (b, s))
+    return Source(
+        module=PresetModule(model).eval(),
+        inputs={"input_ids": ids},
+        dynamic={"input_ids": {0: "batch", 1: "seq"}, "logits": {0: "batch", 1: "seq"}},
+        output_names=["logits"],
+        description=f"preset {name}: {preset.description}",
+        norms=presets.count_norm_modules(model),
+    )
+
+
+def _function(spec: str) -> Source:
+    module_name, _, attr = spec.partition(":")
+    try:
+        factory = getattr(importlib.import_module(module_name), attr)
+    except (ImportError, AttributeError) as error:
+        raise UsageError(f"cannot import {spec}: {error}") from None
+    result = factory()
+    if not (isinstance(result, tuple) and len(result) == 2 and isinstance(result[0], nn.Module)):
+        raise UsageError(f"{spec} must return (torch module, example inputs)")
+    module, example = result
+    if isinstance(example, torch.Tensor):
+        example = (example,)
+    inputs = example if isinstance(example, dict) else {f"input_{i}": t for i, t in enumerate(example)}
+    dynamic = {n: {0: "batch"} | ({1: "seq"} if t.dim() >= 2 else {}) for n, t in inputs.items()}
+    return Source(module.eval(), dict(inputs), dynamic, ["output"], f"function {spec}", presets.count_norm_modules(module))
+
+
+def _hugging_face(path: Path, batch: int | None, seq: int | None) -> Source:
+    config_path = path / "config.json"
+    if not config_path.is_file():
+        raise UsageError(f"{path} has no config.json")
+    try:
+        import transformers
+    except ImportError:
+        raise UsageError("Hugging Face models need the extra: pip install 'normopt[hf]'") from None
+    model_type = json.loads(config_path.read_text()).get("model_type")
+    try:
+        config = transformers.AutoConfig.from_pretrained(path, local_files_only=True)
+    except (ValueError, KeyError, OSError) as error:
+        raise UsageError(f"{path}: unknown or unsupported architecture {model_type!r} ({error})") from None
+    has_weights = any((path / f).exists() for f in _WEIGHT_FILES)
+    model_cls = _model_class(transformers, config)
+    notes = []
+    if has_weights:
+        model = model_cls.from_pretrained(path, local_files_only=True)
+    else:
+        torch.manual_seed(0)
+        model = model_cls.from_config(config)
+        notes.append(f"{path} has no weights: initialized randomly from config.json")
+    model = _base_encoder(model, config).eval()
+    b, s = batch or 2, seq or 16
+    inputs, dynamic = _hf_inputs(config, b, s)
+    return Source(
+        module=HiddenState(model, list(inputs)).eval(),
+        inputs=inputs,
+        dynamic=dynamic | {"last_hidden_state": {0: "batch", 1: "seq"} if "input_ids" in inputs else {0: "batch"}},
+        output_names=["last_hidden_state"],
+        description=f"Hugging Face {config.model_type} from {path}",
+        norms=presets.count_norm_modules(model),
+        notes=notes,
+    )
+
+
+def _model_class(transformers: Any, config: Any) -> Any:
+    if config.model_type == "t5":
+        return transformers.T5EncoderModel
+    return transformers.AutoModel
+
+
+def _base_encoder(model: nn.Module, config: Any) -> nn.Module:
+    if config.model_type == "whisper":
+        return model.get_encoder()
+    return model
+
+
+def _hf_inputs(config: Any, batch: int, seq: int) -> tuple[dict[str, torch.Tensor], dict[str, dict[int, str]]]:
+    generator = torch.Generator().manual_seed(0)
+    if config.model_type in ("vit", "deit", "beit", "dinov2"):
+        size = config.image_size
+        pixels = torch.randn(batch, config.num_channels, size, size, generator=generator)
+        return {"pixel_values": pixels}, {"pixel_values": {0: "batch"}}
+    if config.model_type == "whisper":
+        frames = 2 * config.max_source_positions
+        features = torch.randn(batch, config.num_mel_bins, frames, generator=generator)
+        return {"input_features": features}, {"input_features": {0: "batch"}}
+    ids = torch.randint(0, min(config.vocab_size, 1000), (batch, seq), generator=generator)
+    mask = torch.ones(batch, seq, dtype=torch.int64)
+    axes = {0: "batch", 1: "seq"}
+    return {"input_ids": ids, "attention_mask": mask}, {"input_ids": axes, "attention_mask": axes}
