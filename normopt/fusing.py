@@ -75,6 +75,7 @@ def fuse(
     Raises:
         UsageError: Bad paths or options.
         CheckFailed: ``onnx.checker`` rejects a ``--target onnx`` output, or parity fails.
+
     """
     start = time.perf_counter()
     source = Path(input)

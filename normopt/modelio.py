@@ -34,7 +34,7 @@ def load(path: str | os.PathLike[str]) -> ir.Model:
         raise UsageError(f"no such model file: {path}")
     try:
         model = ir.load(path)
-    except Exception as error:  # noqa: BLE001 - protobuf raises many types for a corrupt file
+    except Exception as error:
         raise UsageError(f"{path} is not a readable ONNX model ({type(error).__name__}: {error})") from None
     missing = sorted({str(f) for f in external_files(model) if not f.is_file()})
     if missing:
@@ -84,6 +84,7 @@ def save(
 
     Returns:
         The output path and the data files it references.
+
     """
     path = Path(path)
     if source is not None and path.resolve() == Path(source).resolve() and not in_place:

@@ -80,6 +80,7 @@ def create(
         opt_level: ONNX Runtime graph optimization level (``disable`` keeps ORT's own fusions off).
         threads: Intra-op threads (None: ORT's default).
         profile_prefix: Turn ORT's profiler on, writing files with this prefix.
+
     """
     import onnxruntime as ort
 
@@ -99,7 +100,7 @@ def create(
     source = model if isinstance(model, bytes) else str(model)
     try:
         session = ort.InferenceSession(source, sess_options=options, providers=providers)
-    except Exception as error:  # noqa: BLE001 - ORT raises its own exception classes
+    except Exception as error:
         text = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
         if provider == "cuda":
             raise ProviderUnavailable(f"CUDA session could not be created: {text}") from None

@@ -86,12 +86,22 @@ def run(
     say("      parity " + ("passed" if parity.passed else "FAILED"))
     say(f"[4/4] benchmarking original vs fused ({iters} interleaved runs per row)")
     shapes = {i["name"]: i["shape"] for i in export_info["inputs"]} if export_info else None
-    report = bench([original, fused_path], providers=providers or ["cpu", "cuda"], opt_levels=["disable", "all"],
-                   shapes=shapes,
-                   warmup=warmup, iters=iters, threads=threads, labels=["original", "fused"],
-                   skip_unavailable=True, progress=progress)
+    report = bench(
+        [original, fused_path],
+        providers=providers or ["cpu", "cuda"],
+        opt_levels=["disable", "all"],
+        shapes=shapes,
+        warmup=warmup,
+        iters=iters,
+        threads=threads,
+        labels=["original", "fused"],
+        skip_unavailable=True,
+        progress=progress,
+    )
     chart = latency_chart(report, out / "latency.png", title=f"{model}: original vs fused")
-    document = _document(model, export_info, fusion.to_dict(), parity.to_dict(), report.to_dict(), time.perf_counter() - started)
+    document = _document(
+        model, export_info, fusion.to_dict(), parity.to_dict(), report.to_dict(), time.perf_counter() - started
+    )
     report_json = out / "report.json"
     report_json.write_text(json.dumps(document, indent=2) + "\n")
     report_md = out / "report.md"
@@ -99,8 +109,14 @@ def run(
     return RunOutcome(out, document, report_json, report_md, chart)
 
 
-def _document(model: str, export_info: dict[str, Any] | None, fusion: dict[str, Any], parity: dict[str, Any],
-              bench: dict[str, Any], seconds: float) -> dict[str, Any]:
+def _document(
+    model: str,
+    export_info: dict[str, Any] | None,
+    fusion: dict[str, Any],
+    parity: dict[str, Any],
+    bench: dict[str, Any],
+    seconds: float,
+) -> dict[str, Any]:
     env = bench["environment"]
     return {
         "schema_version": 1,
@@ -113,8 +129,11 @@ def _document(model: str, export_info: dict[str, Any] | None, fusion: dict[str, 
             "fused": fusion["fused"],
             "by_kind": fusion["by_kind"],
             "by_rule": fusion["by_rule"],
-            "rejected": [{"kind": d["kind"], "node": d["node"], "reason": d["reason"]}
-                         for d in fusion["details"] if d["status"] == "rejected"],
+            "rejected": [
+                {"kind": d["kind"], "node": d["node"], "reason": d["reason"]}
+                for d in fusion["details"]
+                if d["status"] == "rejected"
+            ],
             "nodes_before": fusion["nodes_before"],
             "nodes_after": fusion["nodes_after"],
             "checker": fusion["checker"],
@@ -134,7 +153,8 @@ def render_markdown(doc: dict[str, Any], chart_name: str) -> str:
     lines = [
         f"# normopt report: {doc['model']}",
         "",
-        f"Pipeline took {doc['seconds']} s. Versions: torch {doc['versions']['torch']}, onnx {doc['versions']['onnx']}, "
+        f"Pipeline took {doc['seconds']} s. Versions: torch {doc['versions']['torch']}, "
+        f"onnx {doc['versions']['onnx']}, "
         f"onnxruntime {doc['versions']['onnxruntime']}. Machine: {doc['machine']['cpu']} "
         f"({doc['machine']['cpu_count']} cores), GPU: {doc['machine']['gpu'] or 'none'}.",
         "",
@@ -149,7 +169,9 @@ def render_markdown(doc: dict[str, Any], chart_name: str) -> str:
         *[f"| `{rule}` | {count} |" for rule, count in fusion["by_rule"].items()],
     ]
     if fusion["rejected"]:
-        lines += ["", "Left alone:", ""] + [f"- {r['kind']} at `{r['node']}`: {r['reason']}" for r in fusion["rejected"]]
+        lines += ["", "Left alone:", ""] + [
+            f"- {r['kind']} at `{r['node']}`: {r['reason']}" for r in fusion["rejected"]
+        ]
     lines += [
         "",
         "## Parity",
@@ -159,8 +181,11 @@ def render_markdown(doc: dict[str, Any], chart_name: str) -> str:
         "",
         "| output | max_abs | max_rel | mean_abs | cosine | over tolerance |",
         "|---|---|---|---|---|---|",
-        *[f"| {o['name']} | {o['max_abs']:.3g} | {o['max_rel']:.3g} | {o['mean_abs']:.3g} | {o['cosine']:.6f} | "
-          f"{o['over_tolerance']} |" for o in parity["outputs"]],
+        *[
+            f"| {o['name']} | {o['max_abs']:.3g} | {o['max_rel']:.3g} | {o['mean_abs']:.3g} | {o['cosine']:.6f} | "
+            f"{o['over_tolerance']} |"
+            for o in parity["outputs"]
+        ],
         "",
         "## Latency",
         "",
@@ -169,9 +194,12 @@ def render_markdown(doc: dict[str, Any], chart_name: str) -> str:
         "",
         "| model | provider | opt level | p50 ms | p90 ms | p99 ms | mean ms | std ms | speedup |",
         "|---|---|---|---|---|---|---|---|---|",
-        *[f"| {r['model']} | {r['provider'].replace('ExecutionProvider', '')} | {r['opt_level']} | {r['p50_ms']:.2f} | "
-          f"{r['p90_ms']:.2f} | {r['p99_ms']:.2f} | {r['mean_ms']:.2f} | {r['std_ms']:.2f} | {r['speedup']:.2f}x |"
-          for r in doc["latency"]],
+        *[
+            f"| {r['model']} | {r['provider'].replace('ExecutionProvider', '')} | {r['opt_level']} | "
+            f"{r['p50_ms']:.2f} | "
+            f"{r['p90_ms']:.2f} | {r['p99_ms']:.2f} | {r['mean_ms']:.2f} | {r['std_ms']:.2f} | {r['speedup']:.2f}x |"
+            for r in doc["latency"]
+        ],
         "",
         f"Inputs {doc['bench_settings']['shapes']}, warm-up {doc['bench_settings']['warmup']}, "
         f"{doc['bench_settings']['iters']} timed runs per row, interleaved.",

@@ -88,6 +88,12 @@ def test_every_graph_file_is_in_the_manifest() -> None:
 
 def test_lookalikes_cover_the_known_peer_mistakes() -> None:
     names = {e["file"] for e in manifest() if e["file"].startswith("neg_")}
-    for required in ("neg_ln_eps_outside_sqrt", "neg_ln_unbiased_std", "neg_ln_pow4", "neg_ln_keepdims0",
-                     "neg_ln_non_trailing_axis", "neg_rms_eps_outside_sqrt"):
+    for required in (
+        "neg_ln_eps_outside_sqrt",
+        "neg_ln_unbiased_std",
+        "neg_ln_pow4",
+        "neg_ln_keepdims0",
+        "neg_ln_non_trailing_axis",
+        "neg_rms_eps_outside_sqrt",
+    ):
         assert f"{required}.onnx" in names

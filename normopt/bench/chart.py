@@ -20,7 +20,9 @@ def latency_chart(report: BenchReport, path: str | Path, title: str = "Latency p
     ax.boxplot([r.samples_ms for r in rows], showfliers=True, whis=(1, 99))
     ax.set_xticks(range(1, len(rows) + 1), labels, fontsize=8)
     for index, row in enumerate(rows, start=1):
-        ax.annotate(f"p50 {row.p50_ms:.2f}", (index, row.p50_ms), textcoords="offset points", xytext=(18, 0), fontsize=7)
+        ax.annotate(
+            f"p50 {row.p50_ms:.2f}", (index, row.p50_ms), textcoords="offset points", xytext=(18, 0), fontsize=7
+        )
     ax.set_ylabel("latency per run (ms)")
     ax.set_title(f"{title} (whiskers p1-p99)")
     ax.grid(axis="y", alpha=0.3)

@@ -9,19 +9,46 @@ from __future__ import annotations
 import csv
 import io
 import json
+from typing import IO
 
 from normopt.bench.runner import BenchReport, BenchRow
 
 COLUMNS = [
-    ("model", "model"), ("provider", "provider"), ("opt_level", "opt"), ("p50_ms", "p50 ms"),
-    ("p90_ms", "p90 ms"), ("p99_ms", "p99 ms"), ("mean_ms", "mean ms"), ("std_ms", "std ms"),
-    ("throughput", "inf/s"), ("session_ms", "session ms"), ("first_run_ms", "1st run ms"),
-    ("peak_rss_mb", "RSS+ MB"), ("speedup", "speedup"),
+    ("model", "model"),
+    ("provider", "provider"),
+    ("opt_level", "opt"),
+    ("p50_ms", "p50 ms"),
+    ("p90_ms", "p90 ms"),
+    ("p99_ms", "p99 ms"),
+    ("mean_ms", "mean ms"),
+    ("std_ms", "std ms"),
+    ("throughput", "inf/s"),
+    ("session_ms", "session ms"),
+    ("first_run_ms", "1st run ms"),
+    ("peak_rss_mb", "RSS+ MB"),
+    ("speedup", "speedup"),
 ]
 CSV_FIELDS = [
-    "model", "path", "provider", "opt_level", "threads", "iters", "p50_ms", "p90_ms", "p95_ms", "p99_ms",
-    "mean_ms", "std_ms", "min_ms", "max_ms", "throughput", "session_ms", "first_run_ms", "peak_rss_mb",
-    "io_binding", "speedup",
+    "model",
+    "path",
+    "provider",
+    "opt_level",
+    "threads",
+    "iters",
+    "p50_ms",
+    "p90_ms",
+    "p95_ms",
+    "p99_ms",
+    "mean_ms",
+    "std_ms",
+    "min_ms",
+    "max_ms",
+    "throughput",
+    "session_ms",
+    "first_run_ms",
+    "peak_rss_mb",
+    "io_binding",
+    "speedup",
 ]
 
 
@@ -83,7 +110,7 @@ def to_json(report: BenchReport, samples: bool = False) -> str:
     return json.dumps(report.to_dict(samples), indent=2)
 
 
-def print_table(report: BenchReport, file: io.TextIOBase | None = None) -> None:
+def print_table(report: BenchReport, file: IO[str] | None = None) -> None:
     """The human table via rich (to ``file``, default stdout)."""
     from rich.console import Console
     from rich.table import Table

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import os
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -73,9 +73,12 @@ class BenchReport:
     settings: dict[str, Any]
 
     def to_dict(self, samples: bool = False) -> dict[str, Any]:
-        """JSON schema: ``schema_version``, ``results`` (rows), ``shapes`` ({input: dims}),
-        ``environment`` (versions, CPU model, GPU name), ``skipped`` ([{provider, reason}]),
-        ``settings`` (warmup, iters/seconds, opt levels, threads)."""
+        """JSON-ready form.
+
+        Schema: ``schema_version``, ``results`` (rows), ``shapes`` ({input: dims}), ``environment``
+        (versions, CPU model, GPU name), ``skipped`` ([{provider, reason}]), ``settings`` (warmup,
+        iters/seconds, opt levels, threads).
+        """
         return {
             "schema_version": SCHEMA_VERSION,
             "results": [r.to_dict(samples) for r in self.results],
@@ -99,8 +102,16 @@ def _rss_mb() -> float:
 class _Runner:
     """A session plus the call that runs it once (plain run on CPU, IO binding on CUDA)."""
 
-    def __init__(self, label: str, path: Path, provider: ortsession.Provider, level: ortsession.OptLevel,
-                 threads: int | None, feeds: dict[str, np.ndarray], profile_dir: str | None) -> None:
+    def __init__(
+        self,
+        label: str,
+        path: Path,
+        provider: ortsession.Provider,
+        level: ortsession.OptLevel,
+        threads: int | None,
+        feeds: dict[str, np.ndarray],
+        profile_dir: str | None,
+    ) -> None:
         self.label, self.path, self.provider, self.level = label, path, provider, level
         before = _rss_mb()
         start = time.perf_counter_ns()
@@ -142,9 +153,9 @@ class _Runner:
 
 
 def bench(
-    models: list[str | os.PathLike[str]],
+    models: Sequence[str | os.PathLike[str]],
     *,
-    providers: list[ortsession.Provider] | None = None,
+    providers: Sequence[str] | None = None,
     opt_levels: list[ortsession.OptLevel] | None = None,
     warmup: int = 10,
     iters: int | None = 100,
@@ -177,6 +188,7 @@ def bench(
     Raises:
         ProviderUnavailable: CUDA asked for and not usable (unless ``skip_unavailable``).
         UsageError: Missing models, models with different inputs.
+
     """
     from normopt import modelio
 
@@ -191,6 +203,8 @@ def bench(
     skipped: list[dict[str, str]] = []
     usable: list[ortsession.Provider] = []
     for provider in providers:
+        if provider not in ortsession.PROVIDERS:
+            raise UsageError(f"unknown provider {provider!r}; choose cpu or cuda")
         problem = ortsession.cuda_problem() if provider == "cuda" else None
         if problem is None:
             usable.append(provider)
@@ -206,7 +220,9 @@ def bench(
     if inputs is not None:
         feeds = inp.load_npz(inputs, specs)
     else:
-        feeds = inp.generate(specs, shapes or {}, seed=0, limits=inp.vocab_limits(modelio.load(paths[0])), float_dtype=np.float32)
+        feeds = inp.generate(
+            specs, shapes or {}, seed=0, limits=inp.vocab_limits(modelio.load(paths[0])), float_dtype=np.float32
+        )
     profile_dir = None
     if profile:
         import tempfile
@@ -236,8 +252,14 @@ def bench(
         shapes={k: list(v.shape) for k, v in feeds.items()},
         environment=environment(),
         skipped=skipped,
-        settings={"warmup": warmup, "iters": iters if seconds is None else None, "seconds": seconds,
-                  "opt_levels": list(opt_levels), "threads": threads, "providers": list(providers)},
+        settings={
+            "warmup": warmup,
+            "iters": iters if seconds is None else None,
+            "seconds": seconds,
+            "opt_levels": list(opt_levels),
+            "threads": threads,
+            "providers": list(providers),
+        },
     )
 
 
@@ -248,8 +270,9 @@ def _labels(paths: list[Path]) -> list[str]:
     return [str(p) for p in paths]
 
 
-def _timed_rounds(runners: list[_Runner], iters: int | None, seconds: float | None,
-                  progress: Callable[[int, int], None] | None) -> None:
+def _timed_rounds(
+    runners: list[_Runner], iters: int | None, seconds: float | None, progress: Callable[[int, int], None] | None
+) -> None:
     deadline = time.perf_counter() + seconds if seconds is not None else None
     rounds = iters if deadline is None else None
     if rounds is not None and rounds < 1:
@@ -257,7 +280,9 @@ def _timed_rounds(runners: list[_Runner], iters: int | None, seconds: float | No
     total = rounds or 0
     done = 0
     clock = time.perf_counter_ns
-    while (rounds is not None and done < rounds) or (deadline is not None and (time.perf_counter() < deadline or done < 3)):
+    while (rounds is not None and done < rounds) or (
+        deadline is not None and (time.perf_counter() < deadline or done < 3)
+    ):
         offset = done % len(runners)
         for runner in runners[offset:] + runners[:offset]:
             start = clock()

@@ -41,15 +41,22 @@ class BenchFormat(str, Enum):
 @handle_errors
 def bench(
     models: Annotated[list[Path], typer.Argument(help="One or more .onnx models with the same inputs.")],
-    provider: Annotated[BenchProvider, typer.Option(help="cpu, cuda, or all (benchmarks what is usable, says what was skipped).")] = BenchProvider.cpu,
+    provider: Annotated[
+        BenchProvider, typer.Option(help="cpu, cuda, or all (benchmarks what is usable, says what was skipped).")
+    ] = BenchProvider.cpu,
     warmup: Annotated[int, typer.Option(help="Untimed runs per session.")] = 10,
     iters: Annotated[int, typer.Option(help="Timed runs per session.")] = 100,
     seconds: Annotated[float | None, typer.Option(help="Time budget for timed runs instead of --iters.")] = None,
-    opt_level: Annotated[list[Level] | None, typer.Option("--opt-level", help="ORT optimization level(s) (repeatable; default disable and all).")] = None,
+    opt_level: Annotated[
+        list[Level] | None,
+        typer.Option("--opt-level", help="ORT optimization level(s) (repeatable; default disable and all)."),
+    ] = None,
     threads: Annotated[int | None, typer.Option(help="Intra-op threads (default: ORT's).")] = None,
     shape: ShapeOption = None,
     inputs: Annotated[Path | None, typer.Option(help=".npz with one array per model input.")] = None,
-    profile: Annotated[bool, typer.Option("--profile", help="Summarize ORT's profiler per op type, with the norm share.")] = False,
+    profile: Annotated[
+        bool, typer.Option("--profile", help="Summarize ORT's profiler per op type, with the norm share.")
+    ] = False,
     format: Annotated[BenchFormat, typer.Option("--format", "-f", help="table, json, md or csv.")] = BenchFormat.table,
     out: Annotated[Path | None, typer.Option("--out", help="Write the report to this file instead of stdout.")] = None,
     chart: Annotated[Path | None, typer.Option("--chart", help="Also write a latency chart (PNG) here.")] = None,
@@ -63,13 +70,27 @@ def bench(
     from normopt.verify.inputs import parse_shapes
 
     providers = ["cpu", "cuda"] if provider == BenchProvider.all else [provider.value]
-    with Progress("[progress.description]{task.description}", BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
-                  transient=True, console=_stderr_console()) as bar:
+    with Progress(
+        "[progress.description]{task.description}",
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
+        transient=True,
+        console=_stderr_console(),
+    ) as bar:
         task = bar.add_task("timing", total=iters if seconds is None else None)
         report = run_bench(
-            models, providers=providers, opt_levels=[lvl.value for lvl in opt_level] if opt_level else None,  # type: ignore[misc]
-            warmup=warmup, iters=iters, seconds=seconds, threads=threads, shapes=parse_shapes(shape),
-            inputs=inputs, profile=profile, skip_unavailable=provider == BenchProvider.all,
+            models,
+            providers=providers,
+            opt_levels=[lvl.value for lvl in opt_level] if opt_level else None,
+            warmup=warmup,
+            iters=iters,
+            seconds=seconds,
+            threads=threads,
+            shapes=parse_shapes(shape),
+            inputs=inputs,
+            profile=profile,
+            skip_unavailable=provider == BenchProvider.all,
             progress=lambda done, total: bar.update(task, completed=done),
         )
     if chart is not None:
@@ -85,7 +106,7 @@ def bench(
         out.write_text(text() if text else render.to_markdown(report))
         info(f"report written to {out}")
         if format == BenchFormat.table:
-            render.print_table(report, file=sys.stderr)  # type: ignore[arg-type]
+            render.print_table(report, file=sys.stderr)
     elif text is None:
         render.print_table(report)
     else:

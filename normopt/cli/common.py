@@ -22,7 +22,9 @@ class Format(str, Enum):
     json = "json"
 
 
-FormatOption = Annotated[Format, typer.Option("--format", "-f", help="table (for people) or json (one document on stdout).")]
+FormatOption = Annotated[
+    Format, typer.Option("--format", "-f", help="table (for people) or json (one document on stdout).")
+]
 DebugOption = Annotated[bool, typer.Option("--debug", help="Show tracebacks on errors.")]
 ShapeOption = Annotated[
     list[str] | None,
@@ -61,7 +63,7 @@ def handle_errors(command: F) -> F:
         except KeyboardInterrupt:
             info("normopt: interrupted")
             raise typer.Exit(130) from None
-        except Exception as error:  # noqa: BLE001 - last line of defence: one line, exit 2
+        except Exception as error:
             if debug:
                 raise
             text = str(error).strip().splitlines()[0] if str(error).strip() else ""

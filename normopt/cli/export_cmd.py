@@ -28,15 +28,22 @@ class DTypeChoice(str, Enum):
 
 @handle_errors
 def export(
-    model: Annotated[str | None, typer.Argument(help="Preset name, local Hugging Face directory, or package.module:function.")] = None,
+    model: Annotated[
+        str | None, typer.Argument(help="Preset name, local Hugging Face directory, or package.module:function.")
+    ] = None,
     output: Annotated[Path | None, typer.Option("--output", "-o", help="Output .onnx path.")] = None,
-    exporter: Annotated[ExporterChoice, typer.Option(help="legacy (TorchScript) or dynamo (torch.export).")] = ExporterChoice.legacy,
+    exporter: Annotated[
+        ExporterChoice, typer.Option(help="legacy (TorchScript) or dynamo (torch.export).")
+    ] = ExporterChoice.legacy,
     opset: Annotated[int | None, typer.Option(help="ONNX opset (default 14 legacy, 18 dynamo).")] = None,
     dtype: Annotated[DTypeChoice, typer.Option(help="fp32, fp16 or bf16.")] = DTypeChoice.fp32,
     batch: Annotated[int | None, typer.Option(help="Example batch size.")] = None,
     seq: Annotated[int | None, typer.Option(help="Example sequence length.")] = None,
     dynamic: Annotated[bool, typer.Option("--dynamic/--static", help="Dynamic batch and sequence axes.")] = True,
-    external_data: Annotated[bool | None, typer.Option("--external-data/--no-external-data", help="Weights in a .data file (default: above 100 MiB).")] = None,
+    external_data: Annotated[
+        bool | None,
+        typer.Option("--external-data/--no-external-data", help="Weights in a .data file (default: above 100 MiB)."),
+    ] = None,
     fuse: Annotated[bool, typer.Option("--fuse", help="Continue into fusion: writes OUTPUT.fused.onnx too.")] = False,
     list_presets: Annotated[bool, typer.Option("--list", help="List the built-in presets and exit.")] = False,
     format: FormatOption = Format.table,
@@ -51,23 +58,39 @@ def export(
             emit_json([p.to_dict() for p in PRESETS.values()])
         else:
             for p in PRESETS.values():
-                typer.echo(f"{p.name:12} {p.family:6} {p.layers:2} layers x {p.hidden:4}  "
-                           f"{parameter_count(p) / 1e6:7.1f}M params  norms {p.norms:2}  {p.description}")
+                typer.echo(
+                    f"{p.name:12} {p.family:6} {p.layers:2} layers x {p.hidden:4}  "
+                    f"{parameter_count(p) / 1e6:7.1f}M params  norms {p.norms:2}  {p.description}"
+                )
         return
     if model is None or output is None:
         raise UsageError("export needs MODEL and --output (or --list)")
+    from rich.console import Console
+
     from normopt.export.exporter import export as run_export
 
-    info(f"exporting {model} with the {exporter.value} exporter ({dtype.value}) ...")
-    outcome = run_export(model, output, exporter=exporter.value, opset=opset, dtype=dtype.value, batch=batch, seq=seq,
-                         dynamic=dynamic, external_data=external_data)
+    with Console(stderr=True).status(f"exporting {model} with the {exporter.value} exporter ({dtype.value})"):
+        outcome = run_export(
+            model,
+            output,
+            exporter=exporter.value,
+            opset=opset,
+            dtype=dtype.value,
+            batch=batch,
+            seq=seq,
+            dynamic=dynamic,
+            external_data=external_data,
+        )
     data = outcome.to_dict()
     for note in outcome.notes:
         info(f"note: {note}")
     inputs = ", ".join(f"{i['name']}{i['shape']}:{i['dtype']}" for i in data["inputs"])
-    info(f"wrote {outcome.output}: opset {outcome.opset}, {outcome.nodes} nodes, inputs {inputs}, outputs "
-         f"{', '.join(outcome.outputs)}; norm modules {outcome.norm_modules}, norm candidates {outcome.norm_candidates}; "
-         f"checker {outcome.checker}; {outcome.seconds:.1f} s")
+    info(
+        f"wrote {outcome.output}: opset {outcome.opset}, {outcome.nodes} nodes, inputs {inputs}, outputs "
+        f"{', '.join(outcome.outputs)}; norm modules {outcome.norm_modules}, "
+        f"norm candidates {outcome.norm_candidates}; "
+        f"checker {outcome.checker}; {outcome.seconds:.1f} s"
+    )
     if fuse:
         from normopt.fusing import default_output
         from normopt.fusing import fuse as run_fuse

@@ -37,9 +37,14 @@ def _summary_table(details: list[dict[str, object]], title: str, stderr: bool) -
         table.add_column(column)
     for d in details:
         table.add_row(
-            str(d["kind"]), str(d["node"]), str(d["status"]),
-            str(d["rule"] if d["status"] == "fused" else d["reason"]), str(d["op"] or "-"),
-            "-" if d["epsilon"] is None else f"{d['epsilon']:g}", str(d["axes"] or "-"), str(d["dtype"] or "-"),
+            str(d["kind"]),
+            str(d["node"]),
+            str(d["status"]),
+            str(d["rule"] if d["status"] == "fused" else d["reason"]),
+            str(d["op"] or "-"),
+            "-" if d["epsilon"] is None else f"{d['epsilon']:g}",
+            str(d["axes"] or "-"),
+            str(d["dtype"] or "-"),
         )
     Console(stderr=stderr, width=160).print(table)
 
@@ -47,12 +52,25 @@ def _summary_table(details: list[dict[str, object]], title: str, stderr: bool) -
 @handle_errors
 def fuse(
     model: Annotated[Path, typer.Argument(help="Input .onnx model (never modified without --in-place).")],
-    output: Annotated[Path | None, typer.Option("--output", "-o", help="Output path (default MODEL.fused.onnx).")] = None,
-    target: Annotated[TargetChoice, typer.Option(help="onnx: standard ops only; ort: ORT ops (+Skip*); auto: standard where the opset has it.")] = TargetChoice.auto,
-    skip: Annotated[bool | None, typer.Option("--skip/--no-skip", help="Merge residual Adds into Skip* ops (default: on for --target ort).")] = None,
-    external: Annotated[ExternalChoice, typer.Option(help="External data of the output: same layout, a new file beside it, inline, or auto.")] = ExternalChoice.auto,
+    output: Annotated[
+        Path | None, typer.Option("--output", "-o", help="Output path (default MODEL.fused.onnx).")
+    ] = None,
+    target: Annotated[
+        TargetChoice,
+        typer.Option(help="onnx: standard ops only; ort: ORT ops (+Skip*); auto: standard where the opset has it."),
+    ] = TargetChoice.auto,
+    skip: Annotated[
+        bool | None,
+        typer.Option("--skip/--no-skip", help="Merge residual Adds into Skip* ops (default: on for --target ort)."),
+    ] = None,
+    external: Annotated[
+        ExternalChoice,
+        typer.Option(help="External data of the output: same layout, a new file beside it, inline, or auto."),
+    ] = ExternalChoice.auto,
     in_place: Annotated[bool, typer.Option("--in-place", help="Allow the output to overwrite the input.")] = False,
-    verify: Annotated[bool, typer.Option("--verify", help="Check parity before writing; refuse to write a model that fails (exit 1).")] = False,
+    verify: Annotated[
+        bool, typer.Option("--verify", help="Check parity before writing; refuse to write a model that fails (exit 1).")
+    ] = False,
     atol: Annotated[float | None, typer.Option(help="Absolute tolerance for --verify.")] = None,
     rtol: Annotated[float | None, typer.Option(help="Relative tolerance for --verify.")] = None,
     format: FormatOption = Format.table,
@@ -62,8 +80,15 @@ def fuse(
     from normopt.fusing import fuse as run_fuse
 
     outcome = run_fuse(
-        model, output, target=target.value, skip=skip, external=external.value, in_place=in_place,
-        verify=verify, atol=atol, rtol=rtol,
+        model,
+        output,
+        target=target.value,
+        skip=skip,
+        external=external.value,
+        in_place=in_place,
+        verify=verify,
+        atol=atol,
+        rtol=rtol,
     )
     data = outcome.to_dict()
     _summary_table(data["details"], f"fusion of {model.name}", stderr=True)

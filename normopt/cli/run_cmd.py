@@ -14,8 +14,13 @@ from normopt.cli.fuse_cmd import TargetChoice
 
 @handle_errors
 def run(
-    model: Annotated[str | None, typer.Argument(help="Preset, Hugging Face directory, module:function or .onnx file (default: gpt2-small).")] = None,
-    out: Annotated[Path, typer.Option("--out", help="Directory for the ONNX files, report.json, report.md and latency.png.")] = Path("normopt-out"),
+    model: Annotated[
+        str | None,
+        typer.Argument(help="Preset, Hugging Face directory, module:function or .onnx file (default: gpt2-small)."),
+    ] = None,
+    out: Annotated[
+        Path, typer.Option("--out", help="Directory for the ONNX files, report.json, report.md and latency.png.")
+    ] = Path("normopt-out"),
     exporter: Annotated[ExporterChoice, typer.Option(help="Exporter for torch models.")] = ExporterChoice.legacy,
     opset: Annotated[int | None, typer.Option(help="ONNX opset for the export.")] = None,
     dtype: Annotated[DTypeChoice, typer.Option(help="Export precision.")] = DTypeChoice.fp32,
@@ -31,16 +36,31 @@ def run(
 
     from normopt.run import run as run_pipeline
 
-    with Progress("[progress.description]{task.description}", BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
-                  transient=True, console=_console()) as bar:
+    with Progress(
+        "[progress.description]{task.description}",
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
+        transient=True,
+        console=_console(),
+    ) as bar:
         task = bar.add_task("benchmark", total=iters, visible=False)
 
         def progress(done: int, total: int) -> None:
             bar.update(task, completed=done, visible=True)
 
         outcome = run_pipeline(
-            model, out, exporter=exporter.value, opset=opset, dtype=dtype.value, target=target.value, iters=iters,
-            warmup=warmup, threads=threads, step=lambda line: bar.console.print(line), progress=progress,
+            model,
+            out,
+            exporter=exporter.value,
+            opset=opset,
+            dtype=dtype.value,
+            target=target.value,
+            iters=iters,
+            warmup=warmup,
+            threads=threads,
+            step=lambda line: bar.console.print(line),
+            progress=progress,
         )
     doc = outcome.report
     if format == Format.json:

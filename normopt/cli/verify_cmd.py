@@ -24,13 +24,31 @@ def print_parity(data: dict[str, object]) -> None:
     from rich.table import Table
 
     table = Table(title="parity (" + ("passed" if data["passed"] else "FAILED") + ")")
-    for column in ("output", "max_abs", "max_rel", "mean_abs", "p99_abs", "cosine", "over tol", "NaN ref/cand", "atol", "rtol"):
+    for column in (
+        "output",
+        "max_abs",
+        "max_rel",
+        "mean_abs",
+        "p99_abs",
+        "cosine",
+        "over tol",
+        "NaN ref/cand",
+        "atol",
+        "rtol",
+    ):
         table.add_column(column, justify="right")
     for o in data["outputs"]:  # type: ignore[attr-defined]
         table.add_row(
-            o["name"], f"{o['max_abs']:.3g}", f"{o['max_rel']:.3g}", f"{o['mean_abs']:.3g}", f"{o['p99_abs']:.3g}",
-            f"{o['cosine']:.6f}", str(o["over_tolerance"]), f"{o['nan_reference']}/{o['nan_candidate']}",
-            f"{o['atol']:g}", f"{o['rtol']:g}",
+            o["name"],
+            f"{o['max_abs']:.3g}",
+            f"{o['max_rel']:.3g}",
+            f"{o['mean_abs']:.3g}",
+            f"{o['p99_abs']:.3g}",
+            f"{o['cosine']:.6f}",
+            str(o["over_tolerance"]),
+            f"{o['nan_reference']}/{o['nan_candidate']}",
+            f"{o['atol']:g}",
+            f"{o['rtol']:g}",
         )
     console = Console(width=160)
     console.print(table)
@@ -52,8 +70,12 @@ def print_parity(data: dict[str, object]) -> None:
 def verify(
     reference: Annotated[Path, typer.Argument(help="Reference model (the original).")],
     candidate: Annotated[Path, typer.Argument(help="Candidate model (e.g. the fused one).")],
-    atol: Annotated[float | None, typer.Option(help="Absolute tolerance (default by dtype: fp32 1e-5, fp16 2e-2, bf16 1e-1).")] = None,
-    rtol: Annotated[float | None, typer.Option(help="Relative tolerance (default by dtype: fp32 1e-4, fp16 2e-2, bf16 5e-2).")] = None,
+    atol: Annotated[
+        float | None, typer.Option(help="Absolute tolerance (default by dtype: fp32 1e-5, fp16 2e-2, bf16 1e-1).")
+    ] = None,
+    rtol: Annotated[
+        float | None, typer.Option(help="Relative tolerance (default by dtype: fp32 1e-4, fp16 2e-2, bf16 5e-2).")
+    ] = None,
     inputs: Annotated[Path | None, typer.Option(help=".npz with one array per model input.")] = None,
     shape: ShapeOption = None,
     seed: Annotated[int, typer.Option(help="Seed for generated inputs.")] = 0,
@@ -67,8 +89,15 @@ def verify(
     from normopt.verify.inputs import parse_shapes
 
     report = run_verify(
-        reference, candidate, atol=atol, rtol=rtol, inputs=inputs, shapes=parse_shapes(shape), seed=seed,
-        trials=trials, provider=provider.value,
+        reference,
+        candidate,
+        atol=atol,
+        rtol=rtol,
+        inputs=inputs,
+        shapes=parse_shapes(shape),
+        seed=seed,
+        trials=trials,
+        provider=provider.value,
     )
     data = report.to_dict()
     if format == Format.json:

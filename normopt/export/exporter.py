@@ -98,6 +98,7 @@ def export(
         seq: Example sequence length.
         dynamic: Dynamic batch and sequence axes.
         external_data: Force external data on/off (default: on above 100 MiB of weights).
+
     """
     from normopt.export.sources import resolve
     from normopt.fusion.pipeline import fuse_model
@@ -131,7 +132,9 @@ def export(
         opset=opset,
         dtype=dtype,
         description=source.description,
-        inputs=[{"name": k, "shape": list(v.shape), "dtype": str(v.dtype).replace("torch.", "")} for k, v in inputs.items()],
+        inputs=[
+            {"name": k, "shape": list(v.shape), "dtype": str(v.dtype).replace("torch.", "")} for k, v in inputs.items()
+        ],
         outputs=source.output_names,
         nodes=nodes,
         norm_modules=source.norms,
@@ -144,7 +147,14 @@ def export(
 
 
 def _run_exporter(
-    module: Any, inputs: dict[str, Any], source: Any, path: Path, exporter: Exporter, opset: int, dynamic: bool, dtype: DType
+    module: Any,
+    inputs: dict[str, Any],
+    source: Any,
+    path: Path,
+    exporter: Exporter,
+    opset: int,
+    dynamic: bool,
+    dtype: DType,
 ) -> None:
     import torch
 
@@ -155,27 +165,41 @@ def _run_exporter(
         try:
             if exporter == "legacy":
                 torch.onnx.export(
-                    module, args, str(path), dynamo=False, opset_version=opset, input_names=names,
-                    output_names=source.output_names, dynamic_axes=source.dynamic if dynamic else None,
+                    module,
+                    args,
+                    str(path),
+                    dynamo=False,
+                    opset_version=opset,
+                    input_names=names,
+                    output_names=source.output_names,
+                    dynamic_axes=source.dynamic if dynamic else None,
                 )
             else:
                 shapes = None
                 if dynamic:
                     dims: dict[str, Any] = {}
                     shapes = tuple(
-                        {axis: dims.setdefault(label, torch.export.Dim.AUTO) for axis, label in source.dynamic.get(n, {}).items()}
+                        {
+                            axis: dims.setdefault(label, torch.export.Dim.AUTO)
+                            for axis, label in source.dynamic.get(n, {}).items()
+                        }
                         for n in names
                     )
                 program = torch.onnx.export(
-                    module, args, dynamo=True, opset_version=opset, input_names=names,
-                    output_names=source.output_names, dynamic_shapes=shapes,
+                    module,
+                    args,
+                    dynamo=True,
+                    opset_version=opset,
+                    input_names=names,
+                    output_names=source.output_names,
+                    dynamic_shapes=shapes,
                 )
                 if program is None:
                     raise RuntimeError("the dynamo exporter returned no program")
                 program.save(str(path), external_data=True)
         except UsageError:
             raise
-        except Exception as error:  # noqa: BLE001 - exporters raise anything; report one line
+        except Exception as error:
             other = "dynamo" if exporter == "legacy" else "legacy"
             text = str(error).strip().splitlines()[0][:300] if str(error).strip() else type(error).__name__
             raise UsageError(

@@ -180,8 +180,9 @@ def build(name: str, seed: int = 0) -> tuple[nn.Module, tuple[torch.Tensor, ...]
         for module in model.modules():
             if isinstance(module, (RMSNorm, nn.LayerNorm)):
                 module.weight.normal_(1.0, 0.1)
-                if getattr(module, "bias", None) is not None:
-                    module.bias.normal_(0.0, 0.1)
+                bias = getattr(module, "bias", None)
+                if isinstance(bias, torch.Tensor):
+                    bias.normal_(0.0, 0.1)
     ids = torch.randint(0, preset.vocab, (preset.batch, preset.seq))
     return model, (ids,), preset
 

@@ -23,7 +23,12 @@ from normopt.export import presets
 
 logger = logging.getLogger(__name__)
 
-_WEIGHT_FILES = ("model.safetensors", "pytorch_model.bin", "model.safetensors.index.json", "pytorch_model.bin.index.json")
+_WEIGHT_FILES = (
+    "model.safetensors",
+    "pytorch_model.bin",
+    "model.safetensors.index.json",
+    "pytorch_model.bin.index.json",
+)
 
 
 @dataclass
@@ -107,7 +112,9 @@ def _function(spec: str) -> Source:
         example = (example,)
     inputs = example if isinstance(example, dict) else {f"input_{i}": t for i, t in enumerate(example)}
     dynamic = {n: {0: "batch"} | ({1: "seq"} if t.dim() >= 2 else {}) for n, t in inputs.items()}
-    return Source(module.eval(), dict(inputs), dynamic, ["output"], f"function {spec}", presets.count_norm_modules(module))
+    return Source(
+        module.eval(), dict(inputs), dynamic, ["output"], f"function {spec}", presets.count_norm_modules(module)
+    )
 
 
 def _hugging_face(path: Path, batch: int | None, seq: int | None) -> Source:
@@ -154,7 +161,8 @@ def _model_class(transformers: Any, config: Any) -> Any:
 
 def _base_encoder(model: nn.Module, config: Any) -> nn.Module:
     if config.model_type == "whisper":
-        return model.get_encoder()
+        encoder: nn.Module = model.get_encoder()  # type: ignore[operator]
+        return encoder
     return model
 
 

@@ -97,8 +97,11 @@ def _affine_input(
     cast = gu.producer(value, "Cast")
     if cast is not None and cast.inputs[0] is not None and gu.dtype_of(cast.inputs[0]) == dtype:
         source = cast.inputs[0]
-    if gu.dtype_of(source) == dtype and shape is not None and len(shape) == axes and (
-        dims is None or tuple(shape) == dims
+    if (
+        gu.dtype_of(source) == dtype
+        and shape is not None
+        and len(shape) == axes
+        and (dims is None or tuple(shape) == dims)
     ):
         return source, []
     array = constant_array(value)
@@ -115,16 +118,10 @@ def _affine_input(
     return out, [node]
 
 
-def rewrite(
-    owner: ir.Graph | ir.Function, match: NormMatch, op_type: str, name: str, opset: int
-) -> Emitted:
+def rewrite(owner: ir.Graph | ir.Function, match: NormMatch, op_type: str, name: str, opset: int) -> Emitted:
     """Replace ``match.y`` by one ``op_type`` node and remove the pattern nodes nobody else reads."""
-    scale, scale_nodes = _affine_input(
-        match.scale, match.x, match.axes, match.dtype, 1.0, f"{name}.scale", opset
-    )
-    bias, bias_nodes = _affine_input(
-        match.bias, match.x, match.axes, match.dtype, 0.0, f"{name}.bias", opset
-    )
+    scale, scale_nodes = _affine_input(match.scale, match.x, match.axes, match.dtype, 1.0, f"{name}.scale", opset)
+    bias, bias_nodes = _affine_input(match.bias, match.x, match.axes, match.dtype, 0.0, f"{name}.bias", opset)
     inputs = [match.x, scale] + ([bias] if bias is not None and op_type == "LayerNormalization" else [])
     if bias is not None and op_type != "LayerNormalization":
         raise Refusal(f"{op_type} has no bias input")
@@ -171,7 +168,8 @@ def remove_dead(owner: ir.Graph | ir.Function, nodes: list[ir.Node]) -> int:
     if isinstance(owner, ir.Graph):
         for value in inputs:
             if (
-                value.is_initializer()
+                value.name is not None
+                and value.is_initializer()
                 and not value.uses()
                 and not value.is_graph_output()
                 and value.name in owner.initializers

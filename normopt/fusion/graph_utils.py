@@ -11,9 +11,7 @@ from collections.abc import Iterable, Iterator
 import numpy as np
 import onnx_ir as ir
 
-FLOAT_TYPES = frozenset(
-    {ir.DataType.FLOAT, ir.DataType.FLOAT16, ir.DataType.BFLOAT16, ir.DataType.DOUBLE}
-)
+FLOAT_TYPES = frozenset({ir.DataType.FLOAT, ir.DataType.FLOAT16, ir.DataType.BFLOAT16, ir.DataType.DOUBLE})
 
 # Constants larger than this are never read while matching: weights stay on disk.
 _SMALL_CONSTANT_ELEMENTS = 16
@@ -100,7 +98,7 @@ def is_constant(value: ir.Value | None) -> bool:
 def constant_shape(value: ir.Value) -> tuple[int, ...] | None:
     """Static shape of a constant value without reading its data."""
     if value.const_value is not None:
-        return tuple(int(d) for d in value.const_value.shape)
+        return tuple(value.const_value.shape.numpy())
     node = value.producer()
     if node is None:
         return None
@@ -111,7 +109,7 @@ def constant_shape(value: ir.Value) -> tuple[int, ...] | None:
             tensor = ir.convenience.get_const_tensor(value)
         except ValueError:
             return None
-        return None if tensor is None else tuple(int(d) for d in tensor.shape)
+        return None if tensor is None else tuple(tensor.shape.numpy())
     return None
 
 

@@ -26,6 +26,7 @@ def square_of(value: ir.Value, is_base: Callable[[ir.Value], bool]) -> list[ir.N
 
     Raises:
         Refusal: When the only power taken has an exponent other than 2.
+
     """
     squares: list[ir.Node] = []
     wrong_exponent: float | None = None
@@ -38,6 +39,8 @@ def square_of(value: ir.Value, is_base: Callable[[ir.Value], bool]) -> list[ir.N
                 wrong_exponent = exponent
         elif user.op_type == "Mul" and len(user.inputs) == 2:
             a, b = user.inputs
+            if a is None or b is None:
+                continue
             if (a is value and is_base(b)) or (b is value and is_base(a)):
                 squares.append(user)
     if not squares and wrong_exponent is not None:
@@ -84,9 +87,7 @@ class LayerNormPass(NormPass):
             for square in square_of(sub.outputs[0], is_centred):
                 variance_node = gu.only_consumer(square.outputs[0])
                 if variance_node is None or variance_node.op_type != "ReduceMean":
-                    raise Refusal(
-                        "variance is not the mean of squares (unbiased var/std divides by N-1)"
-                    )
+                    raise Refusal("variance is not the mean of squares (unbiased var/std divides by N-1)")
                 v_axes, v_keep, reason = gu.reduce_axes(variance_node)
                 if reason or v_axes is None:
                     raise Refusal(reason or "variance axes unknown")

@@ -42,6 +42,7 @@ class NormMatch:
         dtype: Element type of ``x`` and of the fused node's output.
         rule: Variant name for statistics, e.g. ``layernorm/mul-reciprocal-sqrt``.
         nodes: Every node of the pattern (removed once nothing else reads their outputs).
+
     """
 
     x: ir.Value
@@ -95,11 +96,7 @@ def _inverse_sqrt_steps(var_eps: ir.Value) -> list[tuple[str, ir.Value, list[ir.
             for after in out.consumers():
                 if after.op_type == "Reciprocal":
                     steps.append((f"mul-reciprocal-{sqrt_form}", after.outputs[0], [user, after], False))
-                elif (
-                    after.op_type == "Div"
-                    and after.inputs[1] is out
-                    and _is_exponent(after.inputs[0], 1.0)
-                ):
+                elif after.op_type == "Div" and after.inputs[1] is out and _is_exponent(after.inputs[0], 1.0):
                     steps.append((f"mul-div-one-{sqrt_form}", after.outputs[0], [user, after], False))
         elif is_pow and _is_exponent(user.inputs[1], -0.5):
             steps.append(("mul-pow-neg-half", out, [user], False))
@@ -122,6 +119,7 @@ def match_tail(
 
     Raises:
         Refusal: With the reason when the chain is not a norm.
+
     """
     add, eps, eps_dtype = _epsilon_add(variance)
     steps = _inverse_sqrt_steps(add.outputs[0])
@@ -130,7 +128,13 @@ def match_tail(
     for form, value, nodes, is_divisor in steps:
         for user in value.consumers():
             if is_divisor:
-                if user.op_type == "Div" and user.inputs[1] is value and is_numerator(user.inputs[0]):
+                numerator = user.inputs[0]
+                if (
+                    user.op_type == "Div"
+                    and user.inputs[1] is value
+                    and numerator is not None
+                    and is_numerator(numerator)
+                ):
                     return user.outputs[0], form, eps, eps_dtype, [add, *nodes, user]
             elif user.op_type == "Mul":
                 for operand, other in gu.operand_pairs(user):
@@ -219,9 +223,7 @@ def finish(
     target_dtype = ir.DataType(cast.attributes["to"].as_int()) if cast is not None else None
     shortcut = source is not None and gu.dtype_of(source) == target_dtype
     if shortcut and target_dtype is not None:
-        shortcut = all(
-            a is None or a.after_cast or representable(a.value, target_dtype) for a in (scale, bias)
-        )
+        shortcut = all(a is None or a.after_cast or representable(a.value, target_dtype) for a in (scale, bias))
     if cast is not None and not shortcut:
         cut = chain.index(cast)
         chain = chain[:cut]

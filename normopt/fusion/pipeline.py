@@ -31,7 +31,7 @@ def _infer_shapes(model: ir.Model) -> None:
 
     try:
         ShapeInferencePass(strict_mode=False, check_type=False)(model)
-    except Exception as error:  # noqa: BLE001 - inference is an aid; its failure must not stop fusion
+    except Exception as error:
         logger.warning("shape inference skipped: %s", error)
 
 
@@ -48,6 +48,7 @@ def fuse_model(
 
     Returns:
         Counts, per-candidate records and rejection reasons.
+
     """
     if target not in TARGETS:
         raise ValueError(f"unknown target {target!r}; choose one of {', '.join(TARGETS)}")

@@ -27,6 +27,7 @@ class Candidate:
         fused_node: Name of the node that replaced the pattern.
         kept_nodes: Pattern nodes kept alive because something outside the pattern reads them.
         pattern_nodes: Names of the nodes the pattern spans (for profiling and localization).
+
     """
 
     kind: str

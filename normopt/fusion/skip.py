@@ -30,6 +30,8 @@ _SKIP_DTYPES = frozenset({ir.DataType.FLOAT, ir.DataType.FLOAT16, ir.DataType.BF
 def _residual_add(norm: ir.Node) -> ir.Node:
     axis = norm.attributes.get("axis")
     x = norm.inputs[0]
+    if x is None:
+        raise Refusal("norm without input")
     if axis is not None and axis.as_int() != -1 and axis.as_int() != (gu.rank_of(x) or 0) - 1:
         raise Refusal("norm over more than the last axis")
     if gu.dtype_of(x) not in _SKIP_DTYPES:

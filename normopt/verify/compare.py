@@ -71,8 +71,22 @@ def compare(name: str, reference: np.ndarray, candidate: np.ndarray, atol: float
     """Statistics of ``candidate`` against ``reference`` under the tolerance rule above."""
     if reference.shape != candidate.shape:
         return TensorStats(
-            name, list(candidate.shape), str(candidate.dtype), float("inf"), float("inf"), float("inf"),
-            float("inf"), 0.0, int(candidate.size), 0, 0, 0, 0, atol, rtol, False,
+            name,
+            list(candidate.shape),
+            str(candidate.dtype),
+            float("inf"),
+            float("inf"),
+            float("inf"),
+            float("inf"),
+            0.0,
+            int(candidate.size),
+            0,
+            0,
+            0,
+            0,
+            atol,
+            rtol,
+            False,
         )
     ref = np.asarray(reference, dtype=np.float64)
     cand = np.asarray(candidate, dtype=np.float64)

@@ -8,6 +8,7 @@ dimensions are bound by ``--shape NAME=DIMS`` or else by name: batch-like dims 2
 
 from __future__ import annotations
 
+import os
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -111,7 +112,9 @@ def generate(
         elif "mask" in lowered:
             feeds[spec.name] = np.ones(dims, dtype=dtype)
         elif "position" in lowered:
-            feeds[spec.name] = np.broadcast_to(np.arange(dims[-1], dtype=dtype), dims).copy() if dims else np.zeros(dims, dtype)
+            feeds[spec.name] = (
+                np.broadcast_to(np.arange(dims[-1], dtype=dtype), dims).copy() if dims else np.zeros(dims, dtype)
+            )
         elif "token_type" in lowered:
             feeds[spec.name] = np.zeros(dims, dtype=dtype)
         else:
@@ -120,7 +123,7 @@ def generate(
     return feeds
 
 
-def load_npz(path: str | Path, specs: list[InputSpec]) -> dict[str, np.ndarray]:
+def load_npz(path: str | os.PathLike[str], specs: list[InputSpec]) -> dict[str, np.ndarray]:
     """Inputs from an ``.npz``; every model input must be present (extra arrays are an error too)."""
     path = Path(path)
     if not path.is_file():
@@ -128,7 +131,7 @@ def load_npz(path: str | Path, specs: list[InputSpec]) -> dict[str, np.ndarray]:
     try:
         with np.load(path) as data:
             feeds = {k: data[k] for k in data.files}
-    except Exception as error:  # noqa: BLE001 - numpy raises several types for a bad file
+    except Exception as error:
         raise UsageError(f"{path} is not a readable .npz ({error})") from None
     names = {s.name for s in specs}
     if set(feeds) != names:

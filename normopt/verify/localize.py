@@ -72,6 +72,7 @@ def first_divergence(
     Returns:
         ``{"node", "op_type", "tensor", "inputs_matched", "stats"}``; ``node`` is None (with a ``note``)
         when every fused node's output still matches and the difference starts elsewhere.
+
     """
     cand_model = modelio.load(candidate)
     ref_values = ir.convenience.create_value_mapping(modelio.load(reference).graph)

@@ -116,6 +116,7 @@ def verify(
 
     Raises:
         UsageError: Missing or unreadable models, mismatched input or output names, bad inputs.
+
     """
     if trials < 1:
         raise UsageError("--trials must be at least 1")
