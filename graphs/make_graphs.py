@@ -155,15 +155,18 @@ class Norm:
     numerator: str | None = None
     shared: dict[str, str] = field(default_factory=dict)
     var_output: bool = False
+    cast_centred: bool = False
 
     def build(self, g: G, x: str, seed: int = 0) -> tuple[str, dict[str, Any]]:
         rng = np.random.default_rng(seed)
         compute = F32 if self.cast_wrap is not None else self.dtype
-        xin = g.op("Cast", [x], to=F32) if self.cast_wrap is not None else x
+        xin = g.op("Cast", [x], to=F32) if self.cast_wrap is not None and not self.cast_centred else x
         if self.kind == "layernorm":
             mean = reduce_mean(g, self.mean_of or xin, self.axes, self.keepdims, self.axes_style)
             d = g.op("Sub", [xin, mean])
             num = g.op("Sub", [xin, mean]) if self.dup_sub else d
+            if self.cast_centred:
+                d = num = g.op("Cast", [d], to=F32)
         else:
             d = num = xin
         sq = square(g, d, self.square, compute, self.exponent, self.exp_shape)
@@ -273,6 +276,10 @@ def layernorm_variants() -> None:
     single("ln_no_affine", "no γ, no β", Norm(gamma=None, beta=None), every)
     single("ln_dup_sub", "two identical Sub(x, mean) as old exporters write", Norm(dup_sub=True), every)
     single("ln_fp16_native", "fp16 throughout", Norm(dtype=F16), every)
+    single(
+        "ln_fp16_legacy_mixed", "legacy exporter fp16: mean and Sub in fp16, the rest upcast, cast back before γ/β",
+        Norm(dtype=F16, cast_wrap=F16, cast_centred=True), every,
+    )
     single("ln_fp16_cast_wrapped", "fp16 input cast to float32, cast back, γ/β in fp16", Norm(dtype=F16, cast_wrap=F16), every)
     single(
         "ln_fp16_gamma_cast", "cast-wrapped fp16 with γ/β stored fp16 and Cast to float32",

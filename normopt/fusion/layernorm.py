@@ -78,13 +78,15 @@ class LayerNormPass(NormPass):
         count, reason = gu.trailing_axis_count(axes, gu.rank_of(x))
         if count is None:
             raise Refusal(reason or "axes not trailing")
-        centred_values = {id(s.outputs[0]) for s in subs}
+        centred = [s.outputs[0] for s in subs]
+        centred += [c.outputs[0] for d in centred for c in d.consumers() if _is_float_cast(c)]
+        centred_values = {id(v) for v in centred}
 
         def is_centred(value: ir.Value) -> bool:
             return id(value) in centred_values
 
-        for sub in subs:
-            for square in square_of(sub.outputs[0], is_centred):
+        for value in centred:
+            for square in square_of(value, is_centred):
                 variance_node = gu.only_consumer(square.outputs[0])
                 if variance_node is None or variance_node.op_type != "ReduceMean":
                     raise Refusal("variance is not the mean of squares (unbiased var/std divides by N-1)")
@@ -96,9 +98,15 @@ class LayerNormPass(NormPass):
                 if _canonical(v_axes, x) != _canonical(axes, x):
                     raise Refusal(f"mean over axes {axes} but variance over axes {v_axes}")
                 n, form, eps, eps_dtype, tail = match_tail(variance_node.outputs[0], is_centred)
-                nodes = [anchor, *subs, square, variance_node, *tail]
+                casts = [v.producer() for v in centred if v.producer() not in subs]
+                nodes = [anchor, *subs, *[c for c in casts if c is not None], square, variance_node, *tail]
                 return finish(x, n, count, eps, f"layernorm/{form}", nodes, eps_dtype)
         raise Refusal("the centred tensor is never squared")
+
+
+def _is_float_cast(node: ir.Node) -> bool:
+    to = node.attributes.get("to") if node.op_type == "Cast" else None
+    return to is not None and ir.DataType(to.as_int()) in gu.FLOAT_TYPES
 
 
 def _canonical(axes: list[int], x: ir.Value) -> list[int]:

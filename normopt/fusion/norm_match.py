@@ -220,6 +220,8 @@ def finish(
     if x_dtype is None:
         raise Refusal("element type of the input is unknown")
     source = _cast_source(x)
+    if source is None and compute_dtype is not None and compute_dtype != x_dtype:
+        source = x  # mean taken in x's type, the rest upcast (legacy exporter, fp16 LayerNorm)
     target_dtype = ir.DataType(cast.attributes["to"].as_int()) if cast is not None else None
     shortcut = source is not None and gu.dtype_of(source) == target_dtype
     if shortcut and target_dtype is not None:
@@ -233,6 +235,8 @@ def finish(
     if cast is not None and source is not None:
         x, x_dtype = source, gu.dtype_of(source) or x_dtype
         rule += "/cast-wrapped"
+    elif compute_dtype is not None and compute_dtype != x_dtype:
+        raise Refusal(f"computes in {compute_dtype.name} on a {x_dtype.name} input without casting back")
     for affine, what in ((scale, "scale"), (bias, "bias")):
         if affine is not None:
             _check_affine_shape(affine.value, axes, x, what)

@@ -19,6 +19,9 @@ from normopt.fusion.norm_match import NormMatch, Refusal, finish, match_tail
 
 
 def _is_centred(value: ir.Value) -> bool:
+    cast = gu.producer(value, "Cast")
+    if cast is not None and cast.inputs[0] is not None:
+        value = cast.inputs[0]
     sub = gu.producer(value, "Sub")
     if sub is None:
         return False

@@ -91,7 +91,8 @@ def compare(name: str, reference: np.ndarray, candidate: np.ndarray, atol: float
     ref = np.asarray(reference, dtype=np.float64)
     cand = np.asarray(candidate, dtype=np.float64)
     finite = np.isfinite(ref) & np.isfinite(cand)
-    diff = np.abs(cand - ref)
+    with np.errstate(invalid="ignore"):
+        diff = np.abs(cand - ref)
     diff_f = np.where(finite, diff, 0.0)
     rel = diff_f / np.maximum(np.abs(ref), np.finfo(np.float64).tiny)
     over = finite & (diff_f > atol + rtol * np.abs(ref))
