@@ -2,7 +2,8 @@
 
 The Python API mirrors the CLI: ``normopt.export``, ``normopt.fuse``, ``normopt.inspect``,
 ``normopt.verify``, ``normopt.bench``, ``normopt.run``. They are imported on first use so that
-``import normopt`` (and ``normopt --help``) stays fast.
+``import normopt`` (and ``normopt --help``) stays fast. The implementing packages are
+``normopt.exporting``, ``normopt.fusion``, ``normopt.parity`` and ``normopt.latency``.
 """
 
 from __future__ import annotations
@@ -13,11 +14,11 @@ from typing import Any
 __version__ = "0.1.0"
 
 _API = {
-    "export": ("normopt.export.exporter", "export"),
+    "export": ("normopt.exporting.exporter", "export"),
     "fuse": ("normopt.fusing", "fuse"),
     "inspect": ("normopt.fusing", "inspect"),
-    "verify": ("normopt.verify.parity", "verify"),
-    "bench": ("normopt.bench.runner", "bench"),
+    "verify": ("normopt.parity.check", "verify"),
+    "bench": ("normopt.latency.runner", "bench"),
     "run": ("normopt.run", "run"),
     "fuse_model": ("normopt.fusion.pipeline", "fuse_model"),
 }

@@ -15,8 +15,8 @@ from normopt.errors import CheckFailed, UsageError
 from normopt.fusion import FusionResult, Target, fuse_model
 from normopt.fusion.graph_utils import graphs_of
 from normopt.fusion.pipeline import count_nodes
-from normopt.verify import ParityReport
-from normopt.verify.localize import NORM_OPS
+from normopt.parity import ParityReport
+from normopt.parity.localize import NORM_OPS
 
 
 @dataclass
@@ -100,7 +100,7 @@ def fuse(
             raise CheckFailed(f"onnx.checker rejects the fused model: {problem}")
         parity = None
         if verify:
-            from normopt.verify import verify as run_verify
+            from normopt.parity import verify as run_verify
 
             parity = run_verify(source, staging, atol=atol, rtol=rtol)
             if not parity.passed:

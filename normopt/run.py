@@ -55,11 +55,11 @@ def run(
     progress: Callable[[int, int], None] | None = None,
 ) -> RunOutcome:
     """Run the whole pipeline on ``model`` (default: the built-in default preset) into ``out_dir``."""
-    from normopt.bench import bench
-    from normopt.bench.chart import latency_chart
-    from normopt.export.presets import DEFAULT_PRESET
+    from normopt.exporting.presets import DEFAULT_PRESET
     from normopt.fusing import fuse
-    from normopt.verify import verify
+    from normopt.latency import bench
+    from normopt.latency.chart import latency_chart
+    from normopt.parity import verify
 
     say = step or (lambda _: None)
     started = time.perf_counter()
@@ -74,7 +74,7 @@ def run(
         say(f"using {model} as the original model")
         shutil.copyfile(model, original)
     else:
-        from normopt.export.exporter import export
+        from normopt.exporting.exporter import export
 
         say(f"[1/4] exporting {model} ({exporter} exporter, {dtype})")
         export_info = export(model, original, exporter=exporter, opset=opset, dtype=dtype).to_dict()  # type: ignore[arg-type]

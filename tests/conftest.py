@@ -59,8 +59,8 @@ def float32_io(path: Path, out: Path) -> Path:
 def run_ort(path: Path, feeds: dict[str, np.ndarray]) -> list[np.ndarray]:
     """Run a model on the CPU provider with every ORT graph optimization off."""
     from normopt import ortsession
-    from normopt.verify.inputs import cast_for
-    from normopt.verify.parity import specs_of
+    from normopt.parity.check import specs_of
+    from normopt.parity.inputs import cast_for
 
     session = ortsession.create(path, "cpu", "disable")
     return session.run(None, cast_for(feeds, specs_of(session)))

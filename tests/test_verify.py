@@ -9,9 +9,9 @@ import onnx_ir as ir
 import pytest
 
 from normopt import fusing, modelio
-from normopt.verify import verify
-from normopt.verify.compare import compare, default_tolerance
-from normopt.verify.inputs import InputSpec, bind_shape, generate, parse_shape
+from normopt.parity import verify
+from normopt.parity.compare import compare, default_tolerance
+from normopt.parity.inputs import InputSpec, bind_shape, generate, parse_shape
 from tests.helpers import cli
 
 

@@ -65,9 +65,9 @@ def bench(
     """Measure latency of MODELS side by side on ONNX Runtime (interleaved runs, percentiles, speedups)."""
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeElapsedColumn
 
-    from normopt.bench import bench as run_bench
-    from normopt.bench import report as render
-    from normopt.verify.inputs import parse_shapes
+    from normopt.latency import bench as run_bench
+    from normopt.latency import report as render
+    from normopt.parity.inputs import parse_shapes
 
     providers = ["cpu", "cuda"] if provider == BenchProvider.all else [provider.value]
     with Progress(
@@ -94,7 +94,7 @@ def bench(
             progress=lambda done, total: bar.update(task, completed=done),
         )
     if chart is not None:
-        from normopt.bench.chart import latency_chart
+        from normopt.latency.chart import latency_chart
 
         info(f"chart written to {latency_chart(report, chart)}")
     text = {

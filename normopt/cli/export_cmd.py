@@ -51,7 +51,7 @@ def export(
 ) -> None:
     """Export a PyTorch / Hugging Face model to ONNX."""
     from normopt.errors import UsageError
-    from normopt.export.presets import PRESETS, parameter_count
+    from normopt.exporting.presets import PRESETS, parameter_count
 
     if list_presets:
         if format == Format.json:
@@ -67,7 +67,7 @@ def export(
         raise UsageError("export needs MODEL and --output (or --list)")
     from rich.console import Console
 
-    from normopt.export.exporter import export as run_export
+    from normopt.exporting.exporter import export as run_export
 
     with Console(stderr=True).status(f"exporting {model} with the {exporter.value} exporter ({dtype.value})"):
         outcome = run_export(

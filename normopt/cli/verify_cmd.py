@@ -85,8 +85,8 @@ def verify(
     debug: DebugOption = False,
 ) -> None:
     """Compare REFERENCE and CANDIDATE outputs on ONNX Runtime with graph optimizations off (exit 1 on mismatch)."""
-    from normopt.verify import verify as run_verify
-    from normopt.verify.inputs import parse_shapes
+    from normopt.parity import verify as run_verify
+    from normopt.parity.inputs import parse_shapes
 
     report = run_verify(
         reference,

@@ -19,7 +19,7 @@ import torch
 from torch import nn
 
 from normopt.errors import UsageError
-from normopt.export import presets
+from normopt.exporting import presets
 
 logger = logging.getLogger(__name__)
 

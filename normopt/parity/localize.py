@@ -19,7 +19,7 @@ import numpy as np
 import onnx_ir as ir
 
 from normopt import modelio, ortsession
-from normopt.verify.parity import compare_outputs, run_pair
+from normopt.parity.check import compare_outputs, run_pair
 
 NORM_OPS = frozenset(
     {

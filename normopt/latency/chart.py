@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from normopt.bench.runner import BenchReport
+from normopt.latency.runner import BenchReport
 
 
 def latency_chart(report: BenchReport, path: str | Path, title: str = "Latency per run") -> Path:

@@ -1,5 +1,5 @@
 """Latency benchmarks on ONNX Runtime (CPU and CUDA)."""
 
-from normopt.bench.runner import BenchReport, BenchRow, bench
+from normopt.latency.runner import BenchReport, BenchRow, bench
 
 __all__ = ["BenchReport", "BenchRow", "bench"]

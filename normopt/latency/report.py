@@ -11,7 +11,7 @@ import io
 import json
 from typing import IO
 
-from normopt.bench.runner import BenchReport, BenchRow
+from normopt.latency.runner import BenchReport, BenchRow
 
 COLUMNS = [
     ("model", "model"),

@@ -19,8 +19,8 @@ import numpy as np
 
 from normopt import modelio, ortsession
 from normopt.errors import UsageError
-from normopt.verify import inputs as inp
-from normopt.verify.compare import RULE, TensorStats, compare, default_tolerance, merge
+from normopt.parity import inputs as inp
+from normopt.parity.compare import RULE, TensorStats, compare, default_tolerance, merge
 
 
 @dataclass
@@ -163,7 +163,7 @@ def verify(
         feeds=first_feeds,
     )
     if not report.passed and localize and failing_feeds is not None:
-        from normopt.verify.localize import first_divergence
+        from normopt.parity.localize import first_divergence
 
         report.first_divergence = first_divergence(
             Path(reference), Path(candidate), failing_feeds, provider, atol, rtol

@@ -89,7 +89,7 @@ def export(
     """Export ``model`` (preset, Hugging Face directory or ``module:function``) to ONNX at ``output``.
 
     Args:
-        model: What to export (see ``normopt.export.sources.resolve``).
+        model: What to export (see ``normopt.exporting.sources.resolve``).
         output: Destination ``.onnx`` path.
         exporter: ``legacy`` (TorchScript) or ``dynamo`` (torch.export).
         opset: ONNX opset (default 14 for legacy, 18 for dynamo).
@@ -100,7 +100,7 @@ def export(
         external_data: Force external data on/off (default: on above 100 MiB of weights).
 
     """
-    from normopt.export.sources import resolve
+    from normopt.exporting.sources import resolve
     from normopt.fusion.pipeline import fuse_model
 
     if exporter not in EXPORTERS:

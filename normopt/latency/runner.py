@@ -18,11 +18,11 @@ from typing import Any
 import numpy as np
 
 from normopt import ortsession
-from normopt.bench.environment import environment
-from normopt.bench.stats import summarize
 from normopt.errors import ProviderUnavailable, UsageError
-from normopt.verify import inputs as inp
-from normopt.verify.parity import specs_of
+from normopt.latency.environment import environment
+from normopt.latency.stats import summarize
+from normopt.parity import inputs as inp
+from normopt.parity.check import specs_of
 
 SCHEMA_VERSION = 1
 
@@ -242,7 +242,7 @@ def bench(
     batch = int(next(iter(feeds.values())).shape[0]) if feeds and next(iter(feeds.values())).ndim else 1
     rows = [_row(r, threads, batch) for r in runners]
     if profile:
-        from normopt.bench.profile import summarize_profile
+        from normopt.latency.profile import summarize_profile
 
         for runner, row in zip(runners, rows, strict=True):
             row.profile = summarize_profile(runner.session.end_profiling(), runner.path)

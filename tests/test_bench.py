@@ -1,0 +1,88 @@
+"""Benchmark statistics on synthetic timings, report rendering, profiling and the chart (no timing asserts)."""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from normopt.latency.chart import latency_chart
+from normopt.latency.report import to_csv, to_json, to_markdown
+from normopt.latency.runner import BenchReport, BenchRow, _speedups
+from normopt.latency.stats import summarize
+
+
+def test_summary_of_known_samples() -> None:
+    stats = summarize(np.arange(1, 101) * 1_000_000, batch=4)  # 1..100 ms
+    assert stats.iters == 100
+    assert stats.p50_ms == pytest.approx(50.5)
+    assert stats.p90_ms == pytest.approx(90.1)
+    assert stats.p99_ms == pytest.approx(99.01)
+    assert (stats.min_ms, stats.max_ms) == (1.0, 100.0)
+    assert stats.mean_ms == pytest.approx(50.5)
+    assert stats.std_ms == pytest.approx(np.std(np.arange(1, 101), ddof=1))
+    assert stats.throughput == pytest.approx(4 * 1000 / 50.5)
+
+
+def test_summary_of_one_sample_has_zero_spread() -> None:
+    stats = summarize([2_000_000])
+    assert stats.p50_ms == stats.p99_ms == 2.0 and stats.std_ms == 0.0
+
+
+def test_summary_refuses_empty_input() -> None:
+    with pytest.raises(ValueError):
+        summarize([])
+
+
+def _row(model: str, level: str, p50: float, provider: str = "CPUExecutionProvider") -> BenchRow:
+    samples = [p50 * 0.9, p50, p50 * 1.1]
+    return BenchRow(model, f"{model}.onnx", provider, level, 2, 3, p50, p50, p50, p50, p50, 0.1, p50 * 0.9,
+                    p50 * 1.1, 1000 / p50, 5.0, 7.0, 1.0, False, samples_ms=samples)
+
+
+def _report() -> BenchReport:
+    rows = [_row("original", "disable", 20.0), _row("fused", "disable", 10.0),
+            _row("original", "all", 12.0), _row("fused", "all", 12.0)]
+    _speedups(rows)
+    env = {"onnxruntime": "1", "onnx": "1", "torch": "2", "python": "3", "cpu": "cpu", "cpu_count": 2, "gpu": None}
+    settings = {"warmup": 1, "iters": 3, "seconds": None, "threads": 2}
+    return BenchReport(rows, {"x": [8, 512, 768]}, env, [{"provider": "cuda", "reason": "no GPU"}], settings)
+
+
+def test_speedup_is_against_the_first_model_under_the_same_settings() -> None:
+    report = _report()
+    assert [r.speedup for r in report.results] == [1.0, 2.0, 1.0, 1.0]
+
+
+def test_reports_render_from_one_object() -> None:
+    report = _report()
+    data = json.loads(to_json(report))
+    assert data["schema_version"] == 1 and len(data["results"]) == 4
+    assert "samples_ms" not in data["results"][0]
+    rows = list(csv.DictReader(io.StringIO(to_csv(report))))
+    assert [r["model"] for r in rows] == ["original", "fused", "original", "fused"]
+    assert float(rows[1]["speedup"]) == 2.0
+    markdown = to_markdown(report)
+    assert "| fused | CPU | disable | 10.000 |" in markdown and "Skipped cuda: no GPU." in markdown
+
+
+def test_chart_is_a_png(tmp_path: Path) -> None:
+    path = latency_chart(_report(), tmp_path / "chart.png")
+    assert path.read_bytes()[:4] == b"\x89PNG"
+
+
+def test_profile_attributes_time_to_norm_ops(tmp_path: Path) -> None:
+    from normopt import bench, fuse
+    from tests.conftest import GRAPHS
+
+    fused = fuse(GRAPHS / "ln_canonical.onnx", tmp_path / "fused.onnx").output
+    report = bench([GRAPHS / "ln_canonical.onnx", fused], opt_levels=["disable"], iters=3, warmup=1, profile=True)
+    original, after = (r.profile for r in report.results)
+    assert original is not None and after is not None
+    assert original["norm_decomposed_ms"] > 0 and original["norm_fused_ms"] == 0
+    assert after["norm_fused_ms"] > 0 and after["norm_decomposed_ms"] == 0
+    assert {o["op"] for o in after["by_op"]} == {"LayerNormalization"}
