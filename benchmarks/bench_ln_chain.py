@@ -33,8 +33,14 @@ def main() -> None:
         original = save(layernorm_chain(12, (8, 512, 768), opset=17), Path(tmp) / "original.onnx")
         outcome = fuse(original, Path(tmp) / "fused.onnx")
         print(f"fused {outcome.result.fused}/{outcome.result.candidates} LayerNorms", file=sys.stderr)
-        report = bench([original, outcome.output], opt_levels=["disable", "all"], iters=args.iters,
-                       warmup=args.warmup, threads=args.threads, labels=["original", "fused"])
+        report = bench(
+            [original, outcome.output],
+            opt_levels=["disable", "all"],
+            iters=args.iters,
+            warmup=args.warmup,
+            threads=args.threads,
+            labels=["original", "fused"],
+        )
     p50 = {(r.model, r.opt_level): r.p50_ms for r in report.results}
     ratios = {
         "fused_disable_vs_original_disable": p50["original", "disable"] / p50["fused", "disable"],

@@ -48,8 +48,10 @@ def main() -> None:
             results.append({"bare_p50_ms": bare, "bench_p50_ms": report.results[0].p50_ms})
     for r in results:
         r["ratio"] = r["bench_p50_ms"] / r["bare_p50_ms"]
-        print(f"bare loop p50 {r['bare_p50_ms']:.3f} ms   normopt bench p50 {r['bench_p50_ms']:.3f} ms   "
-              f"ratio {r['ratio']:.3f}")
+        print(
+            f"bare loop p50 {r['bare_p50_ms']:.3f} ms   normopt bench p50 {r['bench_p50_ms']:.3f} ms   "
+            f"ratio {r['ratio']:.3f}"
+        )
     median = float(np.median([r["ratio"] for r in results]))
     print(f"median ratio bench/bare: {median:.3f}")
     out = HERE / "results" / "overhead.json"

@@ -37,8 +37,15 @@ def main() -> None:
             exported = export(name, Path(tmp) / "original.onnx", exporter=EXPORTER.get(name, "legacy"))
             fused = fuse(exported.output, Path(tmp) / "fused.onnx")
             shapes = {i["name"]: i["shape"] for i in exported.to_dict()["inputs"]}
-            report = bench([exported.output, fused.output], labels=["original", "fused"], iters=args.iters,
-                           warmup=args.warmup, threads=args.threads, shapes=shapes, opt_levels=["disable", "all"])
+            report = bench(
+                [exported.output, fused.output],
+                labels=["original", "fused"],
+                iters=args.iters,
+                warmup=args.warmup,
+                threads=args.threads,
+                shapes=shapes,
+                opt_levels=["disable", "all"],
+            )
         print(f"## {name} ({exported.exporter} exporter, fused {fused.result.fused}/{fused.result.candidates})\n")
         print(to_markdown(report))
         results[name] = {"export": exported.to_dict(), "fusion": fused.result.to_dict(), "bench": report.to_dict()}

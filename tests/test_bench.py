@@ -40,13 +40,37 @@ def test_summary_refuses_empty_input() -> None:
 
 def _row(model: str, level: str, p50: float, provider: str = "CPUExecutionProvider") -> BenchRow:
     samples = [p50 * 0.9, p50, p50 * 1.1]
-    return BenchRow(model, f"{model}.onnx", provider, level, 2, 3, p50, p50, p50, p50, p50, 0.1, p50 * 0.9,
-                    p50 * 1.1, 1000 / p50, 5.0, 7.0, 1.0, False, samples_ms=samples)
+    return BenchRow(
+        model,
+        f"{model}.onnx",
+        provider,
+        level,
+        2,
+        3,
+        p50,
+        p50,
+        p50,
+        p50,
+        p50,
+        0.1,
+        p50 * 0.9,
+        p50 * 1.1,
+        1000 / p50,
+        5.0,
+        7.0,
+        1.0,
+        False,
+        samples_ms=samples,
+    )
 
 
 def _report() -> BenchReport:
-    rows = [_row("original", "disable", 20.0), _row("fused", "disable", 10.0),
-            _row("original", "all", 12.0), _row("fused", "all", 12.0)]
+    rows = [
+        _row("original", "disable", 20.0),
+        _row("fused", "disable", 10.0),
+        _row("original", "all", 12.0),
+        _row("fused", "all", 12.0),
+    ]
     _speedups(rows)
     env = {"onnxruntime": "1", "onnx": "1", "torch": "2", "python": "3", "cpu": "cpu", "cpu_count": 2, "gpu": None}
     settings = {"warmup": 1, "iters": 3, "seconds": None, "threads": 2}

@@ -58,7 +58,7 @@ def handle_errors(command: F) -> F:
         except NormoptError as error:
             if debug:
                 raise
-            info(f"normopt: error: {error}")
+            info("normopt: error: " + " ".join(str(error).split()))
             raise typer.Exit(error.exit_code) from None
         except KeyboardInterrupt:
             info("normopt: interrupted")

@@ -45,16 +45,46 @@ class Source:
 
 
 class HiddenState(nn.Module):
-    """Wraps a Hugging Face model so it returns only ``last_hidden_state`` (one named output)."""
+    """Wraps a Hugging Face model so it returns only ``last_hidden_state`` (one named output).
 
-    def __init__(self, model: nn.Module, input_names: list[str]) -> None:
+    Subclasses spell out their inputs so that both exporters see a plain positional signature.
+    """
+
+    def __init__(self, model: nn.Module) -> None:
         super().__init__()
         self.model = model
-        self.input_names = input_names
 
-    def forward(self, *args: torch.Tensor) -> torch.Tensor:
-        out = self.model(**dict(zip(self.input_names, args, strict=True)))
+    def _hidden(self, **inputs: torch.Tensor) -> torch.Tensor:
+        out = self.model(**inputs)
         return out.last_hidden_state if hasattr(out, "last_hidden_state") else out[0]
+
+
+class TextHiddenState(HiddenState):
+    """Text models: ``input_ids`` and ``attention_mask``."""
+
+    def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
+        return self._hidden(input_ids=input_ids, attention_mask=attention_mask)
+
+
+class VisionHiddenState(HiddenState):
+    """Vision models: ``pixel_values``."""
+
+    def forward(self, pixel_values: torch.Tensor) -> torch.Tensor:
+        return self._hidden(pixel_values=pixel_values)
+
+
+class AudioHiddenState(HiddenState):
+    """Speech encoders: ``input_features``."""
+
+    def forward(self, input_features: torch.Tensor) -> torch.Tensor:
+        return self._hidden(input_features=input_features)
+
+
+_WRAPPERS: dict[str, type[HiddenState]] = {
+    "input_ids": TextHiddenState,
+    "pixel_values": VisionHiddenState,
+    "input_features": AudioHiddenState,
+}
 
 
 class PresetModule(nn.Module):
@@ -129,7 +159,8 @@ def _hugging_face(path: Path, batch: int | None, seq: int | None) -> Source:
     try:
         config = transformers.AutoConfig.from_pretrained(path, local_files_only=True)
     except (ValueError, KeyError, OSError) as error:
-        raise UsageError(f"{path}: unknown or unsupported architecture {model_type!r} ({error})") from None
+        first = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
+        raise UsageError(f"{path}: unknown or unsupported architecture {model_type!r} ({first})") from None
     has_weights = any((path / f).exists() for f in _WEIGHT_FILES)
     model_cls = _model_class(transformers, config)
     notes = []
@@ -137,13 +168,13 @@ def _hugging_face(path: Path, batch: int | None, seq: int | None) -> Source:
         model = model_cls.from_pretrained(path, local_files_only=True)
     else:
         torch.manual_seed(0)
-        model = model_cls.from_config(config)
+        model = model_cls.from_config(config) if hasattr(model_cls, "from_config") else model_cls(config)
         notes.append(f"{path} has no weights: initialized randomly from config.json")
     model = _base_encoder(model, config).eval()
     b, s = batch or 2, seq or 16
     inputs, dynamic = _hf_inputs(config, b, s)
     return Source(
-        module=HiddenState(model, list(inputs)).eval(),
+        module=_WRAPPERS[next(iter(inputs))](model).eval(),
         inputs=inputs,
         dynamic=dynamic | {"last_hidden_state": {0: "batch", 1: "seq"} if "input_ids" in inputs else {0: "batch"}},
         output_names=["last_hidden_state"],
