@@ -13,7 +13,7 @@ from normopt import fuse, inspect, modelio, verify
 from tests.helpers import cli
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "benchmarks"))
-from synthetic import layernorm_chain, save  # noqa: E402
+from synthetic import layernorm_chain, save
 
 
 @pytest.fixture

@@ -9,7 +9,7 @@ from typing import Annotated
 
 import typer
 
-from normopt.cli.common import DebugOption, ShapeOption, handle_errors, info
+from normopt.cli.common import DebugOption, ShapeOption, handle_errors, info, progress_bar
 
 
 class BenchProvider(str, Enum):
@@ -63,21 +63,12 @@ def bench(
     debug: DebugOption = False,
 ) -> None:
     """Measure latency of MODELS side by side on ONNX Runtime (interleaved runs, percentiles, speedups)."""
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeElapsedColumn
-
     from normopt.latency import bench as run_bench
     from normopt.latency import report as render
     from normopt.parity.inputs import parse_shapes
 
     providers = ["cpu", "cuda"] if provider == BenchProvider.all else [provider.value]
-    with Progress(
-        "[progress.description]{task.description}",
-        BarColumn(),
-        MofNCompleteColumn(),
-        TimeElapsedColumn(),
-        transient=True,
-        console=_stderr_console(),
-    ) as bar:
+    with progress_bar() as bar:
         task = bar.add_task("timing", total=iters if seconds is None else None)
         report = run_bench(
             models,
@@ -113,9 +104,3 @@ def bench(
         sys.stdout.write(text() if text().endswith("\n") else text() + "\n")
     for skip in report.skipped:
         info(f"skipped {skip['provider']}: {skip['reason']}")
-
-
-def _stderr_console():  # type: ignore[no-untyped-def]
-    from rich.console import Console
-
-    return Console(stderr=True)

@@ -7,7 +7,7 @@ from typing import Annotated
 
 import typer
 
-from normopt.cli.common import DebugOption, Format, FormatOption, emit_json, handle_errors, info
+from normopt.cli.common import DebugOption, Format, FormatOption, emit_json, handle_errors, info, progress_bar
 from normopt.cli.export_cmd import DTypeChoice, ExporterChoice
 from normopt.cli.fuse_cmd import TargetChoice
 
@@ -32,18 +32,9 @@ def run(
     debug: DebugOption = False,
 ) -> None:
     """Export → fuse → verify → benchmark original vs fused → report (exit 1 if parity fails)."""
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeElapsedColumn
-
     from normopt.run import run as run_pipeline
 
-    with Progress(
-        "[progress.description]{task.description}",
-        BarColumn(),
-        MofNCompleteColumn(),
-        TimeElapsedColumn(),
-        transient=True,
-        console=_console(),
-    ) as bar:
+    with progress_bar() as bar:
         task = bar.add_task("benchmark", total=iters, visible=False)
 
         def progress(done: int, total: int) -> None:
@@ -71,9 +62,3 @@ def run(
     if not doc["parity"]["passed"]:
         info("parity FAILED")
         raise typer.Exit(1)
-
-
-def _console():  # type: ignore[no-untyped-def]
-    from rich.console import Console
-
-    return Console(stderr=True)

@@ -18,7 +18,7 @@ import onnx_ir as ir
 
 from normopt.fusion import graph_utils as gu
 from normopt.fusion.base import NormPass
-from normopt.fusion.norm_match import NormMatch, Refusal, finish, match_tail
+from normopt.fusion.norm_match import NormMatch, Refusal, finish, match_tail, trailing_reduction
 
 
 def square_of(value: ir.Value, is_base: Callable[[ir.Value], bool]) -> list[ir.Node]:
@@ -70,14 +70,7 @@ class LayerNormPass(NormPass):
             return [refusal]
 
     def _match_centred(self, anchor: ir.Node, x: ir.Value, subs: list[ir.Node]) -> NormMatch:
-        axes, keepdims, reason = gu.reduce_axes(anchor)
-        if reason or axes is None:
-            raise Refusal(reason or "reduction axes unknown")
-        if keepdims != 1:
-            raise Refusal("mean taken with keepdims=0 (reduced axis dropped)")
-        count, reason = gu.trailing_axis_count(axes, gu.rank_of(x))
-        if count is None:
-            raise Refusal(reason or "axes not trailing")
+        axes, count = trailing_reduction(anchor, x, "mean")
         centred = [s.outputs[0] for s in subs]
         centred += [c.outputs[0] for d in centred for c in d.consumers() if _is_float_cast(c)]
         centred_values = {id(v) for v in centred}

@@ -181,6 +181,19 @@ def _affine_chain(
     return nodes, cast, scale, bias
 
 
+def trailing_reduction(node: ir.Node, x: ir.Value, what: str) -> tuple[list[int], int]:
+    """Axes of a ReduceMean and how many trailing axes of ``x`` they cover, or a Refusal saying why not."""
+    axes, keepdims, reason = gu.reduce_axes(node)
+    if reason or axes is None:
+        raise Refusal(reason or "reduction axes unknown")
+    if keepdims != 1:
+        raise Refusal(f"{what} taken with keepdims=0 (reduced axis dropped)")
+    count, reason = gu.trailing_axis_count(axes, gu.rank_of(x))
+    if count is None:
+        raise Refusal(reason or "axes not trailing")
+    return axes, count
+
+
 def _check_affine_shape(value: ir.Value, axes: int, x: ir.Value, what: str) -> None:
     shape = gu.constant_shape(value)
     if shape is None:

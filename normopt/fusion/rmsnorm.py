@@ -15,7 +15,7 @@ import onnx_ir as ir
 from normopt.fusion import graph_utils as gu
 from normopt.fusion.base import NormPass
 from normopt.fusion.layernorm import square_of
-from normopt.fusion.norm_match import NormMatch, Refusal, finish, match_tail
+from normopt.fusion.norm_match import NormMatch, Refusal, finish, match_tail, trailing_reduction
 
 
 def _is_centred(value: ir.Value) -> bool:
@@ -54,14 +54,7 @@ class RMSNormPass(NormPass):
             return [refusal]
 
     def _match(self, anchor: ir.Node, square: ir.Node, x: ir.Value) -> NormMatch:
-        axes, keepdims, reason = gu.reduce_axes(anchor)
-        if reason or axes is None:
-            raise Refusal(reason or "reduction axes unknown")
-        if keepdims != 1:
-            raise Refusal("mean of squares taken with keepdims=0 (reduced axis dropped)")
-        count, reason = gu.trailing_axis_count(axes, gu.rank_of(x))
-        if count is None:
-            raise Refusal(reason or "axes not trailing")
+        _, count = trailing_reduction(anchor, x, "mean of squares")
         n, form, eps, eps_dtype, tail = match_tail(anchor.outputs[0], lambda v: gu.same_value(v, x))
         nodes = [square, anchor, *tail]
         return finish(x, n, count, eps, f"rmsnorm/{form}", nodes, eps_dtype, allow_bias=False)

@@ -86,13 +86,21 @@ def to_markdown(report: BenchReport) -> str:
     ]
     for skip in report.skipped:
         lines.append(f"Skipped {skip['provider']}: {skip['reason']}.")
+    lines += profile_lines(report)
+    return "\n".join(lines) + "\n"
+
+
+def profile_lines(report: BenchReport) -> list[str]:
+    """One line per profiled row: time in norm ops against total kernel time, and the top op types."""
+    lines = []
     for row in report.results:
         if row.profile:
+            top = ", ".join(f"{o['op']} {100 * o['share']:.0f}%" for o in row.profile["by_op"][:4])
             lines.append(
                 f"Profile {row.model} ({row.opt_level}): norm ops {row.profile['norm_ms']:.3f} ms of "
-                f"{row.profile['total_ms']:.3f} ms kernel time ({100 * row.profile['norm_share']:.1f}%)."
+                f"{row.profile['total_ms']:.3f} ms kernel time ({100 * row.profile['norm_share']:.1f}%); top: {top}."
             )
-    return "\n".join(lines) + "\n"
+    return lines
 
 
 def to_csv(report: BenchReport) -> str:
@@ -122,5 +130,5 @@ def print_table(report: BenchReport, file: IO[str] | None = None) -> None:
     for cells in rows:
         table.add_row(*cells)
     Console(file=file, width=200).print(table)
-    for skip in report.skipped:
-        Console(file=file, width=200).print(f"skipped {skip['provider']}: {skip['reason']}")
+    for line in profile_lines(report):
+        Console(file=file, width=200).print(line)
