@@ -349,8 +349,9 @@ def layernorm_lookalikes() -> None:
     single("neg_ln_non_trailing_axis", "normalization over axis 1 of 3", Norm(axes=[1], gamma=None, beta=None), no("not the trailing"), lookalike=True)
     single("neg_ln_axes_mismatch", "mean over one axis, variance over another", Norm(var_axes=[-2], gamma=None, beta=None), no("variance over axes"),
            shape=(2, 16, 16), lookalike=True)
-    single("neg_ln_gamma_other_axis", "γ of shape [4,1] varies over a non-normalized axis", Norm(gamma=(4, 1), beta=None),
-           no("not normalized"))
+    kept = fused("LayerNormalization") | {"ops": {"LayerNormalization": 1, "Mul": 1}}
+    single("ln_scale_other_axis_left_outside", "a [4,1] multiplier after the norm varies over another axis: the norm is fused, the Mul stays",
+           Norm(gamma=(4, 1), beta=None), {"auto": kept, "onnx": kept, "ort": kept})
     g = G("neg_ln_mean_of_other", opset=18)
     x, z = g.inp("x", (2, 4, 16)), g.inp("z", (2, 4, 16))
     y, _ = Norm(mean_of=z).build(g, x)

@@ -28,10 +28,34 @@ class ExternalChoice(str, Enum):
     inline = "inline"
 
 
+# Above this many candidates the table groups them by (kind, status, rule or reason).
+DETAIL_ROWS = 40
+
+
+def _grouped_table(details: list[dict[str, object]], title: str, stderr: bool) -> None:
+    from collections import Counter
+
+    from rich.console import Console
+    from rich.table import Table
+
+    groups = Counter(
+        (d["kind"], d["status"], d["rule"] if d["status"] == "fused" else d["reason"], d["op"]) for d in details
+    )
+    table = Table(title=f"{title} ({len(details)} candidates, grouped)")
+    for column in ("kind", "status", "rule / reason", "op", "count"):
+        table.add_column(column)
+    for (kind, status, why, op), count in sorted(groups.items(), key=lambda kv: -kv[1]):
+        table.add_row(str(kind), str(status), str(why), str(op or "-"), str(count))
+    Console(stderr=stderr, width=160).print(table)
+
+
 def _summary_table(details: list[dict[str, object]], title: str, stderr: bool) -> None:
     from rich.console import Console
     from rich.table import Table
 
+    if len(details) > DETAIL_ROWS:
+        _grouped_table(details, title, stderr)
+        return
     table = Table(title=title)
     for column in ("kind", "node", "status", "rule / reason", "op", "eps", "axes", "dtype"):
         table.add_column(column)

@@ -60,6 +60,7 @@ class NormMatch:
 class _Affine:
     value: ir.Value
     after_cast: bool
+    node: ir.Node
 
 
 def _epsilon_add(variance: ir.Value) -> tuple[ir.Node, float, ir.DataType | None]:
@@ -169,7 +170,7 @@ def _affine_chain(
             other = next((o for v, o in gu.operand_pairs(user) if v is current), None)
             if other is None or not gu.is_constant(other):
                 break
-            affine = _Affine(other, after_cast=cast is not None)
+            affine = _Affine(other, after_cast=cast is not None, node=user)
             if user.op_type == "Mul":
                 scale = affine
             else:
@@ -229,6 +230,18 @@ def finish(
     type, the fused node reads the original tensor directly (its stash_type keeps float32 math).
     """
     chain, cast, scale, bias = _affine_chain(n, allow_bias)
+    for affine, what in ((scale, "scale"), (bias, "bias")):
+        if affine is None:
+            continue
+        try:
+            _check_affine_shape(affine.value, axes, x, what)
+        except Refusal:
+            # Not a γ/β of this norm (e.g. it varies over other axes): fuse the norm, leave the op outside.
+            chain = chain[: chain.index(affine.node)]
+            scale = scale if scale is not None and scale.node in chain else None
+            bias = bias if bias is not None and bias.node in chain else None
+            cast = cast if cast in chain else None
+            break
     x_dtype = gu.dtype_of(x) or compute_dtype
     if x_dtype is None:
         raise Refusal("element type of the input is unknown")
@@ -250,9 +263,6 @@ def finish(
         rule += "/cast-wrapped"
     elif compute_dtype is not None and compute_dtype != x_dtype:
         raise Refusal(f"computes in {compute_dtype.name} on a {x_dtype.name} input without casting back")
-    for affine, what in ((scale, "scale"), (bias, "bias")):
-        if affine is not None:
-            _check_affine_shape(affine.value, axes, x, what)
     y = chain[-1].outputs[0] if chain else n
     return NormMatch(
         x=x,
