@@ -6,7 +6,7 @@ nodes a layer) with external weights; ``--big`` adds a model with ~1.6 GB of ext
 
 Tools: ``normopt`` (the CLI, ``normopt fuse``), ``ort-python`` (ONNX Runtime's transformers
 ``FusionLayerNormalization``), ``ort-session`` (ORT's in-session optimizer writing
-``optimized_model_filepath``), ``onnxscript`` (shape inference + ``optimize_for_ort``).
+``optimized_model_filepath``), ``onnxscript`` (shape inference, default attributes, ``optimize_for_ort``).
 
 Usage: ``.venv/bin/python benchmarks/bench_scale.py [--nodes 1000 10000 30000] [--big] [--timeout 300]``.
 Writes benchmarks/results/scale.json and prints a Markdown table with ratios against normopt.
@@ -59,11 +59,12 @@ def worker(tool: str, source: str, out: str) -> None:
         ort.InferenceSession(source, options, providers=["CPUExecutionProvider"])
     elif tool == "onnxscript":
         import onnx_ir as ir
-        from onnx_ir.passes.common import ShapeInferencePass
+        from onnx_ir.passes.common import AddDefaultAttributesPass, ShapeInferencePass
         from onnxscript.rewriter.ort_fusions import optimize_for_ort
 
         model = ir.load(source)
-        ShapeInferencePass()(model)
+        ShapeInferencePass()(model)  # its rules need dtypes and default attributes present (shared notes)
+        AddDefaultAttributesPass()(model)
         model, _ = optimize_for_ort(model)
         ir.save(model, out, external_data=Path(out).name + ".data")
     else:

@@ -1,8 +1,11 @@
 """ONNX Runtime sessions the way normopt needs them: explicit provider, no silent CPU fallback.
 
 With onnxruntime-gpu on a machine without CUDA, ``get_available_providers()`` still lists CUDA and a
-session asked for it quietly runs on CPU. normopt therefore disables CPU fallback for CUDA sessions and
-reads the providers back from the session, so a number is never labelled CUDA when it was not.
+session asked for it quietly runs on CPU. normopt therefore probes CUDA once with a one-node model,
+reads the providers back from every session, and refuses (ProviderUnavailable) when CUDA is not the
+session's first provider, so a number is never labelled CUDA when it was not. (ORT refuses
+``session.disable_cpu_ep_fallback`` together with an explicit CPU provider, and CPU stays listed so ops
+without a CUDA kernel can still run, as ORT intends.)
 """
 
 from __future__ import annotations
@@ -95,9 +98,10 @@ def create(
         options.profile_file_prefix = profile_prefix
     providers = [ort_provider_name(provider)]
     if provider == "cuda":
-        options.add_session_config_entry("session.disable_cpu_ep_fallback", "1")
         providers.append("CPUExecutionProvider")
     source = model if isinstance(model, bytes) else str(model)
+    # ORT logs provider-library failures itself; normopt reports them in one line instead.
+    ort.set_default_logger_severity(4 if provider == "cuda" else 3)
     try:
         session = ort.InferenceSession(source, sess_options=options, providers=providers)
     except Exception as error:
@@ -105,7 +109,7 @@ def create(
         if provider == "cuda":
             raise ProviderUnavailable(f"CUDA session could not be created: {text}") from None
         raise UsageError(f"ONNX Runtime cannot load the model: {text}") from None
-    if ort_provider_name(provider) not in session.get_providers():
+    if session.get_providers()[0] != ort_provider_name(provider):
         raise ProviderUnavailable(f"ONNX Runtime did not use {ort_provider_name(provider)} (fell back to CPU)")
     return session
 

@@ -175,3 +175,17 @@ def test_verify_mismatched_inputs_is_exit_2(gpt2: Path) -> None:
     graph = Path(__file__).resolve().parent.parent / "graphs" / "ln_canonical.onnx"
     result = cli("verify", gpt2, graph)
     assert result.code == 2 and "input names differ" in result.stderr
+
+
+def test_cuda_is_never_silently_replaced_by_cpu(gpt2: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from normopt.ortsession import cuda_problem
+
+    if cuda_problem() is None:
+        pytest.skip("CUDA is usable on this machine")
+    verify_result = cli("verify", gpt2, gpt2, "--provider", "cuda")
+    assert verify_result.code == 2 and "CUDA is not usable here" in verify_result.stderr
+    # Skip the device-file shortcut: ONNX Runtime itself is asked, and its CPU fallback must be caught.
+    monkeypatch.setenv("NORMOPT_ASSUME_GPU", "1")
+    probed = cli("bench", gpt2, "--provider", "cuda", "--iters", "1")
+    assert probed.code == 2
+    assert len(probed.stderr.strip().splitlines()) == 1 and "CUDA" in probed.stderr

@@ -18,7 +18,7 @@ from typing import Any
 import numpy as np
 
 from normopt import modelio, ortsession
-from normopt.errors import UsageError
+from normopt.errors import ProviderUnavailable, UsageError
 from normopt.parity import inputs as inp
 from normopt.parity.compare import RULE, TensorStats, compare, default_tolerance, merge
 
@@ -120,6 +120,10 @@ def verify(
     """
     if trials < 1:
         raise UsageError("--trials must be at least 1")
+    if provider == "cuda":
+        problem = ortsession.cuda_problem()
+        if problem is not None:
+            raise ProviderUnavailable(f"CUDA is not usable here: {problem}")
     ref_model = modelio.load(reference)
     modelio.load(candidate)
     ref_sess = ortsession.create(reference, provider, "disable")
