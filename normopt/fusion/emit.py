@@ -143,28 +143,27 @@ def rewrite(owner: ir.Graph | ir.Function, match: NormMatch, op_type: str, name:
     assert anchor is not None
     owner.insert_after(anchor, [*scale_nodes, *bias_nodes, node])
     match.y.replace_all_uses_with(out, replace_graph_outputs=True)
-    kept = remove_dead(owner, [*match.nodes, *constant_producers(match.nodes)])
+    kept = remove_dead(owner, [*constant_producers(match.nodes), *match.nodes])
     return Emitted(node, kept)
 
 
 def remove_dead(owner: ir.Graph | ir.Function, nodes: list[ir.Node]) -> int:
     """Remove the nodes of ``nodes`` whose outputs nobody reads; return how many had to stay.
 
-    Initializers that only the removed nodes read are dropped too (shared ε constants go with the
-    last pattern that used them).
+    ``nodes`` must be in topological order (producers first): one pass from the end then frees
+    every node whose readers were all removed. Initializers that only the removed nodes read are
+    dropped too (shared ε constants go with the last pattern that used them).
     """
-    alive = list(dict.fromkeys(nodes))
-    changed = True
+    kept = 0
     inputs: list[ir.Value] = []
-    while changed:
-        changed = False
-        for node in list(alive):
-            if any(o.uses() or o.is_graph_output() for o in node.outputs):
-                continue
-            inputs.extend(v for v in node.inputs if v is not None)
-            owner.remove(node, safe=True)
-            alive.remove(node)
-            changed = True
+    for node in reversed(list(dict.fromkeys(nodes))):
+        if node.graph is None:
+            continue
+        if any(o.uses() or o.is_graph_output() for o in node.outputs):
+            kept += 1
+            continue
+        inputs.extend(v for v in node.inputs if v is not None)
+        owner.remove(node, safe=True)
     if isinstance(owner, ir.Graph):
         for value in inputs:
             if (
@@ -176,4 +175,4 @@ def remove_dead(owner: ir.Graph | ir.Function, nodes: list[ir.Node]) -> int:
                 and owner.initializers[value.name] is value
             ):
                 del owner.initializers[value.name]
-    return len(alive)
+    return kept

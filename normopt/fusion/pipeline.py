@@ -23,7 +23,7 @@ SHAPE_INFERENCE_MAX_NODES = 10_000
 
 def count_nodes(model: ir.Model) -> int:
     """Nodes in every graph, subgraph and function of ``model``."""
-    return sum(len(list(g)) for g in gu.graphs_of(model))
+    return sum(len(g) for g in gu.graphs_of(model))
 
 
 def _infer_shapes(model: ir.Model) -> None:

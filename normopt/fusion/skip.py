@@ -104,7 +104,7 @@ class SkipNormPass:
         norm.outputs[0].replace_all_uses_with(out, replace_graph_outputs=True)
         if new_sum is not None:
             total.replace_all_uses_with(new_sum, replace_graph_outputs=True)
-        remove_dead(owner, [norm, add])
+        remove_dead(owner, [add, norm])
         ctx.model.opset_imports.setdefault("com.microsoft", 1)
         if isinstance(owner, ir.Function):
             owner.opset_imports.setdefault("com.microsoft", 1)
