@@ -10,6 +10,7 @@ import pytest
 
 from normopt import fusing, modelio
 from normopt.parity import verify
+from normopt.parity.check import narrowest_float
 from normopt.parity.compare import compare, default_tolerance
 from normopt.parity.inputs import InputSpec, bind_shape, generate, parse_shape
 from tests.helpers import cli
@@ -44,6 +45,19 @@ def test_matching_nans_and_infs_pass() -> None:
 
 def test_dtype_defaults_are_looser_for_half_types() -> None:
     assert default_tolerance("float32") < default_tolerance("float16") < default_tolerance("bfloat16")
+
+
+@pytest.mark.parametrize(
+    ("graph", "narrowest"),
+    [("ln_canonical", None), ("ln_fp16_legacy_mixed", "float16"), ("rms_bf16_opset23", "bfloat16")],
+)
+def test_tolerance_floor_is_the_narrowest_type_the_model_computes_in(graph: str, narrowest: str | None) -> None:
+    model = modelio.load(Path(__file__).parent.parent / "graphs" / f"{graph}.onnx")
+    assert narrowest_float(model) == narrowest
+    # a float32 output of an fp16 computation gets the fp16 defaults, never tighter ones
+    expected = default_tolerance(narrowest) if narrowest else default_tolerance("float32")
+    assert default_tolerance("float32", narrowest) == expected
+    assert default_tolerance("bfloat16", "float16") == default_tolerance("bfloat16")
 
 
 def test_generated_inputs_are_seeded_and_typed() -> None:

@@ -164,8 +164,12 @@ def _hugging_face(path: Path, batch: int | None, seq: int | None) -> Source:
     has_weights = any((path / f).exists() for f in _WEIGHT_FILES)
     model_cls = _model_class(transformers, config)
     notes = []
+    # Eager attention: torch's decomposition of scaled_dot_product_attention breaks the dynamo
+    # exporter on several families (pytorch/pytorch#136543, T5 here) and both exporters spell SDPA
+    # out into MatMul/Softmax anyway.
+    config._attn_implementation = "eager"
     if has_weights:
-        model = model_cls.from_pretrained(path, local_files_only=True)
+        model = model_cls.from_pretrained(path, local_files_only=True, attn_implementation="eager")
     else:
         torch.manual_seed(0)
         model = model_cls.from_config(config) if hasattr(model_cls, "from_config") else model_cls(config)

@@ -16,9 +16,11 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import onnx_ir as ir
 
 from normopt import modelio, ortsession
 from normopt.errors import ProviderUnavailable, UsageError
+from normopt.fusion.graph_utils import graphs_of
 from normopt.parity import inputs as inp
 from normopt.parity.compare import RULE, TensorStats, compare, default_tolerance, merge
 
@@ -72,14 +74,46 @@ def run_pair(
     return results[0], results[1]
 
 
+_NARROW_FLOATS = {ir.DataType.FLOAT16: "float16", ir.DataType.BFLOAT16: "bfloat16"}
+
+
+def narrowest_float(model: ir.Model) -> str | None:
+    """``float16``/``bfloat16`` when the model computes in that type anywhere (weights, inputs, Casts)."""
+    found: set[str] = set()
+    for graph in graphs_of(model):
+        initializers = graph.initializers.values() if isinstance(graph, ir.Graph) else ()
+        for value in (*graph.inputs, *initializers):
+            if value.dtype in _NARROW_FLOATS:
+                found.add(_NARROW_FLOATS[value.dtype])
+        for node in graph:
+            if node.op_type == "Cast" and node.domain in ("", "ai.onnx"):
+                to = node.attributes.get("to")
+                if to is not None and ir.DataType(to.as_int()) in _NARROW_FLOATS:
+                    found.add(_NARROW_FLOATS[ir.DataType(to.as_int())])
+            for out in node.outputs:
+                if out.dtype in _NARROW_FLOATS:
+                    found.add(_NARROW_FLOATS[out.dtype])
+    for name in ("bfloat16", "float16"):
+        if name in found:
+            return name
+    return None
+
+
 def compare_outputs(
-    ref_out: dict[str, np.ndarray], cand_out: dict[str, np.ndarray], atol: float | None, rtol: float | None
+    ref_out: dict[str, np.ndarray],
+    cand_out: dict[str, np.ndarray],
+    atol: float | None,
+    rtol: float | None,
+    floor: str | None = None,
 ) -> list[TensorStats]:
-    """Stats for every output, with per-dtype default tolerances where none are given."""
+    """Stats for every output, with per-dtype default tolerances where none are given.
+
+    ``floor``: the narrowest float type the reference computes in (see ``narrowest_float``).
+    """
     stats = []
     for name, ref in ref_out.items():
         cand = cand_out[name]
-        d_atol, d_rtol = default_tolerance(str(cand.dtype))
+        d_atol, d_rtol = default_tolerance(str(cand.dtype), floor)
         stats.append(compare(name, ref, cand, d_atol if atol is None else atol, d_rtol if rtol is None else rtol))
     return stats
 
@@ -102,7 +136,8 @@ def verify(
     Args:
         reference: The original model (.onnx).
         candidate: The model to check, usually the fused one.
-        atol: Absolute tolerance; None uses the default for the candidate's output dtype.
+        atol: Absolute tolerance; None uses the default for the candidate's output dtype, or for the
+            narrowest float type the reference computes in when that is looser.
         rtol: Relative tolerance; None likewise.
         inputs: An .npz with one array per model input (then ``trials`` is 1).
         shapes: Dims for dynamic inputs, by input name or dim name.
@@ -138,6 +173,7 @@ def verify(
     if set(ref_names) != {o.name for o in cand_sess.get_outputs()}:
         raise UsageError("output names differ between the reference and the candidate")
     limits = inp.vocab_limits(ref_model)
+    floor = narrowest_float(ref_model)
     shapes = shapes or {}
     merged: dict[str, TensorStats] = {}
     failing_feeds: dict[str, np.ndarray] | None = None
@@ -150,7 +186,7 @@ def verify(
             feeds = inp.generate(ref_specs, shapes, seed + trial, limits, float_dtype=np.float32)
         first_feeds = first_feeds or feeds
         ref_out, cand_out = run_pair(ref_sess, cand_sess, feeds, ref_names)
-        for stats in compare_outputs(ref_out, cand_out, atol, rtol):
+        for stats in compare_outputs(ref_out, cand_out, atol, rtol, floor):
             merged[stats.name] = merge(merged[stats.name], stats) if stats.name in merged else stats
             if not stats.passed and failing_feeds is None:
                 failing_feeds = feeds

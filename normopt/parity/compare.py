@@ -16,7 +16,9 @@ bfloat16   1e-1     5e-2
 =========  =======  =======
 
 fp16/bf16 candidates are meant to be compared against a float32 reference: the defaults absorb their
-rounding, not a changed computation.
+rounding, not a changed computation. A model that computes in a narrower type than its outputs (an fp16
+model that casts its result to float32) gets the narrower type's defaults: ``verify`` passes the
+narrowest float type the reference model computes in as ``floor``.
 """
 
 from __future__ import annotations
@@ -36,9 +38,16 @@ DEFAULT_TOLERANCES: dict[str, tuple[float, float]] = {
 }
 
 
-def default_tolerance(dtype_name: str) -> tuple[float, float]:
-    """(atol, rtol) for a candidate whose element type is named ``dtype_name`` (``float16``...)."""
-    return DEFAULT_TOLERANCES.get(dtype_name, DEFAULT_TOLERANCES["float32"])
+def default_tolerance(dtype_name: str, floor: str | None = None) -> tuple[float, float]:
+    """(atol, rtol) for a candidate whose element type is named ``dtype_name`` (``float16``...).
+
+    ``floor`` names the narrowest type the computation passed through; the looser of the two applies.
+    """
+    base = DEFAULT_TOLERANCES.get(dtype_name, DEFAULT_TOLERANCES["float32"])
+    if floor is None or floor not in DEFAULT_TOLERANCES:
+        return base
+    low = DEFAULT_TOLERANCES[floor]
+    return max(base[0], low[0]), max(base[1], low[1])
 
 
 @dataclass

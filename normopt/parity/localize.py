@@ -19,7 +19,7 @@ import numpy as np
 import onnx_ir as ir
 
 from normopt import modelio, ortsession
-from normopt.parity.check import compare_outputs, run_pair
+from normopt.parity.check import compare_outputs, narrowest_float, run_pair
 
 NORM_OPS = frozenset(
     {
@@ -75,7 +75,8 @@ def first_divergence(
 
     """
     cand_model = modelio.load(candidate)
-    ref_values = ir.convenience.create_value_mapping(modelio.load(reference).graph)
+    ref_model = modelio.load(reference)
+    ref_values = ir.convenience.create_value_mapping(ref_model.graph)
     nodes = fused_nodes(cand_model)
     wanted: list[str] = []
     for node in nodes:
@@ -88,7 +89,7 @@ def first_divergence(
         ref_sess = ortsession.create(ref_path, provider, "disable")
         cand_sess = ortsession.create(cand_path, provider, "disable")
         ref_out, cand_out = run_pair(ref_sess, cand_sess, feeds, wanted)
-    stats = {s.name: s for s in compare_outputs(ref_out, cand_out, atol, rtol)}
+    stats = {s.name: s for s in compare_outputs(ref_out, cand_out, atol, rtol, narrowest_float(ref_model))}
     for node in nodes:
         outs = [stats[n] for n in _tensor_names(node.outputs) if n in stats]
         bad = next((s for s in outs if not s.passed), None)
