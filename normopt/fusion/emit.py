@@ -156,6 +156,7 @@ def remove_dead(owner: ir.Graph | ir.Function, nodes: list[ir.Node]) -> int:
     """
     kept = 0
     inputs: list[ir.Value] = []
+    dead: list[ir.Node] = []
     for node in reversed(list(dict.fromkeys(nodes))):
         if node.graph is None:
             continue
@@ -163,7 +164,11 @@ def remove_dead(owner: ir.Graph | ir.Function, nodes: list[ir.Node]) -> int:
             kept += 1
             continue
         inputs.extend(v for v in node.inputs if v is not None)
-        owner.remove(node, safe=True)
+        for i in range(len(node.inputs)):  # detach first, so the producers' outputs lose this reader
+            node.replace_input_with(i, None)
+        dead.append(node)
+    if dead:
+        owner.remove(dead)  # safe by construction: no reader, not a graph output, inputs detached
     if isinstance(owner, ir.Graph):
         for value in inputs:
             if (
