@@ -125,3 +125,41 @@ def test_export_function_source(tmp_path: Path) -> None:
     assert result.code == 0, result.stderr
     data = result.json()
     assert data["norm_modules"] == 1 and data["fusion"]["fused"] == 1
+
+
+TASK_CASES = [
+    ("gpt2", "causal-lm", "legacy", [2, 16, 128]),
+    ("llama", "causal-lm", "dynamo", [2, 16, 128]),
+    ("bert", "masked-lm", "dynamo", [2, 16, 128]),
+    ("roberta", "sequence-classification", "legacy", [2, 2]),
+]
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize(
+    ("family", "task", "exporter", "shape"), TASK_CASES, ids=[c[0] + "-" + c[1] for c in TASK_CASES]
+)
+def test_task_heads_export_logits_and_fuse_every_norm(
+    family: str, task: str, exporter: str, shape: list[int], model_dirs: dict[str, Path], tmp_path: Path
+) -> None:
+    result = cli(
+        "export", str(model_dirs[family]), "-o", tmp_path / "m.onnx", "--task", task,
+        "--exporter", exporter, "--fuse", "--format", "json",
+    )  # fmt: skip
+    assert result.code == 0, result.stderr
+    data = result.json()
+    assert data["outputs"] == ["logits"] and f"({task})" in data["description"]
+    fused = Path(data["fusion"]["output"])
+    norm_ops = sum(1 for g in graphs_of(modelio.load(fused)) for n in g if n.op_type in NORM_OPS)
+    assert norm_ops == data["norm_modules"] > 0  # the dynamo exporter writes LayerNormalization itself
+    assert data["fusion"]["fused"] == data["fusion"]["candidates"]
+    report = verify(tmp_path / "m.onnx", fused)
+    assert report.passed and report.outputs[0].shape == shape
+
+
+def test_task_without_that_head_is_exit_2(model_dirs: dict[str, Path], tmp_path: Path) -> None:
+    result = cli("export", str(model_dirs["t5"]), "-o", tmp_path / "m.onnx", "--task", "causal-lm")
+    assert result.code == 2 and "has no causal-lm head" in result.stderr
+    assert len(result.stderr.strip().splitlines()) == 1
+    preset = cli("export", "gpt2-tiny", "-o", tmp_path / "p.onnx", "--task", "masked-lm")
+    assert preset.code == 2 and "applies to Hugging Face directories" in preset.stderr

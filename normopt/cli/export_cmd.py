@@ -26,6 +26,15 @@ class DTypeChoice(str, Enum):
     bf16 = "bf16"
 
 
+class TaskChoice(str, Enum):
+    """What a Hugging Face model returns."""
+
+    hidden_states = "hidden-states"
+    causal_lm = "causal-lm"
+    masked_lm = "masked-lm"
+    sequence_classification = "sequence-classification"
+
+
 @handle_errors
 def export(
     model: Annotated[
@@ -43,6 +52,10 @@ def export(
     external_data: Annotated[
         bool | None,
         typer.Option("--external-data/--no-external-data", help="Weights in a .data file (default: above 100 MiB)."),
+    ] = None,
+    task: Annotated[
+        TaskChoice | None,
+        typer.Option(help="Hugging Face output: base model hidden states (default) or a head's logits."),
     ] = None,
     fuse: Annotated[bool, typer.Option("--fuse", help="Continue into fusion: writes OUTPUT.fused.onnx too.")] = False,
     list_presets: Annotated[bool, typer.Option("--list", help="List the built-in presets and exit.")] = False,
@@ -80,6 +93,7 @@ def export(
             seq=seq,
             dynamic=dynamic,
             external_data=external_data,
+            task=task.value if task is not None else None,
         )
     data = outcome.to_dict()
     for note in outcome.notes:

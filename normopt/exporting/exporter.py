@@ -85,6 +85,7 @@ def export(
     seq: int | None = None,
     dynamic: bool = True,
     external_data: bool | None = None,
+    task: str | None = None,
 ) -> ExportOutcome:
     """Export ``model`` (preset, Hugging Face directory or ``module:function``) to ONNX at ``output``.
 
@@ -98,6 +99,8 @@ def export(
         seq: Example sequence length.
         dynamic: Dynamic batch and sequence axes.
         external_data: Force external data on/off (default: on above 100 MiB of weights).
+        task: What a Hugging Face model returns: ``hidden-states`` (default), ``causal-lm``,
+            ``masked-lm`` or ``sequence-classification`` (logits of that head).
 
     """
     from normopt.exporting.sources import resolve
@@ -111,7 +114,7 @@ def export(
     output = Path(output)
     if not output.parent.is_dir():
         raise UsageError(f"output directory does not exist: {output.parent}")
-    source = resolve(model, batch, seq)
+    source = resolve(model, batch, seq, task)
     module = source.module.to(_torch_dtype(dtype))
     inputs = {k: v.to(_torch_dtype(dtype)) if v.is_floating_point() else v for k, v in source.inputs.items()}
     opset = opset or DEFAULT_OPSET[exporter]

@@ -1,9 +1,9 @@
 """Where a model to export comes from: a built-in preset, a local Hugging Face directory, or a function.
 
 Each source resolves to a ``Source``: an eval-mode torch module returning one tensor (the base model's
-last hidden state for Hugging Face models), example inputs with their names, and which of their axes
-are batch and sequence. Nothing is downloaded: a Hugging Face directory without weights is initialized
-randomly from its config, and that is said on stderr.
+last hidden state for Hugging Face models, or a task head's logits with ``task``), example inputs with
+their names, and which of their axes are batch and sequence. Nothing is downloaded: a Hugging Face
+directory without weights is initialized randomly from its config, and that is said on stderr.
 """
 
 from __future__ import annotations
@@ -13,7 +13,7 @@ import json
 import logging
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import torch
 from torch import nn
@@ -22,6 +22,15 @@ from normopt.errors import UsageError
 from normopt.exporting import presets
 
 logger = logging.getLogger(__name__)
+
+Task = Literal["hidden-states", "causal-lm", "masked-lm", "sequence-classification"]
+TASKS: tuple[Task, ...] = ("hidden-states", "causal-lm", "masked-lm", "sequence-classification")
+# The transformers auto class of each head; hidden-states is the base model (see _model_class).
+_TASK_CLASSES = {
+    "causal-lm": "AutoModelForCausalLM",
+    "masked-lm": "AutoModelForMaskedLM",
+    "sequence-classification": "AutoModelForSequenceClassification",
+}
 
 _WEIGHT_FILES = (
     "model.safetensors",
@@ -45,18 +54,19 @@ class Source:
 
 
 class HiddenState(nn.Module):
-    """Wraps a Hugging Face model so it returns only ``last_hidden_state`` (one named output).
+    """Wraps a Hugging Face model so it returns one named output: ``last_hidden_state`` or ``logits``.
 
     Subclasses spell out their inputs so that both exporters see a plain positional signature.
     """
 
-    def __init__(self, model: nn.Module) -> None:
+    def __init__(self, model: nn.Module, field: str = "last_hidden_state") -> None:
         super().__init__()
         self.model = model
+        self.field = field
 
     def _hidden(self, **inputs: torch.Tensor) -> torch.Tensor:
         out = self.model(**inputs)
-        return out.last_hidden_state if hasattr(out, "last_hidden_state") else out[0]
+        return getattr(out, self.field) if hasattr(out, self.field) else out[0]
 
 
 class TextHiddenState(HiddenState):
@@ -98,14 +108,26 @@ class PresetModule(nn.Module):
         return self.model(input_ids)
 
 
-def resolve(spec: str, batch: int | None = None, seq: int | None = None) -> Source:
-    """Resolve a preset name, a Hugging Face model directory, or ``package.module:function``."""
+def resolve(spec: str, batch: int | None = None, seq: int | None = None, task: str | None = None) -> Source:
+    """Resolve a preset name, a Hugging Face model directory, or ``package.module:function``.
+
+    ``task`` picks what a Hugging Face model returns (default ``hidden-states``); presets are causal
+    language models and functions return what they return, so for them only the default is accepted.
+    """
+    if task is not None and task not in TASKS:
+        raise UsageError(f"unknown task {task!r}; choose one of {', '.join(TASKS)}")
     if spec in presets.PRESETS:
+        if task not in (None, "causal-lm"):
+            raise UsageError(
+                f"preset {spec} is a causal LM (logits); --task {task} applies to Hugging Face directories"
+            )
         return _preset(spec, batch, seq)
     path = Path(spec)
     if path.is_dir():
-        return _hugging_face(path, batch, seq)
+        return _hugging_face(path, batch, seq, task or "hidden-states")
     if ":" in spec and not path.exists():
+        if task is not None:
+            raise UsageError("--task applies to presets and Hugging Face directories, not module:function")
         return _function(spec)
     if path.exists():
         raise UsageError(f"{spec} is not a directory with config.json, a preset or module:function")
@@ -147,7 +169,7 @@ def _function(spec: str) -> Source:
     )
 
 
-def _hugging_face(path: Path, batch: int | None, seq: int | None) -> Source:
+def _hugging_face(path: Path, batch: int | None, seq: int | None, task: str) -> Source:
     config_path = path / "config.json"
     if not config_path.is_file():
         raise UsageError(f"{path} has no config.json")
@@ -162,33 +184,48 @@ def _hugging_face(path: Path, batch: int | None, seq: int | None) -> Source:
         first = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
         raise UsageError(f"{path}: unknown or unsupported architecture {model_type!r} ({first})") from None
     has_weights = any((path / f).exists() for f in _WEIGHT_FILES)
-    model_cls = _model_class(transformers, config)
+    model_cls = _model_class(transformers, config, task)
     notes = []
     # Eager attention: torch's decomposition of scaled_dot_product_attention breaks the dynamo
     # exporter on several families (pytorch/pytorch#136543, T5 here) and both exporters spell SDPA
     # out into MatMul/Softmax anyway.
     config._attn_implementation = "eager"
-    if has_weights:
-        model = model_cls.from_pretrained(path, local_files_only=True, attn_implementation="eager")
-    else:
-        torch.manual_seed(0)
-        model = model_cls.from_config(config) if hasattr(model_cls, "from_config") else model_cls(config)
-        notes.append(f"{path} has no weights: initialized randomly from config.json")
-    model = _base_encoder(model, config).eval()
+    if task == "causal-lm":
+        config.use_cache = False  # one output, no key/value cache objects in the traced graph
+    try:
+        if has_weights:
+            model = model_cls.from_pretrained(path, local_files_only=True, attn_implementation="eager")
+        else:
+            torch.manual_seed(0)
+            model = model_cls.from_config(config) if hasattr(model_cls, "from_config") else model_cls(config)
+            notes.append(f"{path} has no weights: initialized randomly from config.json")
+    except ValueError as error:  # an auto class that has no head for this architecture
+        first = str(error).strip().splitlines()[0][:200]
+        raise UsageError(f"{path}: {model_type!r} has no {task} head in transformers ({first})") from None
     b, s = batch or 2, seq or 16
     inputs, dynamic = _hf_inputs(config, b, s)
+    if task == "hidden-states":
+        model, output = _base_encoder(model, config), "last_hidden_state"
+        axes = {0: "batch", 1: "seq"} if "input_ids" in inputs else {0: "batch"}
+    else:
+        output = "logits"
+        axes = (
+            {0: "batch"} if task == "sequence-classification" or "input_ids" not in inputs else {0: "batch", 1: "seq"}
+        )
     return Source(
-        module=_WRAPPERS[next(iter(inputs))](model).eval(),
+        module=_WRAPPERS[next(iter(inputs))](model.eval(), output).eval(),
         inputs=inputs,
-        dynamic=dynamic | {"last_hidden_state": {0: "batch", 1: "seq"} if "input_ids" in inputs else {0: "batch"}},
-        output_names=["last_hidden_state"],
-        description=f"Hugging Face {config.model_type} from {path}",
+        dynamic=dynamic | {output: axes},
+        output_names=[output],
+        description=f"Hugging Face {config.model_type} ({task}) from {path}",
         norms=presets.count_norm_modules(model),
         notes=notes,
     )
 
 
-def _model_class(transformers: Any, config: Any) -> Any:
+def _model_class(transformers: Any, config: Any, task: str) -> Any:
+    if task != "hidden-states":
+        return getattr(transformers, _TASK_CLASSES[task])
     if config.model_type == "t5":
         return transformers.T5EncoderModel
     return transformers.AutoModel
