@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import contextlib
+import gc
 import os
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -39,6 +42,22 @@ class FuseOutcome:
             "seconds": round(self.seconds, 4),
             "parity": self.parity.to_dict() if self.parity else None,
         }
+
+
+@contextlib.contextmanager
+def gc_paused() -> Iterator[None]:
+    """Keep Python's cyclic garbage collector off while a graph is built, rewritten and written.
+
+    onnx_ir creates a few objects per node; with the collector on, its full passes over a 30k-node
+    graph cost about a third of loading and half of saving. Reference counting still frees what it can.
+    """
+    enabled = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if enabled:
+            gc.enable()
 
 
 def default_output(path: Path) -> Path:
@@ -80,16 +99,17 @@ def fuse(
     start = time.perf_counter()
     source = Path(input)
     destination = Path(output) if output is not None else default_output(source)
-    model = modelio.load(source)
-    try:
-        result = fuse_model(model, target=target, skip=skip)
-    except ValueError as error:
-        raise UsageError(str(error)) from None
-    protected = {p.resolve() for p in modelio.external_files(model)} | {source.resolve()}
-    staging = destination.with_name(f".{destination.name}.staging") if verify else destination
-    info = modelio.save(
-        model, staging, source=source, external=external, in_place=in_place, data_name=f"{destination.name}.data"
-    )
+    with gc_paused():
+        model = modelio.load(source)
+        try:
+            result = fuse_model(model, target=target, skip=skip)
+        except ValueError as error:
+            raise UsageError(str(error)) from None
+        protected = {p.resolve() for p in modelio.external_files(model)} | {source.resolve()}
+        staging = destination.with_name(f".{destination.name}.staging") if verify else destination
+        info = modelio.save(
+            model, staging, source=source, external=external, in_place=in_place, data_name=f"{destination.name}.data"
+        )
     try:
         ort_only = _ort_only_ops(result, model)
         problem = None if ort_only else modelio.check(staging, full=True)
@@ -158,7 +178,8 @@ class InspectReport:
 
 def inspect(path: str | os.PathLike[str], target: Target = "auto") -> InspectReport:
     """Every norm candidate in the model at ``path``: kind, eps, axes, dtype, and why any is not fusable."""
-    model = modelio.load(path)
+    with gc_paused():
+        model = modelio.load(path)
     existing: dict[str, int] = {}
     for graph in graphs_of(model):
         for node in graph:

@@ -7,7 +7,7 @@ from dataclasses import dataclass, field
 import onnx_ir as ir
 
 from normopt.fusion import graph_utils as gu
-from normopt.fusion.emit import Target, choose_op, rewrite
+from normopt.fusion.emit import Target, choose_op, drop_unused_initializers, rewrite
 from normopt.fusion.norm_match import NormMatch, Refusal
 from normopt.fusion.result import Candidate
 
@@ -61,11 +61,13 @@ class NormPass:
         records: list[Candidate] = []
         for owner in gu.graphs_of(ctx.model):
             anchors = [n for n in owner if n.op_type == self.anchor_op and n.domain in ("", "ai.onnx")]
+            orphans: list[ir.Value] = []  # initializers the rewrites stopped reading, checked once at the end
             for anchor in anchors:
                 if anchor.graph is None:
                     continue
                 for outcome in self.match(anchor):
-                    records.append(self._apply(ctx, owner, anchor, outcome))
+                    records.append(self._apply(ctx, owner, anchor, outcome, orphans))
+            drop_unused_initializers(owner, orphans)
         return records
 
     def _apply(
@@ -74,6 +76,7 @@ class NormPass:
         owner: ir.Graph | ir.Function,
         anchor: ir.Node,
         outcome: NormMatch | Refusal,
+        orphans: list[ir.Value],
     ) -> Candidate:
         record = Candidate(
             kind=self.kind, node=anchor.name or "?", graph=owner_name(owner, ctx.model), status="rejected"
@@ -88,7 +91,7 @@ class NormPass:
             opset = ctx.opset(owner)
             op_type = choose_op(self.kind, ctx.target, opset, outcome.dtype)
             record.op = op_type
-            emitted = rewrite(owner, outcome, op_type, ctx.fresh_name(self.kind), opset)
+            emitted = rewrite(owner, outcome, op_type, ctx.fresh_name(self.kind), opset, orphans)
             record.fused_node, record.kept_nodes = emitted.node.name, emitted.kept
         except Refusal as refusal:
             record.reason, record.op = str(refusal), None
