@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import typer
 
+from normopt.cli import startup
 from normopt.cli.bench_cmd import bench
 from normopt.cli.export_cmd import export
 from normopt.cli.fuse_cmd import fuse, inspect
@@ -27,4 +28,7 @@ app.command()(run)
 
 def main() -> None:
     """Console-script entry point."""
-    app()
+    try:
+        app()
+    finally:
+        startup.skip_exit_collection()

@@ -8,6 +8,7 @@ from typing import Annotated
 
 import typer
 
+from normopt.cli import startup
 from normopt.cli.common import DebugOption, Format, FormatOption, emit_json, handle_errors, info
 
 
@@ -101,6 +102,7 @@ def fuse(
     debug: DebugOption = False,
 ) -> None:
     """Fuse every decomposed LayerNorm / RMSNorm into one node each."""
+    startup.defer_symbolic_shapes()
     from normopt.fusing import fuse as run_fuse
 
     outcome = run_fuse(
@@ -135,6 +137,7 @@ def inspect(
     debug: DebugOption = False,
 ) -> None:
     """List every norm candidate: kind, eps, axes, dtype, and why any is not fusable."""
+    startup.defer_symbolic_shapes()
     from normopt.fusing import inspect as run_inspect
 
     data = run_inspect(model, target=target.value).to_dict()
