@@ -17,7 +17,8 @@ from normopt import modelio
 from normopt.errors import CheckFailed, UsageError
 from normopt.fusion import FusionResult, Target, fuse_model
 from normopt.fusion.graph_utils import graphs_of
-from normopt.fusion.pipeline import count_nodes
+from normopt.fusion.pipeline import SHAPE_INFERENCE_MAX_NODES, count_nodes
+from normopt.modelio.protograph import ProtoGraph
 from normopt.parity import ParityReport
 from normopt.parity.localize import NORM_OPS
 
@@ -100,7 +101,7 @@ def fuse(
     source = Path(input)
     destination = Path(output) if output is not None else default_output(source)
     with gc_paused():
-        model = modelio.load(source)
+        model = _load_for_fusing(source, destination, target, skip, external)
         try:
             result = fuse_model(model, target=target, skip=skip)
         except ValueError as error:
@@ -135,7 +136,27 @@ def fuse(
     return FuseOutcome(result, destination, info.data_files, checker, time.perf_counter() - start, parity)
 
 
-def _ort_only_ops(result: FusionResult, model: ir.Model) -> list[str]:
+# Below this size onnx_ir runs shape inference first, which proves more candidates; above it both
+# engines see the same graph and the protobuf path is ~3x faster end to end.
+FLAT_PATH_MIN_NODES = SHAPE_INFERENCE_MAX_NODES
+
+
+def _load_for_fusing(
+    source: Path, destination: Path, target: Target, skip: bool | None, external: modelio.ExternalLayout
+) -> ir.Model | ProtoGraph:
+    """The model as a ``ProtoGraph`` where the protobuf fast path gives the same result, else onnx_ir."""
+    wants_skip = skip or (skip is None and target == "ort")
+    if not wants_skip and external in ("auto", "same", "inline"):
+        flat = modelio.load_flat(source, FLAT_PATH_MIN_NODES)
+        if flat is not None:
+            files = modelio.external_files(flat)
+            in_place_data = all(f.parent == destination.resolve().parent for f in files)
+            if not files or (external in ("auto", "same") and in_place_data):
+                return flat
+    return modelio.load(source)
+
+
+def _ort_only_ops(result: FusionResult, model: ir.Model | ProtoGraph) -> list[str]:
     """Operators in the output that only ONNX Runtime defines (onnx.checker cannot know them)."""
     ops = {c.op for c in result.details if c.status == "fused" and c.op}
     found = sorted(op for op in ops if op.startswith("Skip") or op == "SimplifiedLayerNormalization")

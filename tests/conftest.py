@@ -105,3 +105,17 @@ def tmp_out(tmp_path: Path) -> Path:
     out = tmp_path / "out"
     out.mkdir()
     return out
+
+
+@pytest.fixture
+def count_weight_reads(monkeypatch: pytest.MonkeyPatch) -> list[str]:
+    """Record every external tensor whose bytes are materialized."""
+    reads: list[str] = []
+    original = ir.ExternalTensor._load
+
+    def counting_load(self: ir.ExternalTensor) -> None:
+        reads.append(self.name or "?")
+        original(self)
+
+    monkeypatch.setattr(ir.ExternalTensor, "_load", counting_load)
+    return reads

@@ -6,7 +6,6 @@ import sys
 from pathlib import Path
 
 import numpy as np
-import onnx_ir as ir
 import pytest
 
 from normopt import fuse, inspect, modelio, verify
@@ -19,20 +18,6 @@ from synthetic import layernorm_chain, save
 @pytest.fixture
 def external_model(tmp_path: Path) -> Path:
     return save(layernorm_chain(4, (2, 8, 256), opset=17, matmul=True), tmp_path / "model.onnx", external=True)
-
-
-@pytest.fixture
-def count_weight_reads(monkeypatch: pytest.MonkeyPatch) -> list[str]:
-    """Record every external tensor whose bytes are materialized."""
-    reads: list[str] = []
-    original = ir.ExternalTensor._load
-
-    def counting_load(self: ir.ExternalTensor) -> None:
-        reads.append(self.name or "?")
-        original(self)
-
-    monkeypatch.setattr(ir.ExternalTensor, "_load", counting_load)
-    return reads
 
 
 def test_fusing_reads_no_weight_bytes(external_model: Path, tmp_path: Path, count_weight_reads: list[str]) -> None:

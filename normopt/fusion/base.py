@@ -10,13 +10,14 @@ from normopt.fusion import graph_utils as gu
 from normopt.fusion.emit import Target, choose_op, drop_unused_initializers, rewrite
 from normopt.fusion.norm_match import NormMatch, Refusal
 from normopt.fusion.result import Candidate
+from normopt.modelio.protograph import ProtoGraph
 
 
 @dataclass
 class FusionContext:
     """What every pass needs to know about the model being rewritten."""
 
-    model: ir.Model
+    model: ir.Model | ProtoGraph
     target: Target
     names: set[str] = field(default_factory=set)
 
@@ -37,7 +38,7 @@ class FusionContext:
         return name
 
 
-def owner_name(owner: ir.Graph | ir.Function, model: ir.Model) -> str:
+def owner_name(owner: ir.Graph | ir.Function, model: ir.Model | ProtoGraph) -> str:
     """Readable name for a graph or function (``main`` for the top-level graph)."""
     if owner is model.graph:
         return "main"

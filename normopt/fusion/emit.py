@@ -17,6 +17,7 @@ import onnx_ir as ir
 
 from normopt.fusion import graph_utils as gu
 from normopt.fusion.norm_match import NormMatch, Refusal, constant_array, constant_producers
+from normopt.modelio.protograph import ProtoGraph
 
 Target = Literal["onnx", "ort", "auto"]
 TARGETS: tuple[Target, ...] = ("auto", "onnx", "ort")
@@ -52,7 +53,9 @@ class Emitted:
 
 def _new_constant(array: np.ndarray, name: str) -> tuple[ir.Node, ir.Value]:
     out = ir.Value(name=name, type=ir.TensorType(ir.DataType.from_numpy(array.dtype)), shape=ir.Shape(array.shape))
-    node = ir.Node("", "Constant", [], attributes=[ir.AttrTensor("value", ir.tensor(array, name=name))], outputs=[out])
+    node = ir.Node(
+        "", "Constant", [], attributes=[ir.AttrTensor("value", ir.tensor(array, name=name))], outputs=[out], name=name
+    )
     return node, out
 
 
@@ -66,8 +69,8 @@ def _ones_like_normalized(
     ones = ir.Value(name=name, type=ir.TensorType(dtype))
     one = ir.tensor(np.ones([1], dtype=dtype.numpy()))
     return ones, [
-        ir.Node("", "Shape", [x], attributes=[ir.AttrInt64("start", -axes)], outputs=[shape]),
-        ir.Node("", "ConstantOfShape", [shape], attributes=[ir.AttrTensor("value", one)], outputs=[ones]),
+        ir.Node("", "Shape", [x], attributes=[ir.AttrInt64("start", -axes)], outputs=[shape], name=f"{name}.shape"),
+        ir.Node("", "ConstantOfShape", [shape], attributes=[ir.AttrTensor("value", one)], outputs=[ones], name=name),
     ]
 
 
@@ -118,17 +121,11 @@ def _affine_input(
     return out, [node]
 
 
-def rewrite(
-    owner: ir.Graph | ir.Function,
-    match: NormMatch,
-    op_type: str,
-    name: str,
-    opset: int,
-    orphans: list[ir.Value] | None = None,
-) -> Emitted:
-    """Replace ``match.y`` by one ``op_type`` node and remove the pattern nodes nobody else reads.
+def fused_nodes(match: NormMatch, op_type: str, name: str, opset: int) -> list[ir.Node]:
+    """The nodes that replace ``match``: γ/β constants when needed, then the fused node.
 
-    ``orphans``: see ``remove_dead``.
+    The fused node's output carries ``match.y``'s name, type and shape; the nodes are not linked to
+    any graph yet.
     """
     scale, scale_nodes = _affine_input(match.scale, match.x, match.axes, match.dtype, 1.0, f"{name}.scale", opset)
     bias, bias_nodes = _affine_input(match.bias, match.x, match.axes, match.dtype, 0.0, f"{name}.bias", opset)
@@ -136,7 +133,6 @@ def rewrite(
     if bias is not None and op_type != "LayerNormalization":
         raise Refusal(f"{op_type} has no bias input")
     out = ir.Value(name=match.y.name, type=match.y.type, shape=match.y.shape)
-    match.y.name = f"{match.y.name}.unfused"
     node = ir.Node(
         "",
         op_type,
@@ -149,12 +145,34 @@ def rewrite(
         outputs=[out],
         name=name,
     )
+    return [*scale_nodes, *bias_nodes, node]
+
+
+def rewrite(
+    owner: ir.Graph | ir.Function,
+    match: NormMatch,
+    op_type: str,
+    name: str,
+    opset: int,
+    orphans: list[ir.Value] | None = None,
+) -> Emitted:
+    """Replace ``match.y`` by one ``op_type`` node and remove the pattern nodes nobody else reads.
+
+    ``owner`` is an onnx_ir graph or function, or a ``ProtoGraph`` (the protobuf fast path), which
+    takes the same nodes through ``splice``. ``orphans``: see ``remove_dead``.
+    """
+    nodes = fused_nodes(match, op_type, name, opset)
+    pattern = [*constant_producers(match.nodes), *match.nodes]
+    if isinstance(owner, ProtoGraph):
+        return Emitted(nodes[-1], owner.splice(match.y, nodes, pattern))
+    out = nodes[-1].outputs[0]
+    match.y.name = f"{match.y.name}.unfused"
     anchor = match.y.producer()
     assert anchor is not None
-    owner.insert_after(anchor, [*scale_nodes, *bias_nodes, node])
+    owner.insert_after(anchor, nodes)
     match.y.replace_all_uses_with(out, replace_graph_outputs=True)
-    kept = remove_dead(owner, [*constant_producers(match.nodes), *match.nodes], orphans)
-    return Emitted(node, kept)
+    kept = remove_dead(owner, pattern, orphans)
+    return Emitted(nodes[-1], kept)
 
 
 def remove_dead(owner: ir.Graph | ir.Function, nodes: list[ir.Node], orphans: list[ir.Value] | None = None) -> int:

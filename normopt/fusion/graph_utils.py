@@ -7,9 +7,12 @@ this reduction use) in O(1) or O(consumers) so the passes stay linear in the num
 from __future__ import annotations
 
 from collections.abc import Iterable, Iterator
+from typing import cast
 
 import numpy as np
 import onnx_ir as ir
+
+from normopt.modelio.protograph import ProtoGraph
 
 FLOAT_TYPES = frozenset({ir.DataType.FLOAT, ir.DataType.FLOAT16, ir.DataType.BFLOAT16, ir.DataType.DOUBLE})
 
@@ -217,8 +220,14 @@ def operand_pairs(node: ir.Node) -> Iterator[tuple[ir.Value, ir.Value]]:
         yield b, a
 
 
-def graphs_of(model: ir.Model) -> Iterator[ir.Graph | ir.Function]:
-    """The main graph, every subgraph (If/Loop/Scan bodies) and every function, each once."""
+def graphs_of(model: ir.Model | ProtoGraph) -> Iterator[ir.Graph | ir.Function]:
+    """The main graph, every subgraph (If/Loop/Scan bodies) and every function, each once.
+
+    A ``ProtoGraph`` (protobuf fast path) is flat by construction: it is its only graph.
+    """
+    if isinstance(model, ProtoGraph):
+        yield cast(ir.Graph, model)  # duck-typed: same read surface (see normopt.modelio.protograph)
+        return
     seen: set[int] = set()
     stack: list[ir.Graph | ir.Function] = [model.graph, *model.functions.values()]
     while stack:

@@ -13,6 +13,7 @@ from normopt.fusion.layernorm import LayerNormPass
 from normopt.fusion.result import FusionResult
 from normopt.fusion.rmsnorm import RMSNormPass
 from normopt.fusion.skip import SkipNormPass
+from normopt.modelio.protograph import ProtoGraph
 
 logger = logging.getLogger(__name__)
 
@@ -21,7 +22,7 @@ logger = logging.getLogger(__name__)
 SHAPE_INFERENCE_MAX_NODES = 10_000
 
 
-def count_nodes(model: ir.Model) -> int:
+def count_nodes(model: ir.Model | ProtoGraph) -> int:
     """Nodes in every graph, subgraph and function of ``model``."""
     return sum(len(g) for g in gu.graphs_of(model))
 
@@ -36,12 +37,13 @@ def _infer_shapes(model: ir.Model) -> None:
 
 
 def fuse_model(
-    model: ir.Model, target: Target = "auto", skip: bool | None = None, infer_shapes: bool | None = None
+    model: ir.Model | ProtoGraph, target: Target = "auto", skip: bool | None = None, infer_shapes: bool | None = None
 ) -> FusionResult:
     """Fuse every decomposed LayerNorm and RMSNorm of ``model`` in place.
 
     Args:
-        model: The model, modified in place.
+        model: The model, modified in place: an onnx_ir model, or a flat ``ProtoGraph`` (no Skip pass
+            and no shape inference there; ``normopt.fuse`` picks it for big flat graphs).
         target: ``auto``, ``onnx`` or ``ort`` (see ``normopt.fusion.emit``).
         skip: Merge residual Adds into Skip* ops; defaults to True for ``ort`` and is refused for ``onnx``.
         infer_shapes: Run ONNX shape inference first; defaults to True below 10,000 nodes.
@@ -55,14 +57,17 @@ def fuse_model(
     if skip and target == "onnx":
         raise ValueError("Skip* ops are ONNX Runtime contrib ops; use --target ort or auto for --skip")
     nodes_before = count_nodes(model)
+    flat = isinstance(model, ProtoGraph)
+    if flat and skip:
+        raise ValueError("the protobuf fast path has no Skip pass")
     if infer_shapes is None:
-        infer_shapes = nodes_before < SHAPE_INFERENCE_MAX_NODES
-    if infer_shapes:
+        infer_shapes = nodes_before < SHAPE_INFERENCE_MAX_NODES and not flat
+    if infer_shapes and isinstance(model, ir.Model):
         _infer_shapes(model)
     ctx = FusionContext(model=model, target=target)
     result = FusionResult(target=target, opset=model.opset_imports.get("", 1), nodes_before=nodes_before)
     passes: list[LayerNormPass | RMSNormPass | SkipNormPass] = [LayerNormPass(), RMSNormPass()]
-    if skip or (skip is None and target == "ort"):
+    if not flat and (skip or (skip is None and target == "ort")):
         passes.append(SkipNormPass())
     for fusion_pass in passes:
         result.details.extend(fusion_pass.run(ctx))

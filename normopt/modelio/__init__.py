@@ -1,4 +1,4 @@
-"""Loading, checking and saving models: the one module of normopt that touches raw ONNX protobuf.
+"""Loading, checking and saving models: the one package of normopt that touches raw ONNX protobuf.
 
 Models are held as onnx_ir models. External weights stay memory-mapped and are never read unless a pass
 needs a small tensor; outputs are written to a temporary file beside the destination and moved into
@@ -17,6 +17,7 @@ import onnx
 import onnx_ir as ir
 
 from normopt.errors import UsageError
+from normopt.modelio.protograph import ProtoGraph, flat_graph_problem
 
 # ONNX Runtime 1.31 loads IR version <= 13 (see shared notes); never write anything newer.
 MAX_IR_VERSION = 10
@@ -42,8 +43,35 @@ def load(path: str | os.PathLike[str]) -> ir.Model:
     return model
 
 
-def external_files(model: ir.Model) -> set[Path]:
+def load_flat(path: str | os.PathLike[str], min_nodes: int) -> ProtoGraph | None:
+    """The model at ``path`` as a ``ProtoGraph`` (protobuf fast path), or None where it does not apply.
+
+    It applies to flat graphs (no functions, no subgraphs) of at least ``min_nodes`` nodes; errors
+    are those of ``load``.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise UsageError(f"no such model file: {path}")
+    try:
+        proto = onnx.load(os.fspath(path), load_external_data=False)
+    except Exception as error:
+        raise UsageError(f"{path} is not a readable ONNX model ({type(error).__name__}: {error})") from None
+    if len(proto.graph.node) < min_nodes or flat_graph_problem(proto) is not None:
+        return None
+    try:
+        graph = ProtoGraph(proto, path.resolve().parent)
+    except ValueError as error:
+        raise UsageError(f"{path} is not a valid ONNX model ({error})") from None
+    missing = sorted({str(f) for f in external_files(graph) if not f.is_file()})
+    if missing:
+        raise UsageError(f"{path} references missing external data: {', '.join(missing)}")
+    return graph
+
+
+def external_files(model: ir.Model | ProtoGraph) -> set[Path]:
     """Absolute paths of the external data files the model's initializers point to."""
+    if isinstance(model, ProtoGraph):
+        return model.external_files()
     pairs: set[tuple[str, str]] = set()  # Path objects only per distinct file: 30k initializers stay cheap
     for graph in model.graphs():
         for value in graph.initializers.values():
@@ -62,7 +90,7 @@ class SaveInfo:
 
 
 def save(
-    model: ir.Model,
+    model: ir.Model | ProtoGraph,
     path: str | os.PathLike[str],
     *,
     source: str | os.PathLike[str] | None = None,
@@ -97,15 +125,24 @@ def save(
         external = "inline" if not existing else ("same" if same_dir else "new")
     if external == "same" and not same_dir:
         raise UsageError("external data can keep its layout only when the output is in the input's directory")
-    _cap_ir_version(model)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     os.close(fd)
     try:
-        if external == "new":
+        if isinstance(model, ProtoGraph):
+            if external not in ("same", "inline") or (external == "inline" and existing):
+                raise UsageError("a protobuf-path model keeps its external data where it is (use external='same')")
+            proto = model.finish()
+            proto.ir_version = min(proto.ir_version or MAX_IR_VERSION, MAX_IR_VERSION)
+            with open(tmp, "wb") as handle:
+                handle.write(proto.SerializeToString())
+            data_files = sorted(existing)
+        elif external == "new":
+            _cap_ir_version(model)
             data_name = data_name or f"{path.name}.data"
             ir.save(model, tmp, external_data=data_name, size_threshold_bytes=1024)
             data_files = [path.parent / data_name]
         else:
+            _cap_ir_version(model)
             if external == "inline":
                 ir.external_data.load_to_model(model)
             ir.save(model, tmp)
