@@ -10,12 +10,15 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+import onnx
 import pytest
 
 transformers = pytest.importorskip("transformers")
 
 from normopt import export, fuse, modelio, verify  # noqa: E402
 from normopt.fusion.graph_utils import graphs_of  # noqa: E402
+from normopt.modelio.protograph import flat_graph_problem  # noqa: E402
+from tests.engines import assert_engines_agree  # noqa: E402
 from tests.helpers import cli  # noqa: E402
 
 NORM_OPS = {"LayerNormalization", "SimplifiedLayerNormalization", "RMSNormalization"}
@@ -106,6 +109,8 @@ def test_export_then_fuse_catches_every_norm_module(
     assert norm_ops == exported.norm_modules, fused.result.to_dict()
     assert fused.result.fused == fused.result.candidates
     assert verify(exported.output, fused.output).passed
+    if flat_graph_problem(onnx.load(exported.output, load_external_data=False)) is None:
+        assert_engines_agree(exported.output, "auto", tmp_path / "engines")
 
 
 def test_export_without_config_is_exit_2(tmp_path: Path) -> None:

@@ -4,17 +4,15 @@ from __future__ import annotations
 
 import sys
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 import onnx
 import pytest
-from onnx import helper, numpy_helper
 
 from normopt import fusing, modelio
-from normopt.fusion.pipeline import fuse_model
 from normopt.modelio.protograph import flat_graph_problem
 from tests.conftest import GRAPHS, manifest, op_counts, run_ort
+from tests.engines import assert_engines_agree
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "benchmarks"))
 from synthetic import layernorm_chain, save
@@ -23,47 +21,10 @@ FLAT = [e["file"] for e in manifest() if flat_graph_problem(onnx.load(GRAPHS / e
 TARGETS = ("auto", "onnx", "ort")
 
 
-def _attribute(attr: onnx.AttributeProto) -> Any:
-    value = helper.get_attribute_value(attr)
-    if isinstance(value, onnx.TensorProto):
-        array = numpy_helper.to_array(value)
-        return (array.dtype.str, array.shape, array.tobytes())
-    return value
-
-
-def _nodes(model: onnx.ModelProto) -> list[tuple[Any, ...]]:
-    return [
-        (n.domain or "", n.op_type, n.name, list(n.input), list(n.output), {a.name: _attribute(a) for a in n.attribute})
-        for n in model.graph.node
-    ]
-
-
-def _both(path: Path, target: str, tmp_path: Path) -> tuple[Any, Any, onnx.ModelProto, onnx.ModelProto]:
-    model = modelio.load(path)
-    ir_result = fuse_model(model, target=target, skip=False, infer_shapes=False)
-    flat = modelio.load_flat(path, min_nodes=0)
-    assert flat is not None
-    flat_result = fuse_model(flat, target=target, skip=False, infer_shapes=False)
-    out_ir, out_flat = tmp_path / "ir.onnx", tmp_path / "flat.onnx"
-    modelio.save(model, out_ir, external="same" if modelio.external_files(model) else "inline")
-    modelio.save(flat, out_flat, external="same" if modelio.external_files(flat) else "inline")
-    return (
-        ir_result,
-        flat_result,
-        onnx.load(out_ir, load_external_data=False),
-        onnx.load(out_flat, load_external_data=False),
-    )
-
-
 @pytest.mark.parametrize("target", TARGETS)
 @pytest.mark.parametrize("name", FLAT, ids=[f[:-5] for f in FLAT])
 def test_both_engines_agree(name: str, target: str, tmp_path: Path) -> None:
-    ir_result, flat_result, ir_model, flat_model = _both(GRAPHS / name, target, tmp_path)
-    assert [c.to_dict() for c in flat_result.details] == [c.to_dict() for c in ir_result.details]
-    assert (flat_result.nodes_before, flat_result.nodes_after) == (ir_result.nodes_before, ir_result.nodes_after)
-    assert _nodes(flat_model) == _nodes(ir_model)
-    assert sorted(t.name for t in flat_model.graph.initializer) == sorted(t.name for t in ir_model.graph.initializer)
-    assert [o.name for o in flat_model.graph.output] == [o.name for o in ir_model.graph.output]
+    assert_engines_agree(GRAPHS / name, target, tmp_path)
 
 
 def test_most_reference_graphs_are_flat() -> None:
