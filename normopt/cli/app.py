@@ -31,4 +31,4 @@ def main() -> None:
     try:
         app()
     finally:
-        startup.skip_exit_collection()
+        startup.freeze_heap()

@@ -116,6 +116,7 @@ def fuse(
         atol=atol,
         rtol=rtol,
     )
+    startup.freeze_heap()  # the graph just fused is garbage: do not let the table's allocations walk it
     data = outcome.to_dict()
     _summary_table(data["details"], f"fusion of {model.name}", stderr=True)
     info(
@@ -141,6 +142,7 @@ def inspect(
     from normopt.fusing import inspect as run_inspect
 
     data = run_inspect(model, target=target.value).to_dict()
+    startup.freeze_heap()
     if format == Format.json:
         emit_json(data)
         return

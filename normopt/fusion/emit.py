@@ -121,18 +121,18 @@ def _affine_input(
     return out, [node]
 
 
-def fused_nodes(match: NormMatch, op_type: str, name: str, opset: int) -> list[ir.Node]:
+def fused_nodes(match: NormMatch, op_type: str, name: str, opset: int, typed: bool = True) -> list[ir.Node]:
     """The nodes that replace ``match``: γ/β constants when needed, then the fused node.
 
-    The fused node's output carries ``match.y``'s name, type and shape; the nodes are not linked to
-    any graph yet.
+    The fused node's output carries ``match.y``'s name (and, when ``typed``, its type and shape); the
+    nodes are not linked to any graph yet.
     """
     scale, scale_nodes = _affine_input(match.scale, match.x, match.axes, match.dtype, 1.0, f"{name}.scale", opset)
     bias, bias_nodes = _affine_input(match.bias, match.x, match.axes, match.dtype, 0.0, f"{name}.bias", opset)
     inputs = [match.x, scale] + ([bias] if bias is not None and op_type == "LayerNormalization" else [])
     if bias is not None and op_type != "LayerNormalization":
         raise Refusal(f"{op_type} has no bias input")
-    out = ir.Value(name=match.y.name, type=match.y.type, shape=match.y.shape)
+    out = ir.Value(name=match.y.name, type=match.y.type, shape=match.y.shape) if typed else ir.Value(name=match.y.name)
     node = ir.Node(
         "",
         op_type,
@@ -161,7 +161,8 @@ def rewrite(
     ``owner`` is an onnx_ir graph or function, or a ``ProtoGraph`` (the protobuf fast path), which
     takes the same nodes through ``splice``. ``orphans``: see ``remove_dead``.
     """
-    nodes = fused_nodes(match, op_type, name, opset)
+    flat = isinstance(owner, ProtoGraph)
+    nodes = fused_nodes(match, op_type, name, opset, typed=not flat)  # a ProtoGraph keeps y's value_info
     pattern = [*constant_producers(match.nodes), *match.nodes]
     if isinstance(owner, ProtoGraph):
         return Emitted(nodes[-1], owner.splice(match.y, nodes, pattern))

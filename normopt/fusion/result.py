@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections import Counter
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field, fields
 from typing import Any, Literal
 
 Status = Literal["fused", "rejected"]
@@ -46,9 +46,10 @@ class Candidate:
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready form (pattern node names omitted: they are long and internal)."""
-        data = asdict(self)
-        data.pop("pattern_nodes")
-        return data
+        return {f.name: getattr(self, f.name) for f in _CANDIDATE_FIELDS}  # (asdict deep-copies: slow)
+
+
+_CANDIDATE_FIELDS = [f for f in fields(Candidate) if f.name != "pattern_nodes"]
 
 
 @dataclass

@@ -19,7 +19,7 @@ Only flat graphs qualify (``flat_graph_problem``): no functions and no subgraphs
 from __future__ import annotations
 
 import os
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -62,7 +62,7 @@ class ProtoValue:
 
     def uses(self) -> tuple[tuple[ProtoNode, int], ...]:
         """``(node, input index)`` for every live reader, in graph order (new readers last)."""
-        return tuple(use for use in self._graph._uses.get(self.name, ()) if not use[0].removed)
+        return tuple([use for use in self._graph._uses.get(self.name, ()) if not use[0].removed])
 
     def consumers(self) -> tuple[ProtoNode, ...]:
         """Distinct live readers."""
@@ -143,25 +143,29 @@ class ProtoNode:
 
     @property
     def inputs(self) -> tuple[ProtoValue | None, ...]:
-        """Input values (None for an omitted optional input)."""
-        if self._inputs is None:
+        """Input values (None for an omitted optional input), made on first read."""
+        found = self._inputs
+        if found is None:
             value = self._graph.value
-            self._inputs = tuple(value(name) if name else None for name in self.proto.input)
-        return self._inputs
+            found = self._inputs = tuple([value(name) if name else None for name in self.proto.input])
+        return found
 
     @property
     def outputs(self) -> tuple[ProtoValue, ...]:
-        """Output values."""
-        if self._outputs is None:
-            self._outputs = tuple(self._graph.value(name) for name in self.proto.output)
-        return self._outputs
+        """Output values, made on first read."""
+        found = self._outputs
+        if found is None:
+            value = self._graph.value
+            found = self._outputs = tuple([value(name) for name in self.proto.output])
+        return found
 
     @property
     def attributes(self) -> dict[str, ir.Attr]:
-        """Attributes by name, as onnx_ir ``Attr`` objects (read on first use)."""
-        if self._attributes is None:
-            self._attributes = {a.name: ir.serde.deserialize_attribute(a) for a in self.proto.attribute}
-        return self._attributes
+        """Attributes by name, as onnx_ir ``Attr`` objects, read on first use."""
+        found = self._attributes
+        if found is None:
+            found = self._attributes = {a.name: _attribute(a) for a in self.proto.attribute}
+        return found
 
 
 class ProtoGraph:
@@ -183,8 +187,7 @@ class ProtoGraph:
         self._uses: dict[str, list[tuple[ProtoNode, int]]] = {}
         self._values: dict[str, ProtoValue] = {}
         self._after: dict[int, list[ProtoNode]] = {}  # id(node) → nodes inserted right after it
-        self._removed_outputs: set[str] = set()
-        self._read_by_removed: set[str] = set()
+        self._removed: list[ProtoNode] = []
         self._live = len(self._nodes)
         self._infos: dict[str, onnx.ValueInfoProto] | None = None
         self._io_infos: tuple[dict[str, onnx.ValueInfoProto], dict[str, onnx.ValueInfoProto]] = ({}, {})
@@ -213,6 +216,8 @@ class ProtoGraph:
 
     def __iter__(self) -> Iterator[ProtoNode]:
         """Live nodes in order, each followed by the nodes inserted after it (a snapshot: edits may follow)."""
+        if not self._after:
+            return iter([node for node in self._nodes if not node.removed])
         order: list[ProtoNode] = []
         stack = list(reversed(self._nodes))
         while stack:
@@ -244,8 +249,11 @@ class ProtoGraph:
 
     # -- edits --------------------------------------------------------------------------------------
 
-    def splice(self, old: ProtoValue, new_nodes: list[ir.Node], pattern: list[ProtoNode]) -> int:
+    def splice(self, old: Any, new_nodes: list[ir.Node], pattern: Sequence[Any]) -> int:
         """Insert ``new_nodes`` (the last writes ``old``'s name) after ``old``'s producer; drop dead pattern nodes.
+
+        ``old`` and ``pattern`` are this graph's ``ProtoValue`` / ``ProtoNode`` objects, typed ``Any``
+        because the matcher that found them is written (and type-checked) against onnx_ir.
 
         Args:
             old: The value the last new node now produces under the same name.
@@ -259,7 +267,7 @@ class ProtoGraph:
         anchor = old.producer()
         if anchor is None:
             raise ValueError(f"{old.name} has no producer to replace")
-        added = [ProtoNode(self, ir.serde.serialize_node(node)) for node in new_nodes]
+        added = [ProtoNode(self, _node_proto(node)) for node in new_nodes]
         self._after.setdefault(id(anchor), []).extend(added)
         self._remove(anchor)  # its one output now comes from the new node: no reader is left for it
         for node in added:
@@ -269,7 +277,7 @@ class ProtoGraph:
         for node in reversed(list(dict.fromkeys(pattern))):
             if node.removed:
                 continue
-            if any(out.is_graph_output() or out.uses() for out in node.outputs):
+            if any(name in self._output_names or self._read(name) for name in node.proto.output):
                 kept += 1
                 continue
             self._remove(node)
@@ -284,7 +292,7 @@ class ProtoGraph:
         read = {name for proto in nodes for name in proto.input}
         unused = [
             name
-            for name in self._read_by_removed
+            for name in {value.name for node in self._removed for value in node.inputs if value is not None}
             if name in self._initializers and name not in read and name not in self._output_names
         ]
         if unused:
@@ -294,9 +302,9 @@ class ProtoGraph:
             graph.initializer.extend(kept)
             for name in unused:
                 del self._initializers[name]
-        if self._removed_outputs:
+        if self._removed:
             produced = {name for proto in nodes for name in proto.output}
-            stale = self._removed_outputs - produced
+            stale = {value.name for node in self._removed for value in node.outputs} - produced
             infos = [v for v in graph.value_info if v.name not in stale]
             graph.ClearField("value_info")
             graph.value_info.extend(infos)
@@ -312,14 +320,16 @@ class ProtoGraph:
             if name:
                 self._uses.setdefault(name, []).append((node, index))
 
+    def _read(self, name: str) -> bool:
+        return any(not reader.removed for reader, _ in self._uses.get(name, ()))
+
     def _remove(self, node: ProtoNode) -> None:
         node.removed = True
         self._live -= 1
+        self._removed.append(node)
         for name in node.proto.output:
             if self._producers.get(name) is node:
                 del self._producers[name]
-            self._removed_outputs.add(name)
-        self._read_by_removed.update(node.proto.input)
 
     def _type_info(self, name: str) -> tuple[ir.TypeProtocol | None, ir.Shape | None]:
         """Type and shape of ``name`` as onnx_ir's deserializer gives them (same sources, same order)."""
@@ -342,12 +352,58 @@ class ProtoGraph:
         return found
 
 
+class _InlineTensor(ir.serde.TensorProtoTensor):
+    """onnx_ir's tensor over a TensorProto, with its shape built once (onnx_ir rebuilds it per access)."""
+
+    __slots__ = ("_shape",)
+
+    def __init__(self, proto: onnx.TensorProto) -> None:
+        super().__init__(proto)
+        self._shape = ir.Shape(proto.dims, frozen=True)
+
+    @property
+    def shape(self) -> ir.Shape:  # type: ignore[override]  # read-only, as in TensorProtoTensor
+        return self._shape
+
+
 def _tensor(proto: onnx.TensorProto, base_dir: str) -> ir.TensorProtocol:
-    """onnx_ir's tensor for an initializer; small inline ones read once (their shape is then not rebuilt per use)."""
-    tensor = ir.serde.deserialize_tensor(proto, base_dir)
-    if proto.data_location != onnx.TensorProto.EXTERNAL and tensor.size <= _SMALL and proto.data_type != _STRING:
+    """onnx_ir's tensor for an initializer or a Constant; small inline ones are read once."""
+    if proto.data_location == onnx.TensorProto.EXTERNAL or proto.data_type == _STRING:
+        return ir.serde.deserialize_tensor(proto, base_dir)  # external data stays on disk
+    tensor = _InlineTensor(proto)
+    if tensor.size <= _SMALL:
         return ir.Tensor(tensor.numpy(), dtype=tensor.dtype, name=tensor.name)
     return tensor
+
+
+def _node_proto(node: ir.Node) -> onnx.NodeProto:
+    """A NodeProto for a new node (names only for its values: its types live in the graph's value_info)."""
+    proto = onnx.NodeProto(
+        op_type=node.op_type,
+        domain=node.domain,
+        name=node.name or "",
+        input=[v.name if v is not None and v.name else "" for v in node.inputs],
+        output=[v.name or "" for v in node.outputs],
+    )
+    proto.attribute.extend(_attribute_proto(a) for a in node.attributes.values())
+    return proto
+
+
+def _attribute_proto(attr: ir.Attr) -> onnx.AttributeProto:
+    if attr.type == ir.AttributeType.INT:
+        return onnx.AttributeProto(name=attr.name, type=onnx.AttributeProto.INT, i=attr.as_int())
+    if attr.type == ir.AttributeType.FLOAT:
+        return onnx.AttributeProto(name=attr.name, type=onnx.AttributeProto.FLOAT, f=attr.as_float())
+    return ir.serde.serialize_attribute(attr)
+
+
+def _attribute(proto: onnx.AttributeProto) -> ir.Attr:
+    """onnx_ir's attribute; a small inline tensor (a Constant's ε) is read once, like small initializers."""
+    if proto.type == onnx.AttributeProto.TENSOR and proto.t.data_location != onnx.TensorProto.EXTERNAL:
+        tensor = _tensor(proto.t, "")
+        if isinstance(tensor, ir.Tensor):
+            return ir.AttrTensor(proto.name, tensor, doc_string=proto.doc_string or None)
+    return ir.serde.deserialize_attribute(proto)
 
 
 def _read_info(proto: onnx.ValueInfoProto) -> tuple[ir.TypeProtocol | None, ir.Shape | None]:
