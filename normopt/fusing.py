@@ -200,12 +200,13 @@ class InspectReport:
 def inspect(path: str | os.PathLike[str], target: Target = "auto") -> InspectReport:
     """Every norm candidate in the model at ``path``: kind, eps, axes, dtype, and why any is not fusable."""
     with gc_paused():
-        model = modelio.load(path)
-    existing: dict[str, int] = {}
-    for graph in graphs_of(model):
-        for node in graph:
-            if node.op_type in NORM_OPS:
-                existing[node.op_type] = existing.get(node.op_type, 0) + 1
-    nodes = count_nodes(model)
-    result = fuse_model(model, target=target)
+        flat = None if target == "ort" else modelio.load_flat(path, FLAT_PATH_MIN_NODES)  # (no Skip pass there)
+        model: ir.Model | ProtoGraph = flat if flat is not None else modelio.load(path)
+        existing: dict[str, int] = {}
+        for graph in graphs_of(model):
+            for node in graph:
+                if node.op_type in NORM_OPS:
+                    existing[node.op_type] = existing.get(node.op_type, 0) + 1
+        nodes = count_nodes(model)
+        result = fuse_model(model, target=target)
     return InspectReport(Path(path), model.opset_imports.get("", 1), nodes, existing, result)

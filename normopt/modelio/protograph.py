@@ -45,12 +45,13 @@ def flat_graph_problem(model: onnx.ModelProto) -> str | None:
 class ProtoValue:
     """One tensor name of the graph, with onnx_ir's ``Value`` read surface."""
 
-    __slots__ = ("_const", "_graph", "_info", "name")
+    __slots__ = ("_const", "_graph", "_info", "_shape", "name")
 
     def __init__(self, graph: ProtoGraph, name: str) -> None:
         self._graph = graph
         self.name = name
-        self._info: tuple[ir.TypeProtocol | None, ir.Shape | None] | None = None
+        self._info: object = self  # sentinels: not looked up yet
+        self._shape: object = self
         self._const: Any = self  # sentinel: not read yet
 
     def __repr__(self) -> str:
@@ -88,26 +89,42 @@ class ProtoValue:
             self._const = None if proto is None else _tensor(proto, self._graph.base_dir)
         return self._const
 
-    def _typed(self) -> tuple[ir.TypeProtocol | None, ir.Shape | None]:
-        if self._info is None:
-            self._info = self._graph._type_info(self.name)
-        return self._info
+    def _source(self) -> onnx.ValueInfoProto | onnx.TensorProto | None:
+        if self._info is self:
+            self._info = self._graph._type_source(self.name)
+        return self._info  # type: ignore[return-value]
 
     @property
     def dtype(self) -> ir.DataType | None:
         """Element type (None when undeclared)."""
-        kind = self._typed()[0]
+        source = self._source()
+        if isinstance(source, onnx.TensorProto):
+            return ir.DataType(source.data_type)
+        if source is None:
+            return None
+        if source.type.WhichOneof("value") == "tensor_type":
+            return ir.DataType(source.type.tensor_type.elem_type)
+        kind = _read_info(source)[0]
         return None if kind is None else kind.dtype
 
     @property
     def shape(self) -> ir.Shape | None:
         """Declared shape (None when undeclared)."""
-        return self._typed()[1]
+        if self._shape is self:
+            source = self._source()
+            if isinstance(source, onnx.TensorProto):
+                self._shape = ir.Shape(source.dims)
+            else:
+                self._shape = None if source is None else _read_info(source)[1]
+        return self._shape  # type: ignore[return-value]
 
     @property
     def type(self) -> ir.TypeProtocol | None:
         """Declared type (None when undeclared)."""
-        return self._typed()[0]
+        source = self._source()
+        if isinstance(source, onnx.TensorProto):
+            return ir.TensorType(ir.DataType(source.data_type))
+        return None if source is None else _read_info(source)[0]
 
     def _add_usage(self, node: object, index: int) -> None:
         """Called by ``ir.Node`` built as a description of a node to add; ``ProtoGraph.splice`` links it."""
@@ -331,25 +348,23 @@ class ProtoGraph:
             if self._producers.get(name) is node:
                 del self._producers[name]
 
-    def _type_info(self, name: str) -> tuple[ir.TypeProtocol | None, ir.Shape | None]:
-        """Type and shape of ``name`` as onnx_ir's deserializer gives them (same sources, same order)."""
+    def _type_source(self, name: str) -> onnx.ValueInfoProto | onnx.TensorProto | None:
+        """The proto onnx_ir's deserializer takes ``name``'s type and shape from.
+
+        Of graph input, else initializer then value_info (node outputs: value_info), then graph output,
+        the last one present wins (each replaces type and shape together).
+        """
         if self._infos is None:
             graph = self.model.graph
             self._infos = {v.name: v for v in graph.value_info}
             self._io_infos = ({i.name: i for i in graph.input}, {o.name: o for o in graph.output})
         inputs, outputs = self._io_infos
-        found: tuple[ir.TypeProtocol | None, ir.Shape | None] = (None, None)
-        if name in inputs:
-            found = _read_info(inputs[name])
-        else:
-            tensor = self._initializers.get(name)
-            if tensor is not None:
-                found = (ir.TensorType(ir.DataType(tensor.data_type)), ir.Shape(tensor.dims))
-            if name in self._infos:
-                found = _read_info(self._infos[name])
         if name in outputs:
-            found = _read_info(outputs[name])
-        return found
+            return outputs[name]
+        if name in inputs:
+            return inputs[name]
+        declared = self._infos.get(name)
+        return declared if declared is not None else self._initializers.get(name)
 
 
 class _InlineTensor(ir.serde.TensorProtoTensor):
@@ -359,10 +374,12 @@ class _InlineTensor(ir.serde.TensorProtoTensor):
 
     def __init__(self, proto: onnx.TensorProto) -> None:
         super().__init__(proto)
-        self._shape = ir.Shape(proto.dims, frozen=True)
+        self._shape: ir.Shape | None = None
 
     @property
     def shape(self) -> ir.Shape:  # type: ignore[override]  # read-only, as in TensorProtoTensor
+        if self._shape is None:
+            self._shape = ir.Shape(self._proto.dims, frozen=True)
         return self._shape
 
 
@@ -399,6 +416,10 @@ def _attribute_proto(attr: ir.Attr) -> onnx.AttributeProto:
 
 def _attribute(proto: onnx.AttributeProto) -> ir.Attr:
     """onnx_ir's attribute; a small inline tensor (a Constant's ε) is read once, like small initializers."""
+    if proto.type == onnx.AttributeProto.INT:
+        return ir.AttrInt64(proto.name, proto.i)
+    if proto.type == onnx.AttributeProto.INTS:
+        return ir.AttrInt64s(proto.name, list(proto.ints))
     if proto.type == onnx.AttributeProto.TENSOR and proto.t.data_location != onnx.TensorProto.EXTERNAL:
         tensor = _tensor(proto.t, "")
         if isinstance(tensor, ir.Tensor):
