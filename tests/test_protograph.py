@@ -31,6 +31,15 @@ def test_most_reference_graphs_are_flat() -> None:
     assert len(FLAT) >= 0.8 * len(manifest()), FLAT
 
 
+@pytest.mark.parametrize(
+    ("name", "problem"), [("ln_in_if.onnx", "model has subgraphs"), ("ln_in_function.onnx", "model has functions")]
+)
+def test_graphs_with_subgraphs_or_functions_take_the_onnx_ir_engine(name: str, problem: str, tmp_path: Path) -> None:
+    assert flat_graph_problem(onnx.load(GRAPHS / name)) == problem
+    assert modelio.load_flat(GRAPHS / name, min_nodes=0) is None
+    assert fusing.fuse(GRAPHS / name, tmp_path / name).result.fused >= 1
+
+
 def test_fuse_takes_the_fast_path_for_big_flat_graphs(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, count_weight_reads: list[str]
 ) -> None:

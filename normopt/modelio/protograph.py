@@ -18,6 +18,7 @@ Only flat graphs qualify (``flat_graph_problem``): no functions and no subgraphs
 
 from __future__ import annotations
 
+import math
 import os
 from collections.abc import Iterator, Sequence
 from pathlib import Path
@@ -27,6 +28,8 @@ import onnx
 import onnx_ir as ir
 
 _SUBGRAPH_TYPES = (onnx.AttributeProto.GRAPH, onnx.AttributeProto.GRAPHS)
+_CONTROL_FLOW = frozenset({"If", "Loop", "Scan", "SequenceMap"})
+_DEFAULT_DOMAINS = ("", "ai.onnx")
 _SMALL = 16  # elements: constants the matcher reads (ε, exponents, axes)
 _STRING = onnx.TensorProto.STRING
 
@@ -36,8 +39,9 @@ def flat_graph_problem(model: onnx.ModelProto) -> str | None:
     if len(model.functions):
         return "model has functions"
     for node in model.graph.node:
-        for attribute in node.attribute:
-            if attribute.type in _SUBGRAPH_TYPES:
+        # Only control flow (If/Loop/Scan/SequenceMap) and custom-domain ops can hold a graph attribute.
+        if node.op_type in _CONTROL_FLOW or node.domain not in _DEFAULT_DOMAINS:
+            if any(attribute.type in _SUBGRAPH_TYPES for attribute in node.attribute):
                 return "model has subgraphs"
     return None
 
@@ -208,11 +212,22 @@ class ProtoGraph:
         self._live = len(self._nodes)
         self._infos: dict[str, onnx.ValueInfoProto] | None = None
         self._io_infos: tuple[dict[str, onnx.ValueInfoProto], dict[str, onnx.ValueInfoProto]] = ({}, {})
-        for node in self._nodes:
-            for name in node.proto.output:
-                if name in self._producers or name in self._initializers or name in self._input_names:
-                    raise ValueError(f"value {name!r} is defined twice (by node {node.proto.name!r})")
-            self._link(node)
+        producers, uses = self._producers, self._uses
+        defined = self._initializers.keys() | self._input_names
+        for node in self._nodes:  # _link, inlined: this loop runs once per node of a big graph
+            proto = node.proto
+            for name in proto.output:
+                if name:
+                    if name in producers or name in defined:
+                        raise ValueError(f"value {name!r} is defined twice (by node {proto.name!r})")
+                    producers[name] = node
+            for index, name in enumerate(proto.input):
+                if name:
+                    readers = uses.get(name)
+                    if readers is None:
+                        uses[name] = [(node, index)]
+                    else:
+                        readers.append((node, index))
 
     # -- the onnx_ir Model / Graph surface the passes use -------------------------------------------
 
@@ -233,16 +248,19 @@ class ProtoGraph:
 
     def __iter__(self) -> Iterator[ProtoNode]:
         """Live nodes in order, each followed by the nodes inserted after it (a snapshot: edits may follow)."""
-        if not self._after:
-            return iter([node for node in self._nodes if not node.removed])
         order: list[ProtoNode] = []
-        stack = list(reversed(self._nodes))
-        while stack:
-            node = stack.pop()
+        self._collect(self._nodes, order)
+        return iter(order)
+
+    def _collect(self, nodes: list[ProtoNode], order: list[ProtoNode]) -> None:
+        after = self._after
+        for node in nodes:
             if not node.removed:
                 order.append(node)
-            stack.extend(reversed(self._after.get(id(node), ())))
-        return iter(order)
+            if after:
+                inserted = after.get(id(node))
+                if inserted:
+                    self._collect(inserted, order)
 
     def __len__(self) -> int:
         return self._live
@@ -291,13 +309,17 @@ class ProtoGraph:
             self._link(node)
         self._live += len(added)
         kept = 0
+        graph_outputs, uses = self._output_names, self._uses
         for node in reversed(list(dict.fromkeys(pattern))):
             if node.removed:
                 continue
-            if any(name in self._output_names or self._read(name) for name in node.proto.output):
-                kept += 1
-                continue
-            self._remove(node)
+            for value in node.outputs:
+                name = value.name
+                if name in graph_outputs or any(not reader.removed for reader, _ in uses.get(name, ())):
+                    kept += 1
+                    break
+            else:
+                self._remove(node)
         return kept
 
     def finish(self) -> onnx.ModelProto:
@@ -336,9 +358,6 @@ class ProtoGraph:
         for index, name in enumerate(node.proto.input):
             if name:
                 self._uses.setdefault(name, []).append((node, index))
-
-    def _read(self, name: str) -> bool:
-        return any(not reader.removed for reader, _ in self._uses.get(name, ()))
 
     def _remove(self, node: ProtoNode) -> None:
         node.removed = True
@@ -388,7 +407,7 @@ def _tensor(proto: onnx.TensorProto, base_dir: str) -> ir.TensorProtocol:
     if proto.data_location == onnx.TensorProto.EXTERNAL or proto.data_type == _STRING:
         return ir.serde.deserialize_tensor(proto, base_dir)  # external data stays on disk
     tensor = _InlineTensor(proto)
-    if tensor.size <= _SMALL:
+    if math.prod(proto.dims) <= _SMALL:
         return ir.Tensor(tensor.numpy(), dtype=tensor.dtype, name=tensor.name)
     return tensor
 
