@@ -10,6 +10,7 @@ import onnx
 import pytest
 
 from normopt import fusing, modelio
+from normopt.fusion.pipeline import fuse_model
 from normopt.modelio.protograph import flat_graph_problem
 from tests.conftest import GRAPHS, manifest, op_counts, run_ort
 from tests.engines import assert_engines_agree
@@ -78,3 +79,22 @@ def test_fuse_uses_onnx_ir_where_the_fast_path_cannot(
     outcome = fusing.fuse(source, tmp_path / "chain.fused.onnx", **options)  # type: ignore[arg-type]
     assert loads, why
     assert outcome.result.fused == 2
+
+
+def test_untyped_export_gets_shape_inference_on_the_fast_path(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from normopt import export, verify
+
+    exported = export("gpt2-tiny", tmp_path / "gpt2.onnx", dtype="fp16").output  # legacy: few value_info
+    without = modelio.load_flat(exported, min_nodes=0)
+    assert without is not None and without.untyped_reductions() > 0
+    blind = fuse_model(without, infer_shapes=False)
+    assert blind.fused < blind.candidates, "this export no longer needs inferred types: pick another case"
+    loads: list[str] = []
+    real_load = modelio.load
+    monkeypatch.setattr(modelio, "load", lambda p: loads.append(str(p)) or real_load(p))
+    monkeypatch.setattr(fusing, "FLAT_PATH_MIN_NODES", 0)
+    outcome = fusing.fuse(exported, tmp_path / "gpt2.fused.onnx")
+    assert loads == []
+    assert outcome.result.fused == outcome.result.candidates == blind.candidates
+    monkeypatch.undo()
+    assert verify(exported, outcome.output).passed

@@ -43,10 +43,14 @@ def fuse_model(
 
     Args:
         model: The model, modified in place: an onnx_ir model, or a flat ``ProtoGraph`` (no Skip pass
-            and no shape inference there; ``normopt.fuse`` picks it for big flat graphs).
+            there; ``normopt.fuse`` picks it for big flat graphs).
         target: ``auto``, ``onnx`` or ``ort`` (see ``normopt.fusion.emit``).
         skip: Merge residual Adds into Skip* ops; defaults to True for ``ort`` and is refused for ``onnx``.
-        infer_shapes: Run ONNX shape inference first; defaults to True below 10,000 nodes.
+        infer_shapes: Run ONNX shape inference first. By default: below 10,000 nodes for onnx_ir models
+            (onnx_ir's pass costs seconds on big graphs); for a ``ProtoGraph``, ONNX's C++ inference
+            (~8 µs a node) runs when a first attempt without it leaves candidates unfused while some
+            ReduceMean reads a value with no declared type or shape, and the graph is fused again
+            from scratch with the inferred types.
 
     Returns:
         Counts, per-candidate records and rejection reasons.
@@ -56,18 +60,31 @@ def fuse_model(
         raise ValueError(f"unknown target {target!r}; choose one of {', '.join(TARGETS)}")
     if skip and target == "onnx":
         raise ValueError("Skip* ops are ONNX Runtime contrib ops; use --target ort or auto for --skip")
-    nodes_before = count_nodes(model)
-    flat = isinstance(model, ProtoGraph)
-    if flat and skip:
-        raise ValueError("the protobuf fast path has no Skip pass")
-    if infer_shapes is None:
-        infer_shapes = nodes_before < SHAPE_INFERENCE_MAX_NODES and not flat
-    if infer_shapes and isinstance(model, ir.Model):
+    if isinstance(model, ProtoGraph):
+        if skip:
+            raise ValueError("the protobuf fast path has no Skip pass")
+        if infer_shapes is not None:
+            if infer_shapes:
+                model.infer_shapes()
+            return _run_passes(model, target, skip=False)
+        untyped = model.untyped_reductions()
+        pristine = model.snapshot() if untyped else None
+        result = _run_passes(model, target, skip=False)
+        if pristine is not None and result.fused < result.candidates:
+            model.restore(pristine)
+            model.infer_shapes()
+            result = _run_passes(model, target, skip=False)
+        return result
+    if infer_shapes or (infer_shapes is None and count_nodes(model) < SHAPE_INFERENCE_MAX_NODES):
         _infer_shapes(model)
+    return _run_passes(model, target, skip)
+
+
+def _run_passes(model: ir.Model | ProtoGraph, target: Target, skip: bool | None) -> FusionResult:
     ctx = FusionContext(model=model, target=target)
-    result = FusionResult(target=target, opset=model.opset_imports.get("", 1), nodes_before=nodes_before)
+    result = FusionResult(target=target, opset=model.opset_imports.get("", 1), nodes_before=count_nodes(model))
     passes: list[LayerNormPass | RMSNormPass | SkipNormPass] = [LayerNormPass(), RMSNormPass()]
-    if not flat and (skip or (skip is None and target == "ort")):
+    if skip or (skip is None and target == "ort"):
         passes.append(SkipNormPass())
     for fusion_pass in passes:
         result.details.extend(fusion_pass.run(ctx))

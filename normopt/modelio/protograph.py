@@ -196,8 +196,21 @@ class ProtoGraph:
     """
 
     def __init__(self, model: onnx.ModelProto, base_dir: str | os.PathLike[str]) -> None:
-        self.model = model
         self.base_dir = str(base_dir)
+        self._index(model)
+
+    def snapshot(self) -> onnx.ModelProto:
+        """A copy of the model as it is now (weights stay external: this is the graph only)."""
+        copy = onnx.ModelProto()
+        copy.CopyFrom(self.model)
+        return copy
+
+    def restore(self, model: onnx.ModelProto) -> None:
+        """Start over from ``model`` (a ``snapshot``): every edit made since is forgotten."""
+        self._index(model)
+
+    def _index(self, model: onnx.ModelProto) -> None:
+        self.model = model
         graph = model.graph
         self.opset_imports: dict[str, int] = {o.domain: o.version for o in model.opset_import}
         self._initializers = {t.name: t for t in graph.initializer}
@@ -264,6 +277,29 @@ class ProtoGraph:
 
     def __len__(self) -> int:
         return self._live
+
+    def untyped_reductions(self) -> int:
+        """ReduceMean nodes whose data input has no declared element type and shape.
+
+        Those are where the matcher needs shape inference (the input's type, rank and normalized size).
+        """
+        missing = 0
+        for node in self._nodes:
+            if node.op_type == "ReduceMean" and node.domain == "" and not node.removed:
+                x = node.inputs[0] if node.inputs else None
+                if x is not None and (x.dtype is None or x.shape is None):
+                    missing += 1
+        return missing
+
+    def infer_shapes(self) -> None:
+        """Run ONNX's C++ shape inference on the graph (weights are not read) and keep what it declares."""
+        inferred = onnx.shape_inference.infer_shapes(self.model, strict_mode=False)
+        graph = self.model.graph
+        graph.ClearField("value_info")
+        graph.value_info.extend(inferred.graph.value_info)
+        self._infos = None
+        for value in self._values.values():
+            value._info = value._shape = value  # read again from the new declarations
 
     def external_files(self) -> set[Path]:
         """Absolute paths of the data files external initializers point to."""
