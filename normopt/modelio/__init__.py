@@ -9,9 +9,10 @@ from __future__ import annotations
 
 import os
 import tempfile
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Literal
+from typing import Literal, TypeVar
 
 import onnx
 import onnx_ir as ir
@@ -30,16 +31,8 @@ def load(path: str | os.PathLike[str]) -> ir.Model:
 
     Every external data file the model references must exist (weights are checked, not read).
     """
-    path = Path(path)
-    if not path.is_file():
-        raise UsageError(f"no such model file: {path}")
-    try:
-        model = ir.load(path)
-    except Exception as error:
-        raise UsageError(f"{path} is not a readable ONNX model ({type(error).__name__}: {error})") from None
-    missing = sorted({str(f) for f in external_files(model) if not f.is_file()})
-    if missing:
-        raise UsageError(f"{path} references missing external data: {', '.join(missing)}")
+    model = _parse(Path(path), ir.load)
+    _require_data(Path(path), model)
     return model
 
 
@@ -50,22 +43,33 @@ def load_flat(path: str | os.PathLike[str], min_nodes: int) -> ProtoGraph | None
     are those of ``load``.
     """
     path = Path(path)
-    if not path.is_file():
-        raise UsageError(f"no such model file: {path}")
-    try:
-        proto = onnx.load(os.fspath(path), load_external_data=False)
-    except Exception as error:
-        raise UsageError(f"{path} is not a readable ONNX model ({type(error).__name__}: {error})") from None
+    proto = _parse(path, lambda p: onnx.load(os.fspath(p), load_external_data=False))
     if len(proto.graph.node) < min_nodes or flat_graph_problem(proto) is not None:
         return None
     try:
         graph = ProtoGraph(proto, path.resolve().parent)
     except ValueError as error:
         raise UsageError(f"{path} is not a valid ONNX model ({error})") from None
-    missing = sorted({str(f) for f in external_files(graph) if not f.is_file()})
+    _require_data(path, graph)
+    return graph
+
+
+_Parsed = TypeVar("_Parsed")
+
+
+def _parse(path: Path, reader: Callable[[Path], _Parsed]) -> _Parsed:
+    if not path.is_file():
+        raise UsageError(f"no such model file: {path}")
+    try:
+        return reader(path)
+    except Exception as error:
+        raise UsageError(f"{path} is not a readable ONNX model ({type(error).__name__}: {error})") from None
+
+
+def _require_data(path: Path, model: ir.Model | ProtoGraph) -> None:
+    missing = sorted({str(f) for f in external_files(model) if not f.is_file()})
     if missing:
         raise UsageError(f"{path} references missing external data: {', '.join(missing)}")
-    return graph
 
 
 def external_files(model: ir.Model | ProtoGraph) -> set[Path]:
