@@ -89,6 +89,8 @@ def test_untyped_export_gets_shape_inference_on_the_fast_path(tmp_path: Path, mo
     assert without is not None and without.untyped_reductions() > 0
     blind = fuse_model(without, infer_shapes=False)
     assert blind.fused < blind.candidates, "this export no longer needs inferred types: pick another case"
+    reasons = {c.reason for c in blind.details if c.status == "rejected"}
+    assert reasons == {"element type of the input is unknown and the pattern casts it (no declared type)"}
     loads: list[str] = []
     real_load = modelio.load
     monkeypatch.setattr(modelio, "load", lambda p: loads.append(str(p)) or real_load(p))

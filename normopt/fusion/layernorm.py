@@ -93,7 +93,8 @@ class LayerNormPass(NormPass):
                 n, form, eps, eps_dtype, tail = match_tail(variance_node.outputs[0], is_centred)
                 casts = [v.producer() for v in centred if v.producer() not in subs]
                 nodes = [anchor, *subs, *[c for c in casts if c is not None], square, variance_node, *tail]
-                return finish(x, n, count, eps, f"layernorm/{form}", nodes, eps_dtype)
+                cast = any(c is not None for c in casts)  # then ε's dtype says nothing about x's
+                return finish(x, n, count, eps, f"layernorm/{form}", nodes, eps_dtype, casts_input=cast)
         raise Refusal("the centred tensor is never squared")
 
 

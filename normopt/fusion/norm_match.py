@@ -223,11 +223,14 @@ def finish(
     nodes: list[ir.Node],
     compute_dtype: ir.DataType | None,
     allow_bias: bool = True,
+    casts_input: bool = False,
 ) -> NormMatch:
     """Extend a matched core with its scale/shift chain and settle the dtype of the fused node.
 
     When the core runs in float32 on a Cast of an fp16/bf16 tensor and the chain casts back to that
     type, the fused node reads the original tensor directly (its stash_type keeps float32 math).
+    With ``casts_input`` (a Cast between ``x`` and the statistics) an untyped ``x`` is refused instead of
+    being assumed to have the compute dtype.
     """
     chain, cast, scale, bias = _affine_chain(n, allow_bias)
     for affine, what in ((scale, "scale"), (bias, "bias")):
@@ -242,7 +245,10 @@ def finish(
             bias = bias if bias is not None and bias.node in chain else None
             cast = cast if cast in chain else None
             break
-    x_dtype = gu.dtype_of(x) or compute_dtype
+    x_dtype = gu.dtype_of(x)
+    if x_dtype is None and casts_input:
+        raise Refusal("element type of the input is unknown and the pattern casts it (no declared type)")
+    x_dtype = x_dtype or compute_dtype
     if x_dtype is None:
         raise Refusal("element type of the input is unknown")
     source = _cast_source(x)
