@@ -92,6 +92,10 @@ def _np(dtype: int) -> Any:
 def reduce_mean(g: G, x: str, axes: list[int], keepdims: int | None, style: str) -> str:
     """ReduceMean with axes as attribute (opset < 18) or input (opset ≥ 18)."""
     attrs: dict[str, Any] = {} if keepdims is None else {"keepdims": keepdims}
+    if style == "none":  # no axes at all: every axis
+        return g.op("ReduceMean", [x], **attrs)
+    if style == "noop":  # no axes and noop_with_empty_axes=1: an identity
+        return g.op("ReduceMean", [x], noop_with_empty_axes=1, **attrs)
     if style == "attr" or (style == "auto" and g.opset < 18):
         return g.op("ReduceMean", [x], axes=axes, **attrs)
     return g.op("ReduceMean", [x, g.const(np.array(axes, np.int64))], **attrs)
@@ -100,6 +104,8 @@ def reduce_mean(g: G, x: str, axes: list[int], keepdims: int | None, style: str)
 def square(g: G, d: str, how: str, dtype: int, exponent: float = 2.0, exp_shape: tuple[int, ...] = ()) -> str:
     if how == "mul":
         return g.op("Mul", [d, d])
+    if how == "pow_int":  # Pow's exponent may have its own (integer) type
+        return g.op("Pow", [d, g.const(np.full(exp_shape, int(exponent), np.int64))])
     return g.op("Pow", [d, g.const(np.full(exp_shape, exponent, _np(dtype)), dtype=dtype)])
 
 
@@ -112,6 +118,10 @@ def inverse_sqrt(g: G, num: str, var_eps: str, how: str, dtype: int, swap: bool)
 
     if how == "div_sqrt":
         return g.op("Div", [num, g.op("Sqrt", [var_eps])])
+    if how == "sqrt_over":  # look-alike: sqrt(v+eps) / num
+        return g.op("Div", [g.op("Sqrt", [var_eps]), num])
+    if how == "mul_sqrt":  # look-alike: num * sqrt(v+eps)
+        return mul(num, g.op("Sqrt", [var_eps]))
     if how == "div_pow_half":
         return g.op("Div", [num, g.op("Pow", [var_eps, g.const(one * 0.5, dtype=dtype)])])
     if how == "mul_reciprocal":
@@ -286,6 +296,9 @@ def layernorm_variants() -> None:
         Norm(dtype=F16, cast_wrap=F16, affine_in_fp32=True, gamma_cast_from=F16), every,
     )
     single("ln_var_used_elsewhere", "variance also a graph output: fuse and keep it", Norm(var_output=True), every)
+    single("ln_pow_int_exponent", "Pow exponent stored as int64 2", Norm(square="pow_int"), every)
+    single("ln_reduce_all_axes", "ReduceMean without axes over a rank-2 input: every axis, which are the trailing ones",
+           Norm(axes=[-2, -1], axes_style="none", gamma=(16,), beta=(16,)), every, shape=(4, 16))
     single("ln_dynamic_dims", "symbolic batch and sequence dims", Norm(), every, shape=("batch", "seq", 16))
     below17 = {"auto": LN, "ort": LN, "onnx": refused(reason="opset 13 has no LayerNormalization")}
     single("ln_opset13", "legacy exporter spelling at opset 13", Norm(), below17, opset=13)
@@ -349,6 +362,11 @@ def layernorm_lookalikes() -> None:
     single("neg_ln_non_trailing_axis", "normalization over axis 1 of 3", Norm(axes=[1], gamma=None, beta=None), no("not the trailing"), lookalike=True)
     single("neg_ln_axes_mismatch", "mean over one axis, variance over another", Norm(var_axes=[-2], gamma=None, beta=None), no("variance over axes"),
            shape=(2, 16, 16), lookalike=True)
+    single("neg_ln_sqrt_over_centred", "sqrt(v+ε)/(x-μ): the Div's operands swapped", Norm(inv="sqrt_over"), no("same tensor"), lookalike=True)
+    single("neg_ln_mul_sqrt", "(x-μ)·sqrt(v+ε): no inverse", Norm(inv="mul_sqrt"), no("same tensor"), lookalike=True)
+    single("neg_ln_numerator_x", "x/sqrt(var(x)+ε): the centred tensor is not what is scaled", Norm(numerator="x"), no("same tensor"), lookalike=True)
+    single("neg_ln_noop_empty_axes", "ReduceMean with no axes and noop_with_empty_axes=1 is an identity, not a mean",
+           Norm(axes_style="noop", gamma=None, beta=None), no("identity"), lookalike=True)
     kept = fused("LayerNormalization") | {"ops": {"LayerNormalization": 1, "Mul": 1}}
     single("ln_scale_other_axis_left_outside", "a [4,1] multiplier after the norm varies over another axis: the norm is fused, the Mul stays",
            Norm(gamma=(4, 1), beta=None), {"auto": kept, "onnx": kept, "ort": kept})
@@ -400,6 +418,8 @@ def rmsnorm_lookalikes() -> None:
 
     single("neg_rms_eps_outside_sqrt", "x/(rms+ε)", Norm(kind="rmsnorm", beta=None, eps_outside=True, eps=0.1), no("outside the square root"), lookalike=True)
     single("neg_rms_pow3", "mean of cubes", Norm(kind="rmsnorm", beta=None, exponent=3.0), no("exponent 3"), lookalike=True)
+    single("neg_rms_non_trailing_axis", "mean square over axis 1 of 3", Norm(kind="rmsnorm", axes=[1], gamma=None, beta=None), no("not the trailing"),
+           lookalike=True)
     single("neg_rms_keepdims0", "mean square with keepdims=0", Norm(kind="rmsnorm", gamma=None, beta=None, var_keepdims=0), no("keepdims=0"), shape=(4, 4, 4), lookalike=True)
     g = G("neg_rms_scales_other", opset=18)
     x, z = g.inp("x", (2, 4, 16)), g.inp("z", (2, 4, 16))

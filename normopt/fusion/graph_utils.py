@@ -159,19 +159,31 @@ def static_dims(value: ir.Value, axes: Iterable[int]) -> tuple[int, ...] | None:
     return tuple(dims)
 
 
-def reduce_axes(node: ir.Node) -> tuple[list[int] | None, int, str | None]:
-    """Axes, keepdims and a refusal reason for a ReduceMean/ReduceSum node (attribute or input form)."""
+def reduce_axes(node: ir.Node, rank: int | None = None) -> tuple[list[int] | None, int, str | None]:
+    """Axes, keepdims and a refusal reason for a ReduceMean/ReduceSum node (attribute or input form).
+
+    No axes (or an empty axes input) means every axis unless ``noop_with_empty_axes`` is set, in which
+    case the node is an identity; every axis needs ``rank`` (the input's rank) to be known.
+    """
     keepdims_attr = node.attributes.get("keepdims")
     keepdims = 1 if keepdims_attr is None else keepdims_attr.as_int()
     axes_attr = node.attributes.get("axes")
     if axes_attr is not None:
         return list(axes_attr.as_ints()), keepdims, None
+    axes: list[int] = []
     if len(node.inputs) > 1 and node.inputs[1] is not None:
         array = small_constant(node.inputs[1])
         if array is None:
             return None, keepdims, "reduction axes are not a constant"
-        return [int(a) for a in array.reshape(-1)], keepdims, None
-    return None, keepdims, "reduction over all axes (no axes given)"
+        axes = [int(a) for a in array.reshape(-1)]
+    if axes:
+        return axes, keepdims, None
+    noop = node.attributes.get("noop_with_empty_axes")
+    if noop is not None and noop.as_int() != 0:
+        return None, keepdims, "no reduction axes and noop_with_empty_axes=1: the node is an identity"
+    if rank is None:
+        return None, keepdims, "reduction over all axes of an input of unknown rank"
+    return list(range(rank)), keepdims, None
 
 
 def trailing_axis_count(axes: list[int], rank: int | None) -> tuple[int | None, str | None]:

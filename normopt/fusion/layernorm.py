@@ -83,7 +83,7 @@ class LayerNormPass(NormPass):
                 variance_node = gu.only_consumer(square.outputs[0])
                 if variance_node is None or variance_node.op_type != "ReduceMean":
                     raise Refusal("variance is not the mean of squares (unbiased var/std divides by N-1)")
-                v_axes, v_keep, reason = gu.reduce_axes(variance_node)
+                v_axes, v_keep, reason = gu.reduce_axes(variance_node, gu.rank_of(x))
                 if reason or v_axes is None:
                     raise Refusal(reason or "variance axes unknown")
                 if v_keep != 1:

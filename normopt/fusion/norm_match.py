@@ -184,7 +184,7 @@ def _affine_chain(
 
 def trailing_reduction(node: ir.Node, x: ir.Value, what: str) -> tuple[list[int], int]:
     """Axes of a ReduceMean and how many trailing axes of ``x`` they cover, or a Refusal saying why not."""
-    axes, keepdims, reason = gu.reduce_axes(node)
+    axes, keepdims, reason = gu.reduce_axes(node, gu.rank_of(x))
     if reason or axes is None:
         raise Refusal(reason or "reduction axes unknown")
     if keepdims != 1:
