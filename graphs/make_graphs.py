@@ -166,15 +166,20 @@ class Norm:
     shared: dict[str, str] = field(default_factory=dict)
     var_output: bool = False
     cast_centred: bool = False
+    mean_twice: bool = False  # legacy x.var(unbiased=False): the variance centres x with a second mean
+    sum_over: float | None = None  # means spelled ReduceSum(·) / N with this N
+    var_restore: str | None = None  # variance with keepdims=0, then "reshape" (dynamo) / "unsqueeze" / "unsqueeze_axis1"
 
     def build(self, g: G, x: str, seed: int = 0) -> tuple[str, dict[str, Any]]:
         rng = np.random.default_rng(seed)
         compute = F32 if self.cast_wrap is not None else self.dtype
         xin = g.op("Cast", [x], to=F32) if self.cast_wrap is not None and not self.cast_centred else x
         if self.kind == "layernorm":
-            mean = reduce_mean(g, self.mean_of or xin, self.axes, self.keepdims, self.axes_style)
+            mean = self._mean(g, self.mean_of or xin, compute)
             d = g.op("Sub", [xin, mean])
             num = g.op("Sub", [xin, mean]) if self.dup_sub else d
+            if self.mean_twice:
+                d = g.op("Sub", [xin, self._mean(g, xin, compute)])
             if self.cast_centred:
                 d = num = g.op("Cast", [d], to=F32)
         else:
@@ -183,6 +188,10 @@ class Norm:
         if self.unbiased:
             total = g.op("ReduceSum", [sq, g.const(np.array(self.axes, np.int64))] if g.opset >= 13 else [sq], keepdims=1)
             var = g.op("Div", [total, g.const(np.array(15.0, _np(compute)), dtype=compute)])
+        elif self.var_restore is not None:
+            var = self._restored(g, reduce_mean(g, sq, self.axes, 0, self.axes_style), x)
+        elif self.sum_over is not None and self.kind == "rmsnorm":
+            var = self._mean(g, sq, compute)
         else:
             var = reduce_mean(g, sq, self.var_axes or self.axes, self.var_keepdims, self.axes_style)
         if self.var_output:
@@ -212,6 +221,24 @@ class Norm:
         eps_value = float(np.array(self.eps, _np(compute)))
         semantics = {"kind": self.kind, "eps": eps_value, "axes": len(self.axes), "scale": gamma, "bias": beta}
         return n, semantics
+
+    def _mean(self, g: G, x: str, dtype: int) -> str:
+        if self.sum_over is None:
+            return reduce_mean(g, x, self.axes, self.keepdims, self.axes_style)
+        total = g.op("ReduceSum", [x, g.const(np.array(self.axes, np.int64))], keepdims=1)
+        return g.op("Div", [total, g.const(np.array(self.sum_over, _np(dtype)), dtype=dtype)])
+
+    def _restored(self, g: G, var: str, x: str) -> str:
+        """Put the reduced last axis of ``var`` back: as the dynamo exporter does, or with Unsqueeze."""
+        if self.var_restore == "unsqueeze":
+            return g.op("Unsqueeze", [var, g.const(np.array([-1], np.int64))])
+        if self.var_restore == "unsqueeze_axis1":
+            return g.op("Unsqueeze", [var, g.const(np.array([1], np.int64))])
+        minus_one, one = g.const(np.array([-1], np.int64)), g.const(np.array([1], np.int64))
+        dims = [g.op("Reshape", [g.op("Shape", [var], start=i, end=i + 1), minus_one]) for i in range(2)]
+        restored = g.op("Reshape", [var, g.op("Concat", [*dims, one], axis=0)])
+        target = g.op("Concat", [g.op("Shape", [x], start=0, end=1), g.op("Shape", [x], start=1, end=2), one], axis=0)
+        return g.op("Expand", [restored, target])
 
     def _affine(self, g: G, values: np.ndarray, dtype: int) -> str:
         if self.gamma_cast_from is not None:
@@ -299,6 +326,11 @@ def layernorm_variants() -> None:
     single("ln_pow_int_exponent", "Pow exponent stored as int64 2", Norm(square="pow_int"), every)
     single("ln_reduce_all_axes", "ReduceMean without axes over a rank-2 input: every axis, which are the trailing ones",
            Norm(axes=[-2, -1], axes_style="none", gamma=(16,), beta=(16,)), every, shape=(4, 16))
+    single("ln_var_mean_twice", "legacy x.var(unbiased=False): a second ReduceMean(x) centres the variance", Norm(mean_twice=True, square="mul"), every)
+    single("ln_dynamo_var_restored", "dynamo x.var(unbiased=False): variance with keepdims=0, Reshape(Concat(Shape..., [1])), identity Expand",
+           Norm(mean_twice=True, square="mul", var_restore="reshape"), every, shape=("batch", "seq", 16))
+    single("ln_var_unsqueezed", "variance with keepdims=0 and Unsqueeze(-1)", Norm(var_restore="unsqueeze"), every)
+    single("ln_mean_sum_div_n", "mean as ReduceSum(x) / 16", Norm(sum_over=16.0), every)
     single("ln_dynamic_dims", "symbolic batch and sequence dims", Norm(), every, shape=("batch", "seq", 16))
     below17 = {"auto": LN, "ort": LN, "onnx": refused(reason="opset 13 has no LayerNormalization")}
     single("ln_opset13", "legacy exporter spelling at opset 13", Norm(), below17, opset=13)
@@ -367,6 +399,8 @@ def layernorm_lookalikes() -> None:
     single("neg_ln_numerator_x", "x/sqrt(var(x)+ε): the centred tensor is not what is scaled", Norm(numerator="x"), no("same tensor"), lookalike=True)
     single("neg_ln_noop_empty_axes", "ReduceMean with no axes and noop_with_empty_axes=1 is an identity, not a mean",
            Norm(axes_style="noop", gamma=None, beta=None), no("identity"), lookalike=True)
+    single("neg_ln_var_unsqueezed_wrong_axis", "variance with keepdims=0 put back at axis 1: broadcasts along the wrong axis",
+           Norm(var_restore="unsqueeze_axis1", gamma=None, beta=None), no("keepdims=0"), shape=(4, 4, 4), lookalike=True)
     kept = fused("LayerNormalization") | {"ops": {"LayerNormalization": 1, "Mul": 1}}
     single("ln_scale_other_axis_left_outside", "a [4,1] multiplier after the norm varies over another axis: the norm is fused, the Mul stays",
            Norm(gamma=(4, 1), beta=None), {"auto": kept, "onnx": kept, "ort": kept})
@@ -380,6 +414,13 @@ def layernorm_lookalikes() -> None:
         "onnx": refused(2, "different tensor"),
     }
     _save(g.model(), "neg_ln_mean_of_other", "x - mean(z) is no LayerNorm; what follows is an exact RMSNorm of it", rms_of_d, [])
+    rms_of_d = {
+        "auto": fused("SimplifiedLayerNormalization"),
+        "ort": fused("SimplifiedLayerNormalization"),
+        "onnx": refused(1, "no RMSNormalization"),
+    }
+    single("neg_ln_mean_sum_div_wrong_n", "x - ReduceSum(x)/15 over 16 elements is no LayerNorm; what follows is an exact RMSNorm of it",
+           Norm(sum_over=15.0), rms_of_d, lookalike=True)
     g = G("neg_ln_eps_runtime", opset=18)
     x, e = g.inp("x", (2, 4, 16)), g.inp("e", ())
     y, _ = Norm(shared={"eps": e}).build(g, x)
@@ -399,6 +440,7 @@ def rmsnorm_variants() -> None:
     single("rms_no_gamma", "no γ", Norm(kind="rmsnorm", gamma=None, beta=None, inv="mul_reciprocal"), legacy)
     single("rms_multi_axes", "over the two trailing axes", Norm(kind="rmsnorm", axes=[-2, -1], gamma=(4, 16), beta=None), legacy)
     single("rms_ms_used_elsewhere", "mean square also a graph output", Norm(kind="rmsnorm", beta=None, var_output=True), legacy)
+    single("rms_sum_div_n", "mean square as ReduceSum(x²) / 16", Norm(kind="rmsnorm", beta=None, inv="mul_reciprocal", sum_over=16.0), legacy)
     cast16 = Norm(kind="rmsnorm", beta=None, inv="mul_reciprocal", dtype=F16, cast_wrap=F16)
     single("rms_fp16_cast_wrapped", "HF LLaMA fp16: Cast up, RMS in float32, Cast down, γ in fp16", cast16, legacy)
     single("rms_fp16_cast_wrapped_opset17", "the same at opset 17 (axes attribute)", cast16, legacy | {"onnx": refused(reason="opset 17")}, opset=17)
@@ -420,6 +462,8 @@ def rmsnorm_lookalikes() -> None:
     single("neg_rms_pow3", "mean of cubes", Norm(kind="rmsnorm", beta=None, exponent=3.0), no("exponent 3"), lookalike=True)
     single("neg_rms_non_trailing_axis", "mean square over axis 1 of 3", Norm(kind="rmsnorm", axes=[1], gamma=None, beta=None), no("not the trailing"),
            lookalike=True)
+    single("neg_rms_sum_div_wrong_n", "ReduceSum(x²) / 15 over 16 elements", Norm(kind="rmsnorm", beta=None, sum_over=15.0),
+           {t: refused(0) for t in ("auto", "onnx", "ort")}, lookalike=True)
     single("neg_rms_keepdims0", "mean square with keepdims=0", Norm(kind="rmsnorm", gamma=None, beta=None, var_keepdims=0), no("keepdims=0"), shape=(4, 4, 4), lookalike=True)
     g = G("neg_rms_scales_other", opset=18)
     x, z = g.inp("x", (2, 4, 16)), g.inp("z", (2, 4, 16))

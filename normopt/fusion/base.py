@@ -51,7 +51,7 @@ class NormPass:
     """Base of the per-family passes: subclasses say what to anchor on and how to match."""
 
     kind = ""
-    anchor_op = ""
+    anchor_ops: tuple[str, ...] = ()
 
     def match(self, anchor: ir.Node) -> list[NormMatch | Refusal]:
         """Candidates anchored on ``anchor``: a match, a refusal with its reason, or nothing."""
@@ -61,7 +61,7 @@ class NormPass:
         """Match and rewrite every candidate in every graph, subgraph and function of the model."""
         records: list[Candidate] = []
         for owner in gu.graphs_of(ctx.model):
-            anchors = [n for n in owner if n.op_type == self.anchor_op and n.domain in ("", "ai.onnx")]
+            anchors = [n for n in owner if n.op_type in self.anchor_ops and n.domain in ("", "ai.onnx")]
             orphans: list[ir.Value] = []  # initializers the rewrites stopped reading, checked once at the end
             for anchor in anchors:
                 if anchor.graph is None:

@@ -17,8 +17,9 @@ from collections.abc import Callable
 import onnx_ir as ir
 
 from normopt.fusion import graph_utils as gu
+from normopt.fusion import means
 from normopt.fusion.base import NormPass
-from normopt.fusion.norm_match import NormMatch, Refusal, finish, match_tail, trailing_reduction
+from normopt.fusion.norm_match import NormMatch, Refusal, finish, match_tail
 
 
 def square_of(value: ir.Value, is_base: Callable[[ir.Value], bool]) -> list[ir.Node]:
@@ -49,28 +50,39 @@ def square_of(value: ir.Value, is_base: Callable[[ir.Value], bool]) -> list[ir.N
 
 
 class LayerNormPass(NormPass):
-    """Fuses decomposed LayerNorm, anchored on each ``Sub(x, ReduceMean(x))``."""
+    """Fuses decomposed LayerNorm, anchored on each mean ``μ`` that some ``Sub(x, μ)`` reads."""
 
     kind = "LayerNorm"
-    anchor_op = "ReduceMean"
+    anchor_ops = means.REDUCTIONS
 
     def match(self, anchor: ir.Node) -> list[NormMatch | Refusal]:
-        """Every LayerNorm candidate centred by this ReduceMean (one per distinct subtraction)."""
-        mean = anchor.outputs[0]
-        x = anchor.inputs[0]
-        subs = [u for u in mean.consumers() if u.op_type == "Sub" and u.inputs[1] is mean]
-        if x is None or not subs:
+        """The LayerNorm candidate centred by this mean (its subtractions, and its twins' if needed)."""
+        if anchor.inputs[0] is None:
             return []
-        centred = [s for s in subs if gu.same_value(s.inputs[0], x)]
+        chain = means.follow(anchor, "mean")
+        subs = _subtractions(chain) if chain.is_mean else []
+        if not subs:
+            return []
+        x = chain.source
+        centred = [s for s in subs if _same_data(s.inputs[0], x)]
         if not centred:
             return [Refusal("the mean is subtracted from a different tensor than it was taken of")]
+        twins, led = _twins(chain, x)
         try:
-            return [self._match_centred(anchor, x, centred)]
+            if chain.problem:
+                raise Refusal(chain.problem)
+            return [self._match_centred(chain, x, centred, [])]
         except Refusal as refusal:
-            return [refusal]
+            first = refusal
+        if twins and not chain.problem:
+            try:  # the mean is computed twice (x.var() beside x.mean()): the centred tensors are the same
+                return [self._match_centred(chain, x, centred, twins)]
+            except Refusal as refusal:
+                first = refusal  # it got further: its reason is the one that explains
+        return [] if led else [first]
 
-    def _match_centred(self, anchor: ir.Node, x: ir.Value, subs: list[ir.Node]) -> NormMatch:
-        axes, count = trailing_reduction(anchor, x, "mean")
+    def _match_centred(self, chain: means.MeanChain, x: ir.Value, subs: list[ir.Node], twins: list[_Twin]) -> NormMatch:
+        subs = [*subs, *(s for _, twin_subs in twins for s in twin_subs)]
         centred = [s.outputs[0] for s in subs]
         centred += [c.outputs[0] for d in centred for c in d.consumers() if _is_float_cast(c)]
         centred_values = {id(v) for v in centred}
@@ -80,27 +92,118 @@ class LayerNormPass(NormPass):
 
         for value in centred:
             for square in square_of(value, is_centred):
-                variance_node = gu.only_consumer(square.outputs[0])
-                if variance_node is None or variance_node.op_type != "ReduceMean":
+                reducer = gu.only_consumer(square.outputs[0])
+                variance = (
+                    means.follow(reducer, "variance", like=x)
+                    if reducer is not None and _is_reduction(reducer)
+                    else None
+                )
+                if variance is None or not variance.is_mean:
                     raise Refusal("variance is not the mean of squares (unbiased var/std divides by N-1)")
-                v_axes, v_keep, reason = gu.reduce_axes(variance_node, gu.rank_of(x))
-                if reason or v_axes is None:
-                    raise Refusal(reason or "variance axes unknown")
-                if v_keep != 1:
-                    raise Refusal("variance taken with keepdims=0 (reduced axis dropped)")
-                if _canonical(v_axes, x) != _canonical(axes, x):
-                    raise Refusal(f"mean over axes {axes} but variance over axes {v_axes}")
-                n, form, eps, eps_dtype, tail = match_tail(variance_node.outputs[0], is_centred)
+                if variance.axes and _canonical(variance.axes, x) != _canonical(chain.axes, x):
+                    raise Refusal(f"mean over axes {chain.axes} but variance over axes {variance.axes}")
+                if variance.problem:
+                    raise Refusal(variance.problem)
+                n, form, eps, eps_dtype, tail = match_tail(variance.value, is_centred)
                 casts = [v.producer() for v in centred if v.producer() not in subs]
-                nodes = [anchor, *subs, *[c for c in casts if c is not None], square, variance_node, *tail]
-                cast = any(c is not None for c in casts)  # then ε's dtype says nothing about x's
-                return finish(x, n, count, eps, f"layernorm/{form}", nodes, eps_dtype, casts_input=cast)
+                twin_nodes = [node for twin, _ in twins for node in twin.nodes]
+                nodes = [
+                    *chain.nodes, *twin_nodes, *subs, *[c for c in casts if c is not None],
+                    square, *variance.nodes, *tail,
+                ]  # fmt: skip
+                # a Cast between x and the statistics: ε's dtype then says nothing about x's
+                cast = any(c is not None for c in casts) or any(t.source is not x for t, _ in twins)
+                minuend = _numerator_minuend(tail[-1], is_centred)
+                if minuend is not None and not gu.same_value(minuend, x):
+                    x, cast = minuend, True  # x16 − mean(float(x16)): normalize what is scaled
+                return finish(x, n, chain.count, eps, f"layernorm/{form}", nodes, eps_dtype, casts_input=cast)
         raise Refusal("the centred tensor is never squared")
 
 
-def _is_float_cast(node: ir.Node) -> bool:
-    to = node.attributes.get("to") if node.op_type == "Cast" else None
-    return to is not None and ir.DataType(to.as_int()) in gu.FLOAT_TYPES
+_Twin = tuple[means.MeanChain, list[ir.Node]]
+
+
+def _subtractions(chain: means.MeanChain) -> list[ir.Node]:
+    """``Sub(·, μ)`` nodes reading the mean this chain ends in."""
+    mean = chain.value
+    return [u for u in mean.consumers() if u.op_type == "Sub" and u.domain in ("", "ai.onnx") and u.inputs[1] is mean]
+
+
+def _twins(chain: means.MeanChain, x: ir.Value) -> tuple[list[_Twin], bool]:
+    """Other means of ``x`` over the same axes that something is centred by, and whether one leads.
+
+    ``x`` here includes a float Cast of it and what it is a Cast of. Exporters write ``x.var()``
+    beside ``x.mean()`` as two reductions of x (the dynamo exporter's fp16 ``var`` one of them on
+    ``Cast(x, float)``); the subtractions of either are the same tensor, up to precision. A twin that
+    comes first among the readers leads the group: it reports the group's refusal, so a look-alike
+    is one candidate, not two.
+    """
+    cast = gu.producer(x, "Cast")
+    root = cast.inputs[0] if cast is not None and _is_float_cast(cast) and cast.inputs[0] is not None else x
+    readers: list[tuple[ir.Node, ir.Node | None]] = []
+    for user in gu.consumers(root):
+        readers.append((user, None))
+        if _is_float_cast(user):
+            readers.extend((inner, user) for inner in gu.consumers(user.outputs[0]))
+    twins: list[_Twin] = []
+    led = False
+    seen_self = False
+    for user, via in readers:
+        if user is chain.reduce:
+            seen_self = True
+            continue
+        if not _is_reduction(user):
+            continue
+        twin = means.follow(user, "mean")
+        if not twin.is_mean or twin.problem or _canonical(twin.axes, x) != _canonical(chain.axes, x):
+            continue
+        subs = [s for s in _subtractions(twin) if _same_data(s.inputs[0], twin.source)]
+        if subs:
+            if via is not None:
+                twin.nodes.insert(0, via)
+            twins.append((twin, subs))
+            led = led or not seen_self
+    return twins, led
+
+
+def _same_data(a: ir.Value | None, b: ir.Value | None) -> bool:
+    """True when ``a`` and ``b`` hold the same numbers: one tensor, identical Casts, or exact upcasts."""
+    return gu.same_value(a, b) or (a is not None and b is not None and _widened_root(a) is _widened_root(b))
+
+
+_WIDTH = {ir.DataType.FLOAT16: 1, ir.DataType.BFLOAT16: 1, ir.DataType.FLOAT: 2, ir.DataType.DOUBLE: 3}
+
+
+def _widened_root(value: ir.Value) -> ir.Value:
+    """What ``value`` is a lossless float Cast of (fp16 → float32, float32 → float64), else itself."""
+    cast = gu.producer(value, "Cast")
+    if cast is None or cast.inputs[0] is None or not _is_float_cast(cast):
+        return value
+    source, target = gu.dtype_of(cast.inputs[0]), ir.DataType(cast.attributes["to"].as_int())
+    if source is None or _WIDTH.get(source, 9) > _WIDTH.get(target, 0):
+        return value
+    return cast.inputs[0]
+
+
+def _numerator_minuend(scaling: ir.Node, is_centred: Callable[[ir.Value], bool]) -> ir.Value | None:
+    """The ``x`` of the ``x − μ`` (possibly Cast) that ``scaling`` (the Div or Mul of the tail) reads."""
+    operands = [scaling.inputs[0]] if scaling.op_type == "Div" else list(scaling.inputs)
+    for operand in operands:
+        if operand is None or not is_centred(operand):
+            continue
+        node = operand.producer()
+        if node is not None and node.op_type == "Cast" and node.inputs[0] is not None:
+            node = node.inputs[0].producer()
+        if node is not None and node.op_type == "Sub":
+            return node.inputs[0]
+    return None
+
+
+def _is_reduction(node: ir.Node) -> bool:
+    return node.op_type in means.REDUCTIONS and node.domain in ("", "ai.onnx") and node.inputs[0] is not None
+
+
+_is_float_cast = means.is_float_cast
 
 
 def _canonical(axes: list[int], x: ir.Value) -> list[int]:

@@ -77,6 +77,8 @@ def _epsilon_add(variance: ir.Value) -> tuple[ir.Node, float, ir.DataType | None
             for after in user.outputs[0].consumers():
                 if after.op_type == "Add":
                     raise Refusal("epsilon is added outside the square root: (x-mean)/(std+eps)")
+    if any(user.op_type in ("Mul", "Div") for user in variance.consumers()):
+        raise Refusal("the variance is rescaled before epsilon is added (unbiased var/std: N/(N-1))")
     raise Refusal("no constant epsilon Add after the variance")
 
 
@@ -180,19 +182,6 @@ def _affine_chain(
         nodes.append(user)
         current = user.outputs[0]
     return nodes, cast, scale, bias
-
-
-def trailing_reduction(node: ir.Node, x: ir.Value, what: str) -> tuple[list[int], int]:
-    """Axes of a ReduceMean and how many trailing axes of ``x`` they cover, or a Refusal saying why not."""
-    axes, keepdims, reason = gu.reduce_axes(node, gu.rank_of(x))
-    if reason or axes is None:
-        raise Refusal(reason or "reduction axes unknown")
-    if keepdims != 1:
-        raise Refusal(f"{what} taken with keepdims=0 (reduced axis dropped)")
-    count, reason = gu.trailing_axis_count(axes, gu.rank_of(x))
-    if count is None:
-        raise Refusal(reason or "axes not trailing")
-    return axes, count
 
 
 def _check_affine_shape(value: ir.Value, axes: int, x: ir.Value, what: str) -> None:

@@ -13,35 +13,43 @@ from __future__ import annotations
 import onnx_ir as ir
 
 from normopt.fusion import graph_utils as gu
+from normopt.fusion import means
 from normopt.fusion.base import NormPass
 from normopt.fusion.layernorm import square_of
-from normopt.fusion.norm_match import NormMatch, Refusal, finish, match_tail, trailing_reduction
+from normopt.fusion.norm_match import NormMatch, Refusal, finish, match_tail
 
 
 def _is_centred(value: ir.Value) -> bool:
+    """True for ``x − mean(x)`` (possibly Cast): the LayerNorm pass owns squares of it."""
     cast = gu.producer(value, "Cast")
     if cast is not None and cast.inputs[0] is not None:
         value = cast.inputs[0]
     sub = gu.producer(value, "Sub")
     if sub is None:
         return False
-    mean = gu.producer(sub.inputs[1], "ReduceMean")
-    return mean is not None and gu.same_value(mean.inputs[0], sub.inputs[0])
+    chain = means.traced_mean(sub.inputs[1])
+    return chain is not None and gu.same_value(chain.source, sub.inputs[0])
 
 
 class RMSNormPass(NormPass):
-    """Fuses decomposed RMSNorm, anchored on each ``ReduceMean`` of a square."""
+    """Fuses decomposed RMSNorm, anchored on each mean (ReduceMean, or ReduceSum / N) of a square."""
 
     kind = "RMSNorm"
-    anchor_op = "ReduceMean"
+    anchor_ops = means.REDUCTIONS
 
     def match(self, anchor: ir.Node) -> list[NormMatch | Refusal]:
-        """The RMSNorm candidate whose mean of squares is this ReduceMean, if it is one."""
+        """The RMSNorm candidate whose mean of squares is this reduction, if it is one."""
         square = anchor.inputs[0].producer() if anchor.inputs[0] is not None else None
+        upcast = square if square is not None and means.is_float_cast(square) else None
+        if upcast is not None:  # the square taken in fp16, summed in float32
+            square = upcast.inputs[0].producer() if upcast.inputs[0] is not None else None
         if square is None or square.op_type not in ("Pow", "Mul") or square.domain not in ("", "ai.onnx"):
             return []
         x = square.inputs[0]
         if x is None or _is_centred(x):
+            return []
+        chain = means.follow(anchor, "mean of squares", like=x)
+        if not chain.is_mean:
             return []
         try:
             if square not in square_of(x, lambda v: gu.same_value(v, x)):
@@ -49,12 +57,13 @@ class RMSNormPass(NormPass):
         except Refusal as refusal:
             return [refusal]
         try:
-            return [self._match(anchor, square, x)]
+            if chain.problem:
+                raise Refusal(chain.problem)
+            return [self._match(chain, [square] if upcast is None else [square, upcast], x)]
         except Refusal as refusal:
             return [refusal]
 
-    def _match(self, anchor: ir.Node, square: ir.Node, x: ir.Value) -> NormMatch:
-        _, count = trailing_reduction(anchor, x, "mean of squares")
-        n, form, eps, eps_dtype, tail = match_tail(anchor.outputs[0], lambda v: gu.same_value(v, x))
-        nodes = [square, anchor, *tail]
-        return finish(x, n, count, eps, f"rmsnorm/{form}", nodes, eps_dtype, allow_bias=False)
+    def _match(self, chain: means.MeanChain, squares: list[ir.Node], x: ir.Value) -> NormMatch:
+        n, form, eps, eps_dtype, tail = match_tail(chain.value, lambda v: gu.same_value(v, x))
+        nodes = [*squares, *chain.nodes, *tail]
+        return finish(x, n, chain.count, eps, f"rmsnorm/{form}", nodes, eps_dtype, allow_bias=False)

@@ -1,0 +1,282 @@
+"""Means as exporters spell them, proved from the graph's structure.
+
+A mean over the trailing axes of ``x`` reaches the norm patterns in several forms::
+
+    ReduceMean(x, keepdims=1)                                     legacy exporter, hand-written ONNX
+    ReduceMean(x, keepdims=0) ─► Reshape | Unsqueeze ─► [Expand]  dynamo exporter (``var``/``var_mean``)
+    ReduceSum(x) ─► … ─► Div(·, N) | Mul(·, 1/N)                  ``x.sum(-1, keepdim=True) / H``
+
+with float Casts anywhere along the way (fp16 models computing the statistics in float32).
+The Reshape must only put the reduced axes back as 1s (its target is proved dim by dim: a dim of the
+reduced tensor or of ``x`` at the same position, or a literal that equals the static dim), and the
+Expand may not change anything (every target dim is 1 or the dim already there). ``N`` must equal the
+number of reduced elements, read from static dims: ``ReduceSum / (N-1)`` (unbiased variance) is not a
+mean. ``follow`` walks forward from a reduction; ``traced_mean`` finds the reduction behind a value.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+
+import onnx_ir as ir
+
+from normopt.fusion import graph_utils as gu
+
+REDUCTIONS = ("ReduceMean", "ReduceSum")
+_SHAPE_HOPS = ("Reshape", "Squeeze", "Unsqueeze", "Identity")
+
+
+@dataclass
+class MeanChain:
+    """A reduction followed forward to the value that holds the mean, shaped as with keepdims=1.
+
+    Attributes:
+        reduce: The ReduceMean / ReduceSum node.
+        source: The tensor reduced.
+        value: The mean (end of the chain).
+        axes: Axes as written in the model.
+        count: Number of trailing axes covered (when they are trailing).
+        nodes: The chain's nodes, producers first (shape computations included).
+        is_mean: False for a ReduceSum never divided by the element count: not a mean at all.
+        problem: Why this mean cannot be part of a norm (axes, keepdims), or None.
+
+    """
+
+    reduce: ir.Node
+    source: ir.Value
+    value: ir.Value
+    axes: list[int] = field(default_factory=list)
+    count: int = 0
+    nodes: list[ir.Node] = field(default_factory=list)
+    is_mean: bool = True
+    problem: str | None = None
+
+
+def follow(reduce: ir.Node, what: str, like: ir.Value | None = None) -> MeanChain:
+    """Walk from ``reduce`` through the steps that keep it a mean (restore, identity Expand, 1/N).
+
+    ``like``: a tensor known to have the reduced tensor's shape (x for a square of x or of x − μ),
+    whose Shape may also spell the restore target.
+    """
+    source = reduce.inputs[0]
+    assert source is not None
+    chain = MeanChain(reduce, source, reduce.outputs[0], nodes=[reduce])
+    rank = gu.rank_of(source)
+    axes, keepdims, reason = gu.reduce_axes(reduce, rank)
+    summed = reduce.op_type == "ReduceSum"
+    if reason or axes is None:
+        chain.problem, chain.is_mean = reason or "reduction axes unknown", not summed
+        return chain
+    chain.axes = axes
+    count, reason = gu.trailing_axis_count(axes, rank)
+    if count is None:
+        chain.problem, chain.is_mean = reason or "axes not trailing", not summed
+        return chain
+    chain.count = count
+    restored, expanded, divided = keepdims == 1, False, not summed
+    while True:
+        user = _next_user(chain.value)
+        if user is None or user.domain not in ("", "ai.onnx"):
+            break
+        step: list[ir.Node] | None = None
+        if is_float_cast(user):  # the mean in another precision (fp16 models computing in float32)
+            step = [user]
+        elif not restored and rank is not None:
+            step = _restore(user, chain.value, (source, like), rank, count)
+            restored = step is not None
+        elif restored and not expanded and rank is not None and user.op_type == "Expand":
+            step = _identity_expand(user, chain.value, (source, like), rank, count)
+            expanded = step is not None
+        if step is None and not divided and not is_float_cast(user):
+            step = _divide_by_count(user, chain.value, source, axes)
+            divided = step is not None
+        if step is None:
+            break
+        chain.nodes.extend(step)
+        chain.value = step[-1].outputs[0]
+    if not divided:
+        chain.is_mean = False
+    elif not restored:
+        chain.problem = f"{what} taken with keepdims=0 (reduced axis dropped)"
+    return chain
+
+
+def is_float_cast(node: ir.Node) -> bool:
+    """True for a Cast between floating-point types."""
+    to = node.attributes.get("to") if node.op_type == "Cast" and node.domain in ("", "ai.onnx") else None
+    return to is not None and ir.DataType(to.as_int()) in gu.FLOAT_TYPES
+
+
+def _next_user(value: ir.Value) -> ir.Node | None:
+    """The one reader of ``value`` other than Shape nodes (which may compute its restore target)."""
+    if value.is_graph_output():
+        return None
+    users = [u for u in gu.consumers(value) if u.op_type != "Shape"]
+    return users[0] if len(users) == 1 else None
+
+
+def traced_mean(value: ir.Value | None) -> MeanChain | None:
+    """The mean chain that ends in ``value`` (found by walking back to its reduction), or None.
+
+    The chain may carry a ``problem``: it is still a mean, only not one a norm can be built on.
+    """
+    current = value
+    for _ in range(6):
+        node = current.producer() if current is not None else None
+        if node is None or node.domain not in ("", "ai.onnx"):
+            return None
+        if node.op_type in REDUCTIONS and node.inputs[0] is not None:
+            chain = follow(node, "mean")
+            return chain if chain.value is value and chain.is_mean else None
+        if node.op_type not in ("Reshape", "Unsqueeze", "Expand", "Div", "Mul"):
+            return None
+        current = node.inputs[0] if node.op_type != "Mul" or gu.is_constant(node.inputs[1]) else node.inputs[1]
+    return None
+
+
+def _restore(user: ir.Node, value: ir.Value, sources: _Sources, rank: int, count: int) -> list[ir.Node] | None:
+    """Nodes of a Reshape/Unsqueeze that only puts the ``count`` reduced trailing axes back as 1s."""
+    if user.inputs[0] is not value or len(user.outputs) != 1:
+        return None
+    if user.op_type == "Unsqueeze":
+        attr = user.attributes.get("axes")
+        operand = user.inputs[1] if len(user.inputs) > 1 else None
+        axes = list(attr.as_ints()) if attr is not None else _constant_ints(operand)
+        if axes is None:
+            return None
+        wanted = list(range(rank - count, rank))
+        return [user] if sorted(a + rank if a < 0 else a for a in axes) == wanted else None
+    if user.op_type != "Reshape" or len(user.inputs) < 2 or user.inputs[1] is None:
+        return None
+    allowzero = user.attributes.get("allowzero")
+    dims, nodes = _shape_dims(user.inputs[1])
+    if dims is None or len(dims) != rank:
+        return None
+    inferred = 0
+    for position, dim in enumerate(dims):
+        if position >= rank - count:
+            ok = dim == 1
+        elif dim == -1:
+            inferred += 1
+            ok = True
+        elif dim == 0:
+            ok = allowzero is None or allowzero.as_int() == 0  # copies the reduced tensor's dim
+        else:
+            ok = _same_dim(dim, position, value, sources)
+        if not ok or inferred > 1:
+            return None
+    return [*nodes, user]
+
+
+def _identity_expand(user: ir.Node, value: ir.Value, sources: _Sources, rank: int, count: int) -> list[ir.Node] | None:
+    """Nodes of an Expand whose target is, at every position, 1 or the dim the tensor already has."""
+    if user.inputs[0] is not value or len(user.inputs) < 2 or user.inputs[1] is None:
+        return None
+    dims, nodes = _shape_dims(user.inputs[1])
+    if dims is None or len(dims) != rank:
+        return None
+    for position, dim in enumerate(dims):
+        if dim != 1 and (position >= rank - count or not _same_dim(dim, position, value, sources)):
+            return None
+    return [*nodes, user]
+
+
+def _divide_by_count(user: ir.Node, value: ir.Value, source: ir.Value, axes: list[int]) -> list[ir.Node] | None:
+    """``[Div(value, N)]`` or ``[Mul(value, 1/N)]`` where N is the number of reduced elements."""
+    dims = gu.static_dims(source, axes)
+    if dims is None or user.op_type not in ("Div", "Mul") or len(user.inputs) != 2:
+        return None
+    elements = math.prod(dims)
+    if user.op_type == "Div":
+        divisor = gu.scalar_constant(user.inputs[1]) if user.inputs[0] is value else None
+        return [user] if divisor is not None and divisor == elements else None
+    for operand, other in gu.operand_pairs(user):
+        factor = gu.scalar_constant(other) if operand is value else None
+        if factor is not None and abs(factor * elements - 1.0) <= 1e-6:
+            return [user]
+    return None
+
+
+# The reduced tensor, and a tensor of the same shape (or None).
+_Sources = tuple[ir.Value, ir.Value | None]
+# A dim is ("dim", tensor, position) when read from a Shape, or an int when written as a literal.
+_Dim = tuple[ir.Value, int] | int
+
+
+def _shape_dims(value: ir.Value) -> tuple[list[_Dim] | None, list[ir.Node]]:
+    """The dims a 1-D shape tensor holds, from a constant or a Concat of Shape slices and constants."""
+    literal = _constant_ints(value)
+    if literal is not None:
+        return list(literal), []
+    concat = gu.producer(value, "Concat")
+    pieces = list(concat.inputs) if concat is not None else [value]
+    dims: list[_Dim] = []
+    nodes: list[ir.Node] = []
+    for piece in pieces:
+        literal = _constant_ints(piece)
+        if literal is not None:
+            dims.extend(literal)
+            continue
+        found = _shape_slice(piece, nodes)
+        if found is None:
+            return None, []
+        dims.extend(found)
+    if concat is not None:
+        nodes.append(concat)
+    return dims, nodes
+
+
+def _shape_slice(value: ir.Value | None, nodes: list[ir.Node]) -> list[_Dim] | None:
+    """Dims of ``Shape(t, start, end)`` (through 1-D Reshape/Squeeze/Unsqueeze hops), appending its nodes."""
+    hops: list[ir.Node] = []
+    node = value.producer() if value is not None else None
+    while node is not None and node.op_type in _SHAPE_HOPS and node.domain in ("", "ai.onnx"):
+        hops.append(node)
+        inner = node.inputs[0]
+        node = inner.producer() if inner is not None else None
+    if node is None or node.op_type != "Shape" or node.inputs[0] is None:
+        return None
+    tensor = node.inputs[0]
+    rank = gu.rank_of(tensor)
+    if rank is None:
+        return None
+    start_attr, end_attr = node.attributes.get("start"), node.attributes.get("end")
+    start = start_attr.as_int() if start_attr is not None else 0
+    end = end_attr.as_int() if end_attr is not None else rank
+    start, end = (max(0, min(rank, p + rank if p < 0 else p)) for p in (start, end))
+    if hops and end - start != 1:
+        return None  # a hop over a longer slice could reorder or drop dims
+    nodes.extend([node, *reversed(hops)])
+    return [(tensor, position) for position in range(start, end)]
+
+
+def _same_dim(dim: _Dim, position: int, value: ir.Value, sources: _Sources) -> bool:
+    """True when ``dim`` is, for sure, dim ``position`` of the reduced tensor (the same in its source)."""
+    source, like = sources
+    if isinstance(dim, tuple):
+        tensor, index = dim
+        if index != position:
+            return False
+        root = _shape_root(tensor)
+        return any(t is not None and _shape_root(t) is root for t in (value, source, like))
+    rank = gu.rank_of(source)
+    static = gu.static_dims(source, [position - rank]) if rank is not None else None
+    return static is not None and static[0] == dim
+
+
+def _shape_root(value: ir.Value) -> ir.Value:
+    """``value`` with every Cast in front of it stripped (a Cast keeps the shape)."""
+    for _ in range(4):
+        cast = gu.producer(value, "Cast")
+        if cast is None or cast.inputs[0] is None:
+            break
+        value = cast.inputs[0]
+    return value
+
+
+def _constant_ints(value: ir.Value | None) -> list[int] | None:
+    array = gu.small_constant(value)
+    if array is None or array.ndim > 1 or array.dtype.kind not in "iu":
+        return None
+    return [int(v) for v in array.reshape(-1)]
