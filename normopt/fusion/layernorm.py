@@ -168,21 +168,7 @@ def _twins(chain: means.MeanChain, x: ir.Value) -> tuple[list[_Twin], bool]:
 
 def _same_data(a: ir.Value | None, b: ir.Value | None) -> bool:
     """True when ``a`` and ``b`` hold the same numbers: one tensor, identical Casts, or exact upcasts."""
-    return gu.same_value(a, b) or (a is not None and b is not None and _widened_root(a) is _widened_root(b))
-
-
-_WIDTH = {ir.DataType.FLOAT16: 1, ir.DataType.BFLOAT16: 1, ir.DataType.FLOAT: 2, ir.DataType.DOUBLE: 3}
-
-
-def _widened_root(value: ir.Value) -> ir.Value:
-    """What ``value`` is a lossless float Cast of (fp16 → float32, float32 → float64), else itself."""
-    cast = gu.producer(value, "Cast")
-    if cast is None or cast.inputs[0] is None or not _is_float_cast(cast):
-        return value
-    source, target = gu.dtype_of(cast.inputs[0]), ir.DataType(cast.attributes["to"].as_int())
-    if source is None or _WIDTH.get(source, 9) > _WIDTH.get(target, 0):
-        return value
-    return cast.inputs[0]
+    return gu.same_value(a, b) or (a is not None and b is not None and means.widened_root(a) is means.widened_root(b))
 
 
 def _numerator_minuend(scaling: ir.Node, is_centred: Callable[[ir.Value], bool]) -> ir.Value | None:

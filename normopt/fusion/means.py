@@ -75,12 +75,15 @@ def follow(reduce: ir.Node, what: str, like: ir.Value | None = None) -> MeanChai
         return chain
     chain.count = count
     restored, expanded, divided = keepdims == 1, False, not summed
+    data_dtype = gu.dtype_of(widened_root(like if like is not None else source)) or ir.DataType.FLOAT
     while True:
         user = _next_user(chain.value)
         if user is None or user.domain not in ("", "ai.onnx"):
             break
         step: list[ir.Node] | None = None
         if is_float_cast(user):  # the mean in another precision (fp16 models computing in float32)
+            if not _holds(ir.DataType(user.attributes["to"].as_int()), data_dtype):
+                break  # rounded below the data's own precision: not the same mean any more
             step = [user]
         elif not restored and rank is not None:
             step = _restore(user, chain.value, (source, like), rank, count)
@@ -100,6 +103,29 @@ def follow(reduce: ir.Node, what: str, like: ir.Value | None = None) -> MeanChai
     elif not restored:
         chain.problem = f"{what} taken with keepdims=0 (reduced axis dropped)"
     return chain
+
+
+_WIDTH = {ir.DataType.FLOAT16: 1, ir.DataType.BFLOAT16: 1, ir.DataType.FLOAT: 2, ir.DataType.DOUBLE: 3}
+
+
+def _width(dtype: ir.DataType) -> int:
+    return _WIDTH.get(dtype, 0)
+
+
+def _holds(target: ir.DataType, source: ir.DataType) -> bool:
+    """True when every ``source`` value converts to ``target`` exactly (fp16 ↛ bf16)."""
+    return target == source or (source in _WIDTH and _width(target) > _width(source))
+
+
+def widened_root(value: ir.Value) -> ir.Value:
+    """What ``value`` is a lossless float Cast of (fp16 → float32, float32 → float64), else itself."""
+    cast = gu.producer(value, "Cast")
+    if cast is None or cast.inputs[0] is None or not is_float_cast(cast):
+        return value
+    source, target = gu.dtype_of(cast.inputs[0]), ir.DataType(cast.attributes["to"].as_int())
+    if source is None or not _holds(target, source):
+        return value
+    return cast.inputs[0]
 
 
 def is_float_cast(node: ir.Node) -> bool:
