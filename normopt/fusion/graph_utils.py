@@ -12,7 +12,7 @@ from typing import cast
 import numpy as np
 import onnx_ir as ir
 
-from normopt.modelio.protograph import ProtoGraph
+from normopt.modelio.protograph import ProtoGraph, ProtoValue
 
 FLOAT_TYPES = frozenset({ir.DataType.FLOAT, ir.DataType.FLOAT16, ir.DataType.BFLOAT16, ir.DataType.DOUBLE})
 
@@ -100,6 +100,10 @@ def is_constant(value: ir.Value | None) -> bool:
 
 def constant_shape(value: ir.Value) -> tuple[int, ...] | None:
     """Static shape of a constant value without reading its data."""
+    if isinstance(value, ProtoValue):  # the fast path: straight from the TensorProto's dims
+        dims = value.initializer_dims()
+        if dims is not None:
+            return dims
     if value.const_value is not None:
         return tuple(value.const_value.shape.numpy())
     node = value.producer()

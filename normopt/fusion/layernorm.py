@@ -67,13 +67,13 @@ class LayerNormPass(NormPass):
         centred = [s for s in subs if _same_data(s.inputs[0], x)]
         if not centred:
             return [Refusal("the mean is subtracted from a different tensor than it was taken of")]
-        twins, led = _twins(chain, x)
         try:
             if chain.problem:
                 raise Refusal(chain.problem)
             return [self._match_centred(chain, x, centred, [])]
         except Refusal as refusal:
             first = refusal
+        twins, led = _twins(chain, x)
         if twins and not chain.problem:
             try:  # the mean is computed twice (x.var() beside x.mean()): the centred tensors are the same
                 return [self._match_centred(chain, x, centred, twins)]
@@ -113,7 +113,7 @@ class LayerNormPass(NormPass):
                 ]  # fmt: skip
                 # a Cast between x and the statistics: ε's dtype then says nothing about x's
                 cast = any(c is not None for c in casts) or any(t.source is not x for t, _ in twins)
-                minuend = _numerator_minuend(tail[-1], is_centred)
+                minuend = _numerator_minuend(tail[-1], is_centred) if any(s.inputs[0] is not x for s in subs) else x
                 if minuend is not None and not gu.same_value(minuend, x):
                     x, cast = minuend, True  # x16 − mean(float(x16)): normalize what is scaled
                 return finish(x, n, chain.count, eps, f"layernorm/{form}", nodes, eps_dtype, casts_input=cast)

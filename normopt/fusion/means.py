@@ -75,13 +75,13 @@ def follow(reduce: ir.Node, what: str, like: ir.Value | None = None) -> MeanChai
         return chain
     chain.count = count
     restored, expanded, divided = keepdims == 1, False, not summed
-    data_dtype = gu.dtype_of(widened_root(like if like is not None else source)) or ir.DataType.FLOAT
     while True:
         user = _next_user(chain.value)
         if user is None or user.domain not in ("", "ai.onnx"):
             break
         step: list[ir.Node] | None = None
         if is_float_cast(user):  # the mean in another precision (fp16 models computing in float32)
+            data_dtype = gu.dtype_of(widened_root(like if like is not None else source)) or ir.DataType.FLOAT
             if not _holds(ir.DataType(user.attributes["to"].as_int()), data_dtype):
                 break  # rounded below the data's own precision: not the same mean any more
             step = [user]
@@ -136,6 +136,10 @@ def is_float_cast(node: ir.Node) -> bool:
 
 def _next_user(value: ir.Value) -> ir.Node | None:
     """The one reader of ``value`` other than Shape nodes (which may compute its restore target)."""
+    readers = value.consumers()
+    if len(readers) == 1:  # the common case, without building a list
+        user = readers[0]
+        return None if user.op_type == "Shape" or value.is_graph_output() else user
     if value.is_graph_output():
         return None
     users = [u for u in gu.consumers(value) if u.op_type != "Shape"]

@@ -93,6 +93,11 @@ class ProtoValue:
             self._const = None if proto is None else _tensor(proto, self._graph.base_dir)
         return self._const
 
+    def initializer_dims(self) -> tuple[int, ...] | None:
+        """The dims of the initializer holding this value (no tensor object built), else None."""
+        proto = self._graph._initializers.get(self.name)
+        return None if proto is None else tuple(proto.dims)
+
     def _source(self) -> onnx.ValueInfoProto | onnx.TensorProto | None:
         if self._info is self:
             self._info = self._graph._type_source(self.name)
