@@ -18,6 +18,12 @@ from normopt import export, fuse, verify
 from tests.conftest import op_counts
 from tests.factories import HANDWRITTEN
 
+# What inspect/fuse must say about each look-alike, whatever the exporter wrote.
+REASONS = {
+    "neg_ln_unbiased_var": "N/(N-1)",
+    "neg_ln_std_plus_eps": "outside the square root",
+}
+
 pytestmark = pytest.mark.slow
 NORM_OPS = ("LayerNormalization", "SimplifiedLayerNormalization", "RMSNormalization")
 
@@ -37,6 +43,9 @@ def test_handwritten_norm(kind: str, exporter: str, dtype: str, tmp_path: Path) 
     if want == 0:
         assert after == before, "a look-alike was rewritten"
         assert outcome.result.candidates <= 1, "one look-alike reported more than once"
+        if kind in REASONS:
+            reasons = [c.reason or "" for c in outcome.result.details]
+            assert len(reasons) == 1 and REASONS[kind] in reasons[0], reasons
     else:
         assert sum(after[op] for op in NORM_OPS) == want
         assert sum(after.values()) < sum(before.values())

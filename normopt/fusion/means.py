@@ -75,6 +75,7 @@ def follow(reduce: ir.Node, what: str, like: ir.Value | None = None) -> MeanChai
         return chain
     chain.count = count
     restored, expanded, divided = keepdims == 1, False, not summed
+    user: ir.Node | None = None
     while True:
         user = _next_user(chain.value)
         if user is None or user.domain not in ("", "ai.onnx"):
@@ -100,6 +101,8 @@ def follow(reduce: ir.Node, what: str, like: ir.Value | None = None) -> MeanChai
         chain.value = step[-1].outputs[0]
     if not divided:
         chain.is_mean = False
+    elif not restored and user is not None and user.op_type in ("Mul", "Div") and what == "variance":
+        chain.problem = "the variance is rescaled before epsilon is added (unbiased var/std: N/(N-1))"
     elif not restored:
         chain.problem = f"{what} taken with keepdims=0 (reduced axis dropped)"
     return chain

@@ -74,9 +74,10 @@ def _epsilon_add(variance: ir.Value) -> tuple[ir.Node, float, ir.DataType | None
                     return user, eps, gu.dtype_of(other)
     for user in variance.consumers():
         if user.op_type == "Sqrt":
-            for after in user.outputs[0].consumers():
-                if after.op_type == "Add":
-                    raise Refusal("epsilon is added outside the square root: (x-mean)/(std+eps)")
+            after_sqrt = list(user.outputs[0].consumers())
+            after_sqrt += [a for c in after_sqrt if c.op_type == "Cast" for a in c.outputs[0].consumers()]
+            if any(after.op_type == "Add" for after in after_sqrt):
+                raise Refusal("epsilon is added outside the square root: (x-mean)/(std+eps)")
     if any(user.op_type in ("Mul", "Div") for user in variance.consumers()):
         raise Refusal("the variance is rescaled before epsilon is added (unbiased var/std: N/(N-1))")
     raise Refusal("no constant epsilon Add after the variance")
