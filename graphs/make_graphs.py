@@ -426,6 +426,16 @@ def layernorm_lookalikes() -> None:
     y, _ = Norm(shared={"eps": e}).build(g, x)
     g.out(y)
     _save(g.model(), "neg_ln_eps_runtime", "ε is a runtime input, not a constant", no("epsilon"), [])
+    g = G("neg_ln_variance_of_fp16_copy", opset=18)
+    x = g.inp("x", (2, 4, 16))
+    d = g.op("Sub", [x, reduce_mean(g, x, [-1], None, "auto")])
+    x16 = g.op("Cast", [x], to=F16)
+    d16 = g.op("Sub", [x16, reduce_mean(g, x16, [-1], None, "auto")])
+    var = g.op("Cast", [reduce_mean(g, g.op("Mul", [d16, d16]), [-1], None, "auto")], to=F32)
+    y = g.op("Div", [d, g.op("Sqrt", [g.op("Add", [var, g.const(np.array(1e-5, np.float32))])])])
+    g.out(y)
+    _save(g.model(), "neg_ln_variance_of_fp16_copy", "fp32 x centred by its mean, but the variance is of an fp16 copy: a lossy Cast, not the same data",
+          {t: refused(2, "same tensor") for t in ("auto", "onnx", "ort")}, [])
 
 
 def rmsnorm_variants() -> None:
@@ -470,6 +480,14 @@ def rmsnorm_lookalikes() -> None:
     y, _ = Norm(kind="rmsnorm", beta=None, numerator=z).build(g, x)
     g.out(y)
     _save(g.model(), "neg_rms_scales_other", "rsqrt of mean(x²) scales a different tensor", no("same tensor"), [])
+    g = G("neg_rms_square_rounded_fp16", opset=18)
+    x = g.inp("x", (2, 4, 16))
+    sq = g.op("Cast", [g.op("Mul", [x, x])], to=F16)
+    ms = g.op("Cast", [reduce_mean(g, sq, [-1], None, "auto")], to=F32)
+    y = g.op("Mul", [x, g.op("Reciprocal", [g.op("Sqrt", [g.op("Add", [ms, g.const(np.array(1e-6, np.float32))])])])])
+    g.out(y)
+    _save(g.model(), "neg_rms_square_rounded_fp16", "fp32 squares rounded to fp16 before the mean: a lossy Cast, not an fp32 RMSNorm",
+          no(None, 0), [])
 
 
 def skip_variants() -> None:

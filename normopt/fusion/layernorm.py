@@ -64,7 +64,7 @@ class LayerNormPass(NormPass):
         if not subs:
             return []
         x = chain.source
-        centred = [s for s in subs if _same_data(s.inputs[0], x)]
+        centred = [s for s in subs if means.same_data(s.inputs[0], x)]
         if not centred:
             return [Refusal("the mean is subtracted from a different tensor than it was taken of")]
         try:
@@ -84,7 +84,7 @@ class LayerNormPass(NormPass):
     def _match_centred(self, chain: means.MeanChain, x: ir.Value, subs: list[ir.Node], twins: list[_Twin]) -> NormMatch:
         subs = [*subs, *(s for _, twin_subs in twins for s in twin_subs)]
         centred = [s.outputs[0] for s in subs]
-        centred += [c.outputs[0] for d in centred for c in d.consumers() if _is_float_cast(c)]
+        centred += [c.outputs[0] for d in centred for c in d.consumers() if means.is_float_cast(c)]
         centred_values = {id(v) for v in centred}
 
         def is_centred(value: ir.Value) -> bool:
@@ -132,18 +132,17 @@ def _subtractions(chain: means.MeanChain) -> list[ir.Node]:
 def _twins(chain: means.MeanChain, x: ir.Value) -> tuple[list[_Twin], bool]:
     """Other means of ``x`` over the same axes that something is centred by, and whether one leads.
 
-    ``x`` here includes a float Cast of it and what it is a Cast of. Exporters write ``x.var()``
+    ``x`` here includes exact float Casts of it and what it is an exact Cast of. Exporters write ``x.var()``
     beside ``x.mean()`` as two reductions of x (the dynamo exporter's fp16 ``var`` one of them on
     ``Cast(x, float)``); the subtractions of either are the same tensor, up to precision. A twin that
     comes first among the readers leads the group: it reports the group's refusal, so a look-alike
     is one candidate, not two.
     """
-    cast = gu.producer(x, "Cast")
-    root = cast.inputs[0] if cast is not None and _is_float_cast(cast) and cast.inputs[0] is not None else x
+    root = means.widened_root(x)
     readers: list[tuple[ir.Node, ir.Node | None]] = []
     for user in gu.consumers(root):
         readers.append((user, None))
-        if _is_float_cast(user):
+        if means.is_float_cast(user):
             readers.extend((inner, user) for inner in gu.consumers(user.outputs[0]))
     twins: list[_Twin] = []
     led = False
@@ -155,20 +154,17 @@ def _twins(chain: means.MeanChain, x: ir.Value) -> tuple[list[_Twin], bool]:
         if not _is_reduction(user):
             continue
         twin = means.follow(user, "mean")
-        if not twin.is_mean or twin.problem or _canonical(twin.axes, x) != _canonical(chain.axes, x):
+        if not twin.is_mean or twin.problem or not means.same_data(twin.source, x):
             continue
-        subs = [s for s in _subtractions(twin) if _same_data(s.inputs[0], twin.source)]
+        if _canonical(twin.axes, x) != _canonical(chain.axes, x):
+            continue
+        subs = [s for s in _subtractions(twin) if means.same_data(s.inputs[0], twin.source)]
         if subs:
             if via is not None:
                 twin.nodes.insert(0, via)
             twins.append((twin, subs))
             led = led or not seen_self
     return twins, led
-
-
-def _same_data(a: ir.Value | None, b: ir.Value | None) -> bool:
-    """True when ``a`` and ``b`` hold the same numbers: one tensor, identical Casts, or exact upcasts."""
-    return gu.same_value(a, b) or (a is not None and b is not None and means.widened_root(a) is means.widened_root(b))
 
 
 def _numerator_minuend(scaling: ir.Node, is_centred: Callable[[ir.Value], bool]) -> ir.Value | None:
@@ -187,9 +183,6 @@ def _numerator_minuend(scaling: ir.Node, is_centred: Callable[[ir.Value], bool])
 
 def _is_reduction(node: ir.Node) -> bool:
     return node.op_type in means.REDUCTIONS and node.domain in ("", "ai.onnx") and node.inputs[0] is not None
-
-
-_is_float_cast = means.is_float_cast
 
 
 def _canonical(axes: list[int], x: ir.Value) -> list[int]:

@@ -24,6 +24,7 @@ import onnx_ir as ir
 from normopt.fusion import graph_utils as gu
 
 REDUCTIONS = ("ReduceMean", "ReduceSum")
+RESCALED_VARIANCE = "the variance is rescaled before epsilon is added (unbiased var/std: N/(N-1))"
 _SHAPE_HOPS = ("Reshape", "Squeeze", "Unsqueeze", "Identity")
 
 
@@ -92,7 +93,7 @@ def follow(reduce: ir.Node, what: str, like: ir.Value | None = None) -> MeanChai
         elif restored and not expanded and rank is not None and user.op_type == "Expand":
             step = _identity_expand(user, chain.value, (source, like), rank, count)
             expanded = step is not None
-        if step is None and not divided and not is_float_cast(user):
+        if step is None and not divided:
             step = _divide_by_count(user, chain.value, source, axes)
             divided = step is not None
         if step is None:
@@ -102,7 +103,7 @@ def follow(reduce: ir.Node, what: str, like: ir.Value | None = None) -> MeanChai
     if not divided:
         chain.is_mean = False
     elif not restored and user is not None and user.op_type in ("Mul", "Div") and what == "variance":
-        chain.problem = "the variance is rescaled before epsilon is added (unbiased var/std: N/(N-1))"
+        chain.problem = RESCALED_VARIANCE
     elif not restored:
         chain.problem = f"{what} taken with keepdims=0 (reduced axis dropped)"
     return chain
@@ -129,6 +130,11 @@ def widened_root(value: ir.Value) -> ir.Value:
     if source is None or not _holds(target, source):
         return value
     return cast.inputs[0]
+
+
+def same_data(a: ir.Value | None, b: ir.Value | None) -> bool:
+    """True when ``a`` and ``b`` hold the same numbers: one tensor, identical Casts, or exact upcasts."""
+    return gu.same_value(a, b) or (a is not None and b is not None and widened_root(a) is widened_root(b))
 
 
 def is_float_cast(node: ir.Node) -> bool:
@@ -162,7 +168,7 @@ def traced_mean(value: ir.Value | None) -> MeanChain | None:
         if node.op_type in REDUCTIONS and node.inputs[0] is not None:
             chain = follow(node, "mean")
             return chain if chain.value is value and chain.is_mean else None
-        if node.op_type not in ("Reshape", "Unsqueeze", "Expand", "Div", "Mul"):
+        if node.op_type not in ("Reshape", "Unsqueeze", "Expand", "Div", "Mul", "Cast"):  # follow's steps
             return None
         current = node.inputs[0] if node.op_type != "Mul" or gu.is_constant(node.inputs[1]) else node.inputs[1]
     return None

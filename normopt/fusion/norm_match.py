@@ -22,6 +22,7 @@ import numpy as np
 import onnx_ir as ir
 
 from normopt.fusion import graph_utils as gu
+from normopt.fusion.means import RESCALED_VARIANCE
 
 
 class Refusal(Exception):
@@ -79,7 +80,7 @@ def _epsilon_add(variance: ir.Value) -> tuple[ir.Node, float, ir.DataType | None
             if any(after.op_type == "Add" for after in after_sqrt):
                 raise Refusal("epsilon is added outside the square root: (x-mean)/(std+eps)")
     if any(user.op_type in ("Mul", "Div") for user in variance.consumers()):
-        raise Refusal("the variance is rescaled before epsilon is added (unbiased var/std: N/(N-1))")
+        raise Refusal(RESCALED_VARIANCE)
     raise Refusal("no constant epsilon Add after the variance")
 
 

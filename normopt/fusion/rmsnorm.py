@@ -28,7 +28,7 @@ def _is_centred(value: ir.Value) -> bool:
     if sub is None:
         return False
     chain = means.traced_mean(sub.inputs[1])
-    return chain is not None and gu.same_value(chain.source, sub.inputs[0])
+    return chain is not None and means.same_data(chain.source, sub.inputs[0])
 
 
 class RMSNormPass(NormPass):
@@ -39,10 +39,12 @@ class RMSNormPass(NormPass):
 
     def match(self, anchor: ir.Node) -> list[NormMatch | Refusal]:
         """The RMSNorm candidate whose mean of squares is this reduction, if it is one."""
-        square = anchor.inputs[0].producer() if anchor.inputs[0] is not None else None
-        upcast = square if square is not None and means.is_float_cast(square) else None
-        if upcast is not None:  # the square taken in fp16, summed in float32
-            square = upcast.inputs[0].producer() if upcast.inputs[0] is not None else None
+        summed = anchor.inputs[0]
+        if summed is None:
+            return []
+        base = means.widened_root(summed)  # the square taken in fp16, summed in float32 (a lossless Cast only)
+        upcast = summed.producer() if base is not summed else None
+        square = base.producer()
         if square is None or square.op_type not in ("Pow", "Mul") or square.domain not in ("", "ai.onnx"):
             return []
         x = square.inputs[0]
