@@ -17,7 +17,7 @@ from normopt import modelio
 from normopt.errors import CheckFailed, UsageError
 from normopt.fusion import FusionResult, Target, fuse_model
 from normopt.fusion.graph_utils import graphs_of
-from normopt.fusion.pipeline import SHAPE_INFERENCE_MAX_NODES, count_nodes
+from normopt.fusion.pipeline import SHAPE_INFERENCE_MAX_NODES, count_nodes, wants_skip
 from normopt.modelio.protograph import ProtoGraph
 from normopt.parity import ParityReport
 from normopt.parity.localize import NORM_OPS
@@ -145,8 +145,7 @@ def _load_for_fusing(
     source: Path, destination: Path, target: Target, skip: bool | None, external: modelio.ExternalLayout
 ) -> ir.Model | ProtoGraph:
     """The model as a ``ProtoGraph`` where the protobuf fast path gives the same result, else onnx_ir."""
-    wants_skip = skip or (skip is None and target == "ort")
-    if not wants_skip and external in ("auto", "same", "inline"):
+    if not wants_skip(target, skip) and external in ("auto", "same", "inline"):
         flat = modelio.load_flat(source, FLAT_PATH_MIN_NODES)
         if flat is not None:
             files = modelio.external_files(flat)
@@ -200,7 +199,7 @@ class InspectReport:
 def inspect(path: str | os.PathLike[str], target: Target = "auto") -> InspectReport:
     """Every norm candidate in the model at ``path``: kind, eps, axes, dtype, and why any is not fusable."""
     with gc_paused():
-        flat = None if target == "ort" else modelio.load_flat(path, FLAT_PATH_MIN_NODES)  # (no Skip pass there)
+        flat = None if wants_skip(target, None) else modelio.load_flat(path, FLAT_PATH_MIN_NODES)  # no Skip pass there
         model: ir.Model | ProtoGraph = flat if flat is not None else modelio.load(path)
         existing: dict[str, int] = {}
         for graph in graphs_of(model):

@@ -36,6 +36,11 @@ def _infer_shapes(model: ir.Model) -> None:
         logger.warning("shape inference skipped: %s", error)
 
 
+def wants_skip(target: Target, skip: bool | None) -> bool:
+    """Whether the Skip pass runs: as asked, else only for ``ort`` (its Skip* ops are ORT's)."""
+    return bool(skip) or (skip is None and target == "ort")
+
+
 def fuse_model(
     model: ir.Model | ProtoGraph, target: Target = "auto", skip: bool | None = None, infer_shapes: bool | None = None
 ) -> FusionResult:
@@ -84,7 +89,7 @@ def _run_passes(model: ir.Model | ProtoGraph, target: Target, skip: bool | None)
     ctx = FusionContext(model=model, target=target)
     result = FusionResult(target=target, opset=model.opset_imports.get("", 1), nodes_before=count_nodes(model))
     passes: list[LayerNormPass | RMSNormPass | SkipNormPass] = [LayerNormPass(), RMSNormPass()]
-    if skip or (skip is None and target == "ort"):
+    if wants_skip(target, skip):
         passes.append(SkipNormPass())
     for fusion_pass in passes:
         result.details.extend(fusion_pass.run(ctx))
