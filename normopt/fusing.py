@@ -17,7 +17,7 @@ from normopt import modelio
 from normopt.errors import CheckFailed, UsageError
 from normopt.fusion import FusionResult, Target, fuse_model
 from normopt.fusion.graph_utils import graphs_of
-from normopt.fusion.pipeline import SHAPE_INFERENCE_MAX_NODES, count_nodes, wants_skip
+from normopt.fusion.pipeline import count_nodes, wants_skip
 from normopt.modelio.protograph import ProtoGraph
 from normopt.parity import ParityReport
 from normopt.parity.localize import NORM_OPS
@@ -136,9 +136,9 @@ def fuse(
     return FuseOutcome(result, destination, info.data_files, checker, time.perf_counter() - start, parity)
 
 
-# Below this size onnx_ir runs shape inference first, which proves more candidates; above it both
-# engines see the same graph and the protobuf path is ~3x faster end to end.
-FLAT_PATH_MIN_NODES = SHAPE_INFERENCE_MAX_NODES
+# From this size on, flat graphs take the protobuf engine (~3x faster end to end than building onnx_ir
+# objects); both engines infer shapes the same way, so the choice changes speed, never the result.
+FLAT_PATH_MIN_NODES = 10_000
 
 
 def _load_for_fusing(

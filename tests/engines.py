@@ -29,10 +29,10 @@ def _nodes(model: onnx.ModelProto) -> list[tuple[Any, ...]]:
 
 def _both(path: Path, target: str, tmp_path: Path) -> tuple[Any, Any, onnx.ModelProto, onnx.ModelProto]:
     model = modelio.load(path)
-    ir_result = fuse_model(model, target=target, skip=False, infer_shapes=False)
+    ir_result = fuse_model(model, target=target, skip=False)
     flat = modelio.load_flat(path, min_nodes=0)
     assert flat is not None
-    flat_result = fuse_model(flat, target=target, skip=False, infer_shapes=False)
+    flat_result = fuse_model(flat, target=target, skip=False)
     folder = path.parent if modelio.external_files(flat) else tmp_path  # "same" layout: beside the weights
     folder.mkdir(parents=True, exist_ok=True)
     out_ir, out_flat = folder / f"{path.stem}.ir.onnx", folder / f"{path.stem}.flat.onnx"

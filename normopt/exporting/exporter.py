@@ -128,7 +128,7 @@ def export(
     checker = modelio.check(output, full=False)
     reloaded = modelio.load(output)
     nodes = sum(1 for _ in reloaded.graph)
-    candidates = fuse_model(reloaded, target="ort", skip=False, infer_shapes=False).candidates
+    candidates = fuse_model(reloaded, target="ort", skip=False).candidates
     return ExportOutcome(
         output=output,
         exporter=exporter,

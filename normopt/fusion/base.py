@@ -10,6 +10,7 @@ from normopt.fusion import graph_utils as gu
 from normopt.fusion.emit import Target, choose_op, drop_unused_initializers, rewrite
 from normopt.fusion.norm_match import NormMatch, Refusal
 from normopt.fusion.result import Candidate
+from normopt.modelio.inference import Annotations
 from normopt.modelio.protograph import ProtoGraph
 
 
@@ -19,6 +20,7 @@ class FusionContext:
 
     model: ir.Model | ProtoGraph
     target: Target
+    annotations: Annotations = field(default_factory=Annotations)
     names: set[str] = field(default_factory=set)
 
     def opset(self, owner: ir.Graph | ir.Function) -> int:
@@ -94,6 +96,7 @@ class NormPass:
             record.op = op_type
             emitted = rewrite(owner, outcome, op_type, ctx.fresh_name(self.kind), opset, orphans)
             record.fused_node, record.kept_nodes = emitted.node.name, emitted.kept
+            ctx.annotations.derive(emitted.node.outputs[0], outcome.y)
         except Refusal as refusal:
             record.reason, record.op = str(refusal), None
             return record

@@ -13,27 +13,15 @@ from normopt.fusion.layernorm import LayerNormPass
 from normopt.fusion.result import FusionResult
 from normopt.fusion.rmsnorm import RMSNormPass
 from normopt.fusion.skip import SkipNormPass
+from normopt.modelio.inference import Annotations, infer_model
 from normopt.modelio.protograph import ProtoGraph
 
 logger = logging.getLogger(__name__)
-
-# Shape inference costs seconds on very large graphs; the passes do without it (negative axes,
-# static gamma shapes), so it only runs below this size, where it lets more candidates be proven.
-SHAPE_INFERENCE_MAX_NODES = 10_000
 
 
 def count_nodes(model: ir.Model | ProtoGraph) -> int:
     """Nodes in every graph, subgraph and function of ``model``."""
     return sum(len(g) for g in gu.graphs_of(model))
-
-
-def _infer_shapes(model: ir.Model) -> None:
-    from onnx_ir.passes.common import ShapeInferencePass
-
-    try:
-        ShapeInferencePass(strict_mode=False, check_type=False)(model)
-    except Exception as error:
-        logger.warning("shape inference skipped: %s", error)
 
 
 def wants_skip(target: Target, skip: bool | None) -> bool:
@@ -42,7 +30,7 @@ def wants_skip(target: Target, skip: bool | None) -> bool:
 
 
 def fuse_model(
-    model: ir.Model | ProtoGraph, target: Target = "auto", skip: bool | None = None, infer_shapes: bool | None = None
+    model: ir.Model | ProtoGraph, target: Target = "auto", skip: bool | None = None, infer_shapes: bool = True
 ) -> FusionResult:
     """Fuse every decomposed LayerNorm and RMSNorm of ``model`` in place.
 
@@ -51,11 +39,9 @@ def fuse_model(
             there; ``normopt.fuse`` picks it for big flat graphs).
         target: ``auto``, ``onnx`` or ``ort`` (see ``normopt.fusion.emit``).
         skip: Merge residual Adds into Skip* ops; defaults to True for ``ort`` and is refused for ``onnx``.
-        infer_shapes: Run ONNX shape inference first. By default: below 10,000 nodes for onnx_ir models
-            (onnx_ir's pass costs seconds on big graphs); for a ``ProtoGraph``, ONNX's C++ inference
-            (~8 µs a node) runs when a first attempt without it leaves candidates unfused while some
-            ReduceMean reads a value with no declared type or shape, and the graph is fused again
-            from scratch with the inferred types.
+        infer_shapes: Run ONNX's shape inference first (default True), on the side: the matcher
+            proves with what it infers, the output keeps only the model's own declarations. The same
+            policy for both engines, so what is fused never depends on the graph's size.
 
     Returns:
         Counts, per-candidate records and rejection reasons.
@@ -68,25 +54,21 @@ def fuse_model(
     if isinstance(model, ProtoGraph):
         if skip:
             raise ValueError("the protobuf fast path has no Skip pass")
-        if infer_shapes is not None:
-            if infer_shapes:
-                model.infer_shapes()
-            return _run_passes(model, target, skip=False)
-        untyped = model.untyped_reductions()
-        pristine = model.snapshot() if untyped else None
-        result = _run_passes(model, target, skip=False)
-        if pristine is not None and result.fused < result.candidates:
-            model.restore(pristine)
+        if infer_shapes:
             model.infer_shapes()
-            result = _run_passes(model, target, skip=False)
-        return result
-    if infer_shapes or (infer_shapes is None and count_nodes(model) < SHAPE_INFERENCE_MAX_NODES):
-        _infer_shapes(model)
-    return _run_passes(model, target, skip)
+        return _run_passes(model, target, skip=False, annotations=None)
+    annotations = infer_model(model) if infer_shapes else None
+    try:
+        return _run_passes(model, target, skip, annotations)
+    finally:
+        if annotations is not None:
+            annotations.restore()
 
 
-def _run_passes(model: ir.Model | ProtoGraph, target: Target, skip: bool | None) -> FusionResult:
-    ctx = FusionContext(model=model, target=target)
+def _run_passes(
+    model: ir.Model | ProtoGraph, target: Target, skip: bool | None, annotations: Annotations | None
+) -> FusionResult:
+    ctx = FusionContext(model=model, target=target, annotations=annotations or Annotations())
     result = FusionResult(target=target, opset=model.opset_imports.get("", 1), nodes_before=count_nodes(model))
     passes: list[LayerNormPass | RMSNormPass | SkipNormPass] = [LayerNormPass(), RMSNormPass()]
     if wants_skip(target, skip):

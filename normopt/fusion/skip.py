@@ -101,8 +101,10 @@ class SkipNormPass:
             name=name,
         )
         owner.insert_after(norm, [skip])
+        ctx.annotations.derive(out, norm.outputs[0])
         norm.outputs[0].replace_all_uses_with(out, replace_graph_outputs=True)
         if new_sum is not None:
+            ctx.annotations.derive(new_sum, total)
             total.replace_all_uses_with(new_sum, replace_graph_outputs=True)
         remove_dead(owner, [add, norm])
         ctx.model.opset_imports.setdefault("com.microsoft", 1)

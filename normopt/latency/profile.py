@@ -19,7 +19,7 @@ def _pattern_nodes(model_path: Path) -> set[str]:
     from normopt.fusion import fuse_model
 
     model = modelio.load(model_path)
-    result = fuse_model(model, target="ort", skip=False, infer_shapes=False)
+    result = fuse_model(model, target="ort", skip=False)
     return {name for c in result.details if c.status == "fused" for name in c.pattern_nodes}
 
 

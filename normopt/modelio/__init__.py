@@ -7,18 +7,21 @@ place, so a failed save leaves nothing half-written and an input is never overwr
 
 from __future__ import annotations
 
+import logging
 import os
 import tempfile
-from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Literal, TypeVar
+from typing import Literal
 
 import onnx
 import onnx_ir as ir
 
 from normopt.errors import UsageError
 from normopt.modelio.protograph import ProtoGraph, flat_graph_problem
+from normopt.modelio.repair import needs_repair, repair
+
+logger = logging.getLogger(__name__)
 
 # ONNX Runtime 1.31 loads IR version <= 13 (see shared notes); never write anything newer.
 MAX_IR_VERSION = 10
@@ -29,10 +32,18 @@ ExternalLayout = Literal["auto", "same", "new", "inline"]
 def load(path: str | os.PathLike[str]) -> ir.Model:
     """Load ``path`` without reading external weights; raise UsageError for a missing or bad file.
 
-    Every external data file the model references must exist (weights are checked, not read).
+    Every external data file the model references must exist (weights are checked, not read). A model
+    in the looser form ONNX Runtime accepts (duplicate Constant outputs, unsorted nodes) is read in the
+    strict form with the same meaning (``normopt.modelio.repair``).
     """
-    model = _parse(Path(path), ir.load)
-    _require_data(Path(path), model)
+    path = Path(path)
+    proto = read_proto(path)
+    try:
+        model = ir.serde.deserialize_model(proto)
+    except Exception as error:
+        raise UsageError(f"{path} is not a readable ONNX model ({type(error).__name__}: {error})") from None
+    ir.external_data.set_base_dir(model.graph, os.fspath(path.parent))
+    _require_data(path, model)
     return model
 
 
@@ -43,7 +54,7 @@ def load_flat(path: str | os.PathLike[str], min_nodes: int) -> ProtoGraph | None
     are those of ``load``.
     """
     path = Path(path)
-    proto = _parse(path, lambda p: onnx.load(os.fspath(p), load_external_data=False))
+    proto = read_proto(path)
     if len(proto.graph.node) < min_nodes or flat_graph_problem(proto) is not None:
         return None
     try:
@@ -54,16 +65,44 @@ def load_flat(path: str | os.PathLike[str], min_nodes: int) -> ProtoGraph | None
     return graph
 
 
-_Parsed = TypeVar("_Parsed")
+def read_proto(path: str | os.PathLike[str]) -> onnx.ModelProto:
+    """The ``ModelProto`` at ``path`` (external data not loaded), checked to be a model and repaired.
 
+    Raises:
+        UsageError: A missing file, a file that does not parse, or a protobuf that is not an ONNX model
+            (an empty file, a bare GraphProto or TensorProto, a ModelProto without graph or opset).
 
-def _parse(path: Path, reader: Callable[[Path], _Parsed]) -> _Parsed:
-    if not path.is_file():
+    """
+    path = Path(path)
+    if not path.exists():
         raise UsageError(f"no such model file: {path}")
+    if not path.is_file():
+        raise UsageError(f"not a model file: {path} (a directory or special file)")
+    if path.stat().st_size == 0:
+        raise UsageError(f"not an ONNX model: {path} is empty")
     try:
-        return reader(path)
+        proto = onnx.load(os.fspath(path), load_external_data=False)
     except Exception as error:
-        raise UsageError(f"{path} is not a readable ONNX model ({type(error).__name__}: {error})") from None
+        raise UsageError(f"not an ONNX model: {path} does not parse ({type(error).__name__}: {error})") from None
+    problem = _model_problem(proto)
+    if problem:
+        raise UsageError(f"not an ONNX model: {path} {problem}")
+    for change in repair(proto.graph) if needs_repair(proto.graph) or flat_graph_problem(proto) else []:
+        logger.warning("%s: %s", path.name, change)
+    return proto
+
+
+def _model_problem(proto: onnx.ModelProto) -> str | None:
+    """Why a parsed protobuf is not an ONNX model, or None."""
+    if proto.ir_version <= 0:
+        return "has no IR version (is it a bare GraphProto or TensorProto?)"
+    if not proto.HasField("graph") or (not proto.graph.node and not proto.graph.output):
+        return "has no graph"
+    if not proto.opset_import:
+        return "declares no opset"
+    if not proto.graph.output:
+        return "has no graph outputs"
+    return None
 
 
 def _require_data(path: Path, model: ir.Model | ProtoGraph) -> None:

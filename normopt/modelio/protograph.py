@@ -27,6 +27,8 @@ from typing import Any
 import onnx
 import onnx_ir as ir
 
+from normopt.modelio.inference import infer_proto, merge, read_info
+
 _SUBGRAPH_TYPES = (onnx.AttributeProto.GRAPH, onnx.AttributeProto.GRAPHS)
 _CONTROL_FLOW = frozenset({"If", "Loop", "Scan", "SequenceMap"})
 _DEFAULT_DOMAINS = ("", "ai.onnx")
@@ -49,13 +51,12 @@ def flat_graph_problem(model: onnx.ModelProto) -> str | None:
 class ProtoValue:
     """One tensor name of the graph, with onnx_ir's ``Value`` read surface."""
 
-    __slots__ = ("_const", "_graph", "_info", "_shape", "name")
+    __slots__ = ("_const", "_graph", "_info", "name")
 
     def __init__(self, graph: ProtoGraph, name: str) -> None:
         self._graph = graph
         self.name = name
-        self._info: object = self  # sentinels: not looked up yet
-        self._shape: object = self
+        self._info: object = self  # sentinel: not looked up yet
         self._const: Any = self  # sentinel: not read yet
 
     def __repr__(self) -> str:
@@ -98,42 +99,37 @@ class ProtoValue:
         proto = self._graph._initializers.get(self.name)
         return None if proto is None else tuple(proto.dims)
 
-    def _source(self) -> onnx.ValueInfoProto | onnx.TensorProto | None:
-        if self._info is self:
-            self._info = self._graph._type_source(self.name)
-        return self._info  # type: ignore[return-value]
+    def _annotation(self) -> tuple[ir.TypeProtocol | None, ir.Shape | None]:
+        """Declared type and shape, with unknown parts filled by the graph's side inference (if run)."""
+        found = self._info
+        if found is self:
+            source = self._graph._type_source(self.name)
+            if isinstance(source, onnx.TensorProto):
+                declared: tuple[ir.TypeProtocol | None, ir.Shape | None] = (
+                    ir.TensorType(ir.DataType(source.data_type)),
+                    ir.Shape(source.dims),
+                )
+            else:
+                declared = (None, None) if source is None else read_info(source)
+            inferred = self._graph._inferred.get(self.name)
+            found = self._info = declared if inferred is None else merge(declared, read_info(inferred))
+        return found  # type: ignore[return-value]
 
     @property
     def dtype(self) -> ir.DataType | None:
-        """Element type (None when undeclared)."""
-        source = self._source()
-        if isinstance(source, onnx.TensorProto):
-            return ir.DataType(source.data_type)
-        if source is None:
-            return None
-        if source.type.WhichOneof("value") == "tensor_type":
-            return ir.DataType(source.type.tensor_type.elem_type)
-        kind = _read_info(source)[0]
+        """Element type (None when unknown)."""
+        kind = self._annotation()[0]
         return None if kind is None else kind.dtype
 
     @property
     def shape(self) -> ir.Shape | None:
-        """Declared shape (None when undeclared)."""
-        if self._shape is self:
-            source = self._source()
-            if isinstance(source, onnx.TensorProto):
-                self._shape = ir.Shape(source.dims)
-            else:
-                self._shape = None if source is None else _read_info(source)[1]
-        return self._shape  # type: ignore[return-value]
+        """Shape (None when unknown)."""
+        return self._annotation()[1]
 
     @property
     def type(self) -> ir.TypeProtocol | None:
-        """Declared type (None when undeclared)."""
-        source = self._source()
-        if isinstance(source, onnx.TensorProto):
-            return ir.TensorType(ir.DataType(source.data_type))
-        return None if source is None else _read_info(source)[0]
+        """Type (None when unknown)."""
+        return self._annotation()[0]
 
     def _add_usage(self, node: object, index: int) -> None:
         """Called by ``ir.Node`` built as a description of a node to add; ``ProtoGraph.splice`` links it."""
@@ -204,16 +200,6 @@ class ProtoGraph:
         self.base_dir = str(base_dir)
         self._index(model)
 
-    def snapshot(self) -> onnx.ModelProto:
-        """A copy of the model as it is now (weights stay external: this is the graph only)."""
-        copy = onnx.ModelProto()
-        copy.CopyFrom(self.model)
-        return copy
-
-    def restore(self, model: onnx.ModelProto) -> None:
-        """Start over from ``model`` (a ``snapshot``): every edit made since is forgotten."""
-        self._index(model)
-
     def _index(self, model: onnx.ModelProto) -> None:
         self.model = model
         graph = model.graph
@@ -229,6 +215,7 @@ class ProtoGraph:
         self._removed: list[ProtoNode] = []
         self._live = len(self._nodes)
         self._infos: dict[str, onnx.ValueInfoProto] | None = None
+        self._inferred: dict[str, onnx.ValueInfoProto] = {}
         self._io_infos: tuple[dict[str, onnx.ValueInfoProto], dict[str, onnx.ValueInfoProto]] = ({}, {})
         producers, uses = self._producers, self._uses
         defined = self._initializers.keys() | self._input_names
@@ -283,28 +270,31 @@ class ProtoGraph:
     def __len__(self) -> int:
         return self._live
 
-    def untyped_reductions(self) -> int:
-        """ReduceMean nodes whose data input has no declared element type and shape.
-
-        Those are where the matcher needs shape inference (the input's type, rank and normalized size).
-        """
-        missing = 0
-        for node in self._nodes:
-            if node.op_type == "ReduceMean" and node.domain == "" and not node.removed:
-                x = node.inputs[0] if node.inputs else None
-                if x is not None and (x.dtype is None or x.shape is None):
-                    missing += 1
-        return missing
-
     def infer_shapes(self) -> None:
-        """Run ONNX's C++ shape inference on the graph (weights are not read) and keep what it declares."""
-        inferred = onnx.shape_inference.infer_shapes(self.model, strict_mode=False)
+        """Run ONNX's C++ shape inference on the side: the matcher sees it, the output never gets it.
+
+        Inline initializers over 1 KB are given to inference as typed inputs, so no weight is copied.
+        """
+        skeleton = onnx.ModelProto()
         graph = self.model.graph
-        graph.ClearField("value_info")
-        graph.value_info.extend(inferred.graph.value_info)
-        self._infos = None
+        skeleton.ir_version = self.model.ir_version
+        skeleton.opset_import.extend(self.model.opset_import)
+        target = skeleton.graph
+        target.node.extend(graph.node)
+        target.input.extend(graph.input)
+        target.output.extend(graph.output)
+        target.value_info.extend(graph.value_info)
+        declared = {i.name for i in graph.input}
+        for tensor in graph.initializer:
+            if tensor.data_location != onnx.TensorProto.EXTERNAL and math.prod(tensor.dims) * 8 > 1024:
+                if tensor.name not in declared:
+                    target.input.append(onnx.helper.make_tensor_value_info(tensor.name, tensor.data_type, tensor.dims))
+            else:
+                target.initializer.append(tensor)
+        inferred = infer_proto(skeleton)
+        self._inferred = {} if inferred is None else {v.name: v for v in inferred.graph.value_info}
         for value in self._values.values():
-            value._info = value._shape = value  # read again from the new declarations
+            value._info = value  # read again with the inferred types
 
     def external_files(self) -> set[Path]:
         """Absolute paths of the data files external initializers point to."""
@@ -485,21 +475,3 @@ def _attribute(proto: onnx.AttributeProto) -> ir.Attr:
         if isinstance(tensor, ir.Tensor):
             return ir.AttrTensor(proto.name, tensor, doc_string=proto.doc_string or None)
     return ir.serde.deserialize_attribute(proto)
-
-
-def _read_info(proto: onnx.ValueInfoProto) -> tuple[ir.TypeProtocol | None, ir.Shape | None]:
-    """(type, shape) of a ValueInfoProto: tensors read directly, anything else through onnx_ir."""
-    kind = proto.type.WhichOneof("value")
-    if kind != "tensor_type":
-        value = ir.serde.deserialize_value_info_proto(proto, None)
-        return value.type, value.shape
-    tensor_type = proto.type.tensor_type
-    shape = None
-    if tensor_type.HasField("shape"):
-        shape = ir.Shape([_dim(d) for d in tensor_type.shape.dim])
-    return ir.TensorType(ir.DataType(tensor_type.elem_type)), shape
-
-
-def _dim(dim: onnx.TensorShapeProto.Dimension) -> int | str | None:
-    which = dim.WhichOneof("value")
-    return dim.dim_value if which == "dim_value" else (dim.dim_param if which == "dim_param" else None)
