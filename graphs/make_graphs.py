@@ -271,10 +271,10 @@ def single(
     _save(g.model(), name, claim, expect, [semantics | {"input": "x", "output": y, "lookalike": lookalike}])
 
 
-def _save(model: onnx.ModelProto, name: str, claim: str, expect: dict[str, Any], semantics: list[dict[str, Any]]) -> None:
+def _save(model: onnx.ModelProto, name: str, claim: str, expect: dict[str, Any], semantics: list[dict[str, Any]], **extra: Any) -> None:
     onnx.checker.check_model(model, full_check=False)
     onnx.save(model, HERE / f"{name}.onnx")
-    ENTRIES.append({"file": f"{name}.onnx", "claim": claim, "expect": expect, "semantics": semantics})
+    ENTRIES.append({"file": f"{name}.onnx", "claim": claim, "expect": expect, "semantics": semantics} | extra)
 
 
 def fused(op: str, n: int = 1, **extra: Any) -> dict[str, Any]:
@@ -517,7 +517,76 @@ def skip_variants() -> None:
           {"auto": expect, "onnx": expect, "ort": expect | {"skips": 0, "skip_reason": "same shape"}}, [semantics | {"input": total, "output": y, "feeds_sum": [a, pos]}])
 
 
-GENERATORS: list[Callable[[], None]] = [layernorm_variants, layernorm_lookalikes, rmsnorm_variants, rmsnorm_lookalikes, skip_variants]
+def harm_cases() -> None:
+    """Graphs where a fusion that looks right changes the model (issue: do no harm), and their safe variants."""
+    def no(reason: str | None, candidates: int = 1) -> dict[str, dict[str, Any]]:
+        return {t: refused(candidates, reason) for t in ("auto", "onnx", "ort")}
+
+    # an initializer that is also a graph input is an overridable default, not a constant
+    g = G("neg_ln_eps_overridable", opset=18)
+    x = g.inp("x", (2, 4, 16))
+    eps = g.const(np.array(1e-5, np.float32), name="eps")
+    g.inputs.append(helper.make_tensor_value_info(eps, F32, []))
+    y, _ = Norm(shared={"eps": eps}).build(g, x)
+    g.out(y)
+    _save(g.model(), "neg_ln_eps_overridable", "ε is an initializer that is also a graph input: a caller may override it", no("epsilon"), [])
+    # a one-element ε of higher rank broadcasts the variance (and the output) to rank 4
+    g = G("neg_rms_eps_rank4", opset=18)
+    x = g.inp("x", (2, 4, 16))
+    y, _ = Norm(kind="rmsnorm", beta=None, inv="mul_reciprocal", eps_shape=(1, 1, 1, 1)).build(g, x)
+    g.out(y, shape=(1, 2, 4, 16))
+    _save(g.model(), "neg_rms_eps_rank4", "ε of shape [1,1,1,1] on a rank-3 input raises the output's rank", no("epsilon"), [])
+    single("ln_eps_rank3", "ε of shape [1,1,1] on a rank-3 input: a scalar in effect", Norm(eps_shape=(1, 1, 1)),
+           {"auto": LN, "onnx": LN, "ort": LN})
+    # ReduceSum(keepdims=0) over the only axis, a [1]-shaped 1/N and an Unsqueeze: rank 0 → 1 → 2
+    g = G("neg_rms_sum_keepdims0_factor_rank1", opset=18)
+    x = g.inp("x", (16,))
+    total = g.op("ReduceSum", [g.op("Mul", [x, x]), g.const(np.array([-1], np.int64))], keepdims=0)
+    ms = g.op("Unsqueeze", [g.op("Mul", [total, g.const(np.array([1 / 16], np.float32))]), g.const(np.array([-1], np.int64))])
+    y = g.op("Mul", [x, g.op("Reciprocal", [g.op("Sqrt", [g.op("Add", [ms, g.const(np.array(1e-6, np.float32))])])])])
+    g.out(y, shape=(1, 16))
+    _save(g.model(), "neg_rms_sum_keepdims0_factor_rank1", "sum with keepdims=0 times a [1]-shaped 1/N is rank 1: the Unsqueeze makes the output [1,16]",
+          no(None, 0), [])
+    # a float64 ε that float32 cannot hold (ORT: LayerNormFusionsRejectLossyDoubleEpsilon)
+    g = G("neg_ln_double_eps_underflow", opset=18)
+    x = g.inp("x", (2, 4, 16), TensorProto.DOUBLE)
+    mean = reduce_mean(g, x, [-1], None, "auto")
+    d = g.op("Sub", [x, mean])
+    var = reduce_mean(g, g.op("Mul", [d, d]), [-1], None, "auto")
+    y = g.op("Div", [d, g.op("Sqrt", [g.op("Add", [var, g.const(np.array(1e-50, np.float64))])])])
+    g.out(y, TensorProto.DOUBLE)
+    _save(g.model(), "neg_ln_double_eps_underflow", "float64 ε = 1e-50 becomes 0 in the float32 epsilon attribute (all-zero rows: NaN)",
+          no("does not survive"), [])
+    g = G("ln_double_eps", opset=18)
+    x = g.inp("x", (2, 4, 16), TensorProto.DOUBLE)
+    mean = reduce_mean(g, x, [-1], None, "auto")
+    d = g.op("Sub", [x, mean])
+    var = reduce_mean(g, g.op("Mul", [d, d]), [-1], None, "auto")
+    y = g.op("Div", [d, g.op("Sqrt", [g.op("Add", [var, g.const(np.array(1e-5, np.float64))])])])
+    g.out(y, TensorProto.DOUBLE)
+    _save(g.model(), "ln_double_eps", "float64 LayerNorm with ε = 1e-5 (float32 holds it to its precision)", {"auto": LN, "onnx": LN, "ort": LN}, [])
+    # x32 → Cast(fp16) → RMSNorm in fp16 → Cast(fp32): the norm reads rounded data; fused in fp16, Casts kept
+    g = G("rms_fp16_between_downcast_and_upcast", opset=18)
+    x = g.inp("x", (2, 4, 16))
+    x16 = g.op("Cast", [x], to=F16)
+    n, _ = Norm(kind="rmsnorm", beta=None, inv="mul_reciprocal", dtype=F16).build(g, x16)
+    g.out(g.op("Cast", [n], to=F32))
+    expect = SIMPLIFIED | {"ops": {"SimplifiedLayerNormalization": 1, "Cast": 2}}
+    _save(g.model(), "rms_fp16_between_downcast_and_upcast", "fp32 → fp16 Cast, fp16 RMSNorm, Cast back: the fused norm must read the rounded fp16 data",
+          {"auto": expect, "ort": expect, "onnx": refused(reason="no RMSNormalization")}, [], tolerance=2e-2)
+    # the Pow exponent is a Cast of a constant (ORT's layer_norm_with_cast_2)
+    g = G("ln_fp16_pow_exponent_cast", opset=18)
+    x = g.inp("x", (2, 4, 16), F16)
+    mean = reduce_mean(g, x, [-1], None, "auto")
+    d = g.op("Sub", [x, mean])
+    var = reduce_mean(g, g.op("Pow", [d, g.op("Cast", [g.const(np.array(2.0, np.float32))], to=F16)]), [-1], None, "auto")
+    y = g.op("Div", [d, g.op("Sqrt", [g.op("Add", [var, g.const(np.array(1e-5, np.float16))])])])
+    g.out(y, F16)
+    ln_no_cast = LN | {"absent": ["Cast", "Pow"]}
+    _save(g.model(), "ln_fp16_pow_exponent_cast", "fp16 LayerNorm whose Pow exponent is Cast(2.0, fp16)", {"auto": ln_no_cast, "onnx": ln_no_cast, "ort": ln_no_cast}, [])
+
+
+GENERATORS: list[Callable[[], None]] = [layernorm_variants, layernorm_lookalikes, rmsnorm_variants, rmsnorm_lookalikes, skip_variants, harm_cases]
 
 
 def main() -> None:

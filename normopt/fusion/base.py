@@ -87,6 +87,10 @@ class NormPass:
         if isinstance(outcome, Refusal):
             record.reason = str(outcome)
             return record
+        scope = owner.graph if isinstance(owner, ir.Function) else owner  # a function's nodes live in its graph
+        if any(node.graph is not scope for node in outcome.nodes):
+            record.reason = "the pattern spans more than one graph scope (a subgraph and its enclosing graph)"
+            return record
         record.rule, record.epsilon, record.axes = outcome.rule, outcome.epsilon, outcome.axes
         record.pattern_nodes = [n.name for n in outcome.nodes if n.name]
         record.dtype = outcome.dtype.name

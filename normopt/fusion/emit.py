@@ -140,7 +140,7 @@ def fused_nodes(match: NormMatch, op_type: str, name: str, opset: int, typed: bo
         attributes=[
             ir.AttrInt64("axis", -match.axes),
             ir.AttrFloat32("epsilon", match.epsilon),
-            ir.AttrInt64("stash_type", 1),
+            ir.AttrInt64("stash_type", 11 if match.dtype == ir.DataType.DOUBLE else 1),  # statistics in ≥ float32
         ],
         outputs=[out],
         name=name,

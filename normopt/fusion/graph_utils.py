@@ -52,15 +52,21 @@ def only_consumer(value: ir.Value) -> ir.Node | None:
 
 
 def small_constant(value: ir.Value | None) -> np.ndarray | None:
-    """Return the value of a small constant (initializer or Constant node), else None.
+    """Return the value of a small constant (initializer, Constant node, or a float Cast of one), else None.
 
-    Only tensors with at most a handful of elements are read, so matching never touches weight bytes.
+    A constant is a value nobody can override: an initializer that is also a graph input (an overridable
+    default) is not one. Only tensors with at most a handful of elements are read, so matching never
+    touches weight bytes.
     """
-    if value is None:
+    if value is None or value.is_graph_input():
         return None
     if value.const_value is None:
         node = value.producer()
-        if node is None or node.op_type != "Constant" or node.domain not in ("", "ai.onnx"):
+        if node is None or node.domain not in ("", "ai.onnx"):
+            return None
+        if node.op_type == "Cast":
+            return _cast_constant(node)
+        if node.op_type != "Constant":
             return None
     elif value.const_value.size > _SMALL_CONSTANT_ELEMENTS:
         return None
@@ -73,10 +79,34 @@ def small_constant(value: ir.Value | None) -> np.ndarray | None:
     return np.asarray(tensor.numpy())
 
 
-def scalar_constant(value: ir.Value | None) -> float | None:
-    """Value of a constant holding exactly one element (shape [], [1], [1,1], ...), else None."""
+def _cast_constant(cast: ir.Node) -> np.ndarray | None:
+    """``Cast(constant, to)`` evaluated as ONNX does (numpy's conversion for numeric types)."""
+    to = cast.attributes.get("to")
+    source = small_constant(cast.inputs[0])
+    if to is None or source is None:
+        return None
+    try:
+        target = ir.DataType(to.as_int()).numpy()
+    except (TypeError, ValueError):
+        return None
+    if source.dtype.kind not in "fiub" or np.dtype(target).kind not in "fiu":
+        return None
+    with np.errstate(all="ignore"):
+        return source.astype(target)
+
+
+def scalar_constant(value: ir.Value | None, max_rank: int | None = 1) -> float | None:
+    """Value of a constant holding exactly one element, else None.
+
+    Args:
+        value: The operand.
+        max_rank: The rank the constant may have without changing the rank of what it is combined
+            with (the other operand's rank; None when that is unknown, which allows rank 0 and 1 only):
+            ``v + ε`` with ε of shape [1,1,1,1] broadcasts a rank-3 ``v`` to rank 4.
+
+    """
     array = small_constant(value)
-    if array is None or array.size != 1:
+    if array is None or array.size != 1 or array.ndim > (1 if max_rank is None else max_rank):
         return None
     try:
         return float(array.astype(np.float64).reshape(()))

@@ -33,7 +33,7 @@ def square_of(value: ir.Value, is_base: Callable[[ir.Value], bool]) -> list[ir.N
     wrong_exponent: float | None = None
     for user in value.consumers():
         if user.op_type == "Pow" and user.inputs[0] is value:
-            exponent = gu.scalar_constant(user.inputs[1])
+            exponent = gu.scalar_constant(user.inputs[1], max(gu.rank_of(value) or 1, 1))
             if exponent == 2.0:
                 squares.append(user)
             elif exponent is not None:
@@ -151,7 +151,7 @@ def _twins(chain: means.MeanChain, x: ir.Value) -> tuple[list[_Twin], bool]:
         if user is chain.reduce:
             seen_self = True
             continue
-        if not _is_reduction(user):
+        if not _is_reduction(user) or user.graph is not chain.reduce.graph:
             continue
         twin = means.follow(user, "mean")
         if not twin.is_mean or twin.problem or not means.same_data(twin.source, x):

@@ -84,7 +84,7 @@ def follow(reduce: ir.Node, what: str, like: ir.Value | None = None) -> MeanChai
         step: list[ir.Node] | None = None
         if is_float_cast(user):  # the mean in another precision (fp16 models computing in float32)
             data_dtype = gu.dtype_of(widened_root(like if like is not None else source)) or ir.DataType.FLOAT
-            if not _holds(ir.DataType(user.attributes["to"].as_int()), data_dtype):
+            if not holds(ir.DataType(user.attributes["to"].as_int()), data_dtype):
                 break  # rounded below the data's own precision: not the same mean any more
             step = [user]
         elif not restored and rank is not None:
@@ -94,7 +94,7 @@ def follow(reduce: ir.Node, what: str, like: ir.Value | None = None) -> MeanChai
             step = _identity_expand(user, chain.value, (source, like), rank, count)
             expanded = step is not None
         if step is None and not divided:
-            step = _divide_by_count(user, chain.value, source, axes)
+            step = _divide_by_count(user, chain.value, source, axes, rank if restored else rank - count)
             divided = step is not None
         if step is None:
             break
@@ -116,7 +116,7 @@ def _width(dtype: ir.DataType) -> int:
     return _WIDTH.get(dtype, 0)
 
 
-def _holds(target: ir.DataType, source: ir.DataType) -> bool:
+def holds(target: ir.DataType, source: ir.DataType) -> bool:
     """True when every ``source`` value converts to ``target`` exactly (fp16 ↛ bf16)."""
     return target == source or (source in _WIDTH and _width(target) > _width(source))
 
@@ -127,7 +127,7 @@ def widened_root(value: ir.Value) -> ir.Value:
     if cast is None or cast.inputs[0] is None or not is_float_cast(cast):
         return value
     source, target = gu.dtype_of(cast.inputs[0]), ir.DataType(cast.attributes["to"].as_int())
-    if source is None or not _holds(target, source):
+    if source is None or not holds(target, source):
         return value
     return cast.inputs[0]
 
@@ -221,17 +221,22 @@ def _identity_expand(user: ir.Node, value: ir.Value, sources: _Sources, rank: in
     return [*nodes, user]
 
 
-def _divide_by_count(user: ir.Node, value: ir.Value, source: ir.Value, axes: list[int]) -> list[ir.Node] | None:
-    """``[Div(value, N)]`` or ``[Mul(value, 1/N)]`` where N is the number of reduced elements."""
+def _divide_by_count(
+    user: ir.Node, value: ir.Value, source: ir.Value, axes: list[int], rank: int | None
+) -> list[ir.Node] | None:
+    """``[Div(value, N)]`` or ``[Mul(value, 1/N)]`` where N is the number of reduced elements.
+
+    ``rank`` is ``value``'s own rank (the reduced axes dropped or not): N may not raise it.
+    """
     dims = gu.static_dims(source, axes)
-    if dims is None or user.op_type not in ("Div", "Mul") or len(user.inputs) != 2:
+    if dims is None or rank is None or user.op_type not in ("Div", "Mul") or len(user.inputs) != 2:
         return None
     elements = math.prod(dims)
     if user.op_type == "Div":
-        divisor = gu.scalar_constant(user.inputs[1]) if user.inputs[0] is value else None
+        divisor = gu.scalar_constant(user.inputs[1], rank) if user.inputs[0] is value else None
         return [user] if divisor is not None and divisor == elements else None
     for operand, other in gu.operand_pairs(user):
-        factor = gu.scalar_constant(other) if operand is value else None
+        factor = gu.scalar_constant(other, rank) if operand is value else None
         if factor is not None and abs(factor * elements - 1.0) <= 1e-6:
             return [user]
     return None

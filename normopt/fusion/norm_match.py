@@ -22,6 +22,7 @@ import numpy as np
 import onnx_ir as ir
 
 from normopt.fusion import graph_utils as gu
+from normopt.fusion import means
 from normopt.fusion.means import RESCALED_VARIANCE
 
 
@@ -64,15 +65,22 @@ class _Affine:
     node: ir.Node
 
 
+def _rank_floor(value: ir.Value) -> int:
+    """The rank ``value`` has, or 1 (a mean with keepdims over at least one axis) when unknown."""
+    return max(gu.rank_of(value) or 1, 1)
+
+
 def _epsilon_add(variance: ir.Value) -> tuple[ir.Node, float, ir.DataType | None]:
     for user in variance.consumers():
         if user.op_type != "Add" or user.domain not in ("", "ai.onnx"):
             continue
         for operand, other in gu.operand_pairs(user):
             if operand is variance:
-                eps = gu.scalar_constant(other)
+                eps = gu.scalar_constant(other, _rank_floor(variance))
                 if eps is not None and math.isfinite(eps) and eps >= 0:
-                    return user, eps, gu.dtype_of(other)
+                    eps_dtype = gu.dtype_of(other)
+                    _check_epsilon_survives(eps, eps_dtype)
+                    return user, eps, eps_dtype
     for user in variance.consumers():
         if user.op_type == "Sqrt":
             after_sqrt = list(user.outputs[0].consumers())
@@ -84,8 +92,22 @@ def _epsilon_add(variance: ir.Value) -> tuple[ir.Node, float, ir.DataType | None
     raise Refusal("no constant epsilon Add after the variance")
 
 
-def _is_exponent(value: ir.Value | None, exponent: float) -> bool:
-    found = gu.scalar_constant(value)
+def _check_epsilon_survives(eps: float, dtype: ir.DataType | None) -> None:
+    """Refuse an ε that the fused op's float32 ``epsilon`` attribute cannot hold to its own precision.
+
+    An ε of the compute type float16/bfloat16/float32 converts exactly; a float64 ε must round to a
+    float32 within float32's relative precision (1e-50 underflows to 0, and all-zero rows then give NaN).
+    """
+    if eps == 0.0 or dtype in (ir.DataType.FLOAT, ir.DataType.FLOAT16, ir.DataType.BFLOAT16):
+        return
+    with np.errstate(all="ignore"):
+        stored = float(np.float32(eps))
+    if stored == 0.0 or not math.isfinite(stored) or abs(stored - eps) > eps * 2.0**-23:
+        raise Refusal(f"epsilon {eps:g} does not survive the float32 epsilon attribute (it becomes {stored:g})")
+
+
+def _is_exponent(value: ir.Value | None, exponent: float, base: ir.Value) -> bool:
+    found = gu.scalar_constant(value, _rank_floor(base))
     return found is not None and found == exponent
 
 
@@ -95,15 +117,15 @@ def _inverse_sqrt_steps(var_eps: ir.Value) -> list[tuple[str, ir.Value, list[ir.
     for user in var_eps.consumers():
         out = user.outputs[0]
         is_pow = user.op_type == "Pow" and user.inputs[0] is var_eps
-        if user.op_type == "Sqrt" or (is_pow and _is_exponent(user.inputs[1], 0.5)):
+        if user.op_type == "Sqrt" or (is_pow and _is_exponent(user.inputs[1], 0.5, var_eps)):
             sqrt_form = "sqrt" if user.op_type == "Sqrt" else "pow-half"
             steps.append((f"div-{sqrt_form}", out, [user], True))
             for after in out.consumers():
                 if after.op_type == "Reciprocal":
                     steps.append((f"mul-reciprocal-{sqrt_form}", after.outputs[0], [user, after], False))
-                elif after.op_type == "Div" and after.inputs[1] is out and _is_exponent(after.inputs[0], 1.0):
+                elif after.op_type == "Div" and after.inputs[1] is out and _is_exponent(after.inputs[0], 1.0, out):
                     steps.append((f"mul-div-one-{sqrt_form}", after.outputs[0], [user, after], False))
-        elif is_pow and _is_exponent(user.inputs[1], -0.5):
+        elif is_pow and _is_exponent(user.inputs[1], -0.5, var_eps):
             steps.append(("mul-pow-neg-half", out, [user], False))
     return steps
 
@@ -296,22 +318,40 @@ def representable(value: ir.Value, dtype: ir.DataType) -> bool:
 
 
 def _cast_source(x: ir.Value) -> ir.Value | None:
-    """The lower-precision tensor ``x`` was cast up from, if ``x`` is such a Cast."""
+    """The lower-precision tensor ``x`` was exactly cast up from, if ``x`` is such a Cast.
+
+    Only a widening Cast qualifies (fp16 → float32, float32 → float64): a norm of ``Cast(x32, fp16)``
+    computes on rounded data, and reading ``x32`` instead would skip that rounding.
+    """
     cast = gu.producer(x, "Cast")
-    if cast is None or cast.inputs[0] is None:
+    if cast is None or cast.inputs[0] is None or not means.is_float_cast(cast):
         return None
     source_dtype = gu.dtype_of(cast.inputs[0])
-    if source_dtype in (ir.DataType.FLOAT16, ir.DataType.BFLOAT16, ir.DataType.FLOAT):
-        return cast.inputs[0]
+    target = ir.DataType(cast.attributes["to"].as_int())
+    if source_dtype in (ir.DataType.FLOAT16, ir.DataType.BFLOAT16, ir.DataType.FLOAT) and source_dtype != target:
+        if means.holds(target, source_dtype):
+            return cast.inputs[0]
     return None
 
 
 def constant_producers(nodes: list[ir.Node]) -> list[ir.Node]:
-    """Constant nodes feeding ``nodes`` (ε, exponents, axes), so they can go when unused."""
+    """Constant nodes (and Casts of constants) feeding ``nodes``: ε, exponents, axes; producers first.
+
+    They go with the pattern when nothing else reads them.
+    """
     found: list[ir.Node] = []
-    for node in nodes:
-        for value in node.inputs:
-            const = gu.producer(value, "Constant")
-            if const is not None and const not in found:
-                found.append(const)
+
+    def visit(value: ir.Value | None) -> None:
+        node = value.producer() if value is not None else None
+        if node is None or node in found or node.domain not in ("", "ai.onnx"):
+            return
+        if node.op_type == "Cast" and gu.is_constant(node.inputs[0]):
+            visit(node.inputs[0])
+        elif node.op_type != "Constant":
+            return
+        found.append(node)
+
+    for pattern_node in nodes:
+        for value in pattern_node.inputs:
+            visit(value)
     return found

@@ -34,11 +34,21 @@ def _residual_add(norm: ir.Node) -> ir.Node:
         raise Refusal("norm without input")
     if axis is not None and axis.as_int() != -1 and axis.as_int() != (gu.rank_of(x) or 0) - 1:
         raise Refusal("norm over more than the last axis")
-    if gu.dtype_of(x) not in _SKIP_DTYPES:
+    dtype = gu.dtype_of(x)
+    if dtype not in _SKIP_DTYPES:
         raise Refusal("element type has no Skip kernel")
     add = gu.producer(x, "Add")
     if add is None:
         raise Refusal("input is not a residual Add")
+    if add.graph is not norm.graph:
+        raise Refusal("the residual Add is in another graph scope than the norm")
+    for affine in norm.inputs[1:3]:
+        if affine is not None and gu.dtype_of(affine) != dtype:
+            found = gu.dtype_of(affine)
+            raise Refusal(
+                f"scale/bias is {found.name if found else 'of unknown type'} and the input {dtype.name}: "
+                "Skip ops take one type for all (ORT's contrib LayerNorm mixes them)"
+            )
     a, b = add.inputs[0], add.inputs[1]
     if a is None or b is None or gu.is_constant(a) or gu.is_constant(b):
         raise Refusal("Add has a constant operand (a bias, not a residual)")
