@@ -26,7 +26,9 @@ def _feeds(model: onnx.ModelProto) -> dict[str, np.ndarray]:
     specs = []
     for value in model.graph.input:
         elem = value.type.tensor_type.elem_type
-        kind = {onnx.TensorProto.BOOL: "tensor(bool)", onnx.TensorProto.DOUBLE: "tensor(double)"}.get(elem, "tensor(float)")
+        kind = {onnx.TensorProto.BOOL: "tensor(bool)", onnx.TensorProto.DOUBLE: "tensor(double)"}.get(
+            elem, "tensor(float)"
+        )
         dims = tuple(d.dim_value or d.dim_param for d in value.type.tensor_type.shape.dim)
         specs.append(InputSpec(value.name, kind, dims))
     return generate(specs, {}, seed=7)
