@@ -61,6 +61,16 @@ def gc_paused() -> Iterator[None]:
             gc.enable()
 
 
+def check_fuse_options(target: str, skip: bool | None) -> None:
+    """Raise UsageError for a target/skip combination the passes cannot honour."""
+    from normopt.fusion.emit import TARGETS
+
+    if target not in TARGETS:
+        raise UsageError(f"unknown target {target!r}; choose one of {', '.join(TARGETS)}")
+    if skip and target == "onnx":
+        raise UsageError("Skip* ops are ONNX Runtime contrib ops; use --target ort or auto for --skip")
+
+
 def default_output(path: Path) -> Path:
     """``model.onnx`` → ``model.fused.onnx`` beside it."""
     return path.with_name(f"{path.stem}.fused{path.suffix or '.onnx'}")
@@ -100,17 +110,19 @@ def fuse(
     start = time.perf_counter()
     source = Path(input)
     destination = Path(output) if output is not None else default_output(source)
+    check_fuse_options(target, skip)
+    data_name = f"{destination.name}.data"
+    modelio.check_destination(destination, source, in_place=in_place)
     with gc_paused():
         model = _load_for_fusing(source, destination, target, skip, external)
-        try:
-            result = fuse_model(model, target=target, skip=skip)
-        except ValueError as error:
-            raise UsageError(str(error)) from None
-        protected = {p.resolve() for p in modelio.external_files(model)} | {source.resolve()}
-        staging = destination.with_name(f".{destination.name}.staging") if verify else destination
-        info = modelio.save(
-            model, staging, source=source, external=external, in_place=in_place, data_name=f"{destination.name}.data"
+        protected = {p.resolve() for p in modelio.external_files(model)}
+        writes_data = modelio.layout(model, destination, external) == "new"
+        modelio.check_destination(
+            destination, source, in_place=in_place, protected=protected, data_name=data_name if writes_data else None
         )
+        result = fuse_model(model, target=target, skip=skip)
+        staged = modelio.stage(model, destination, external=external, data_name=data_name)
+    staging = staged.model_path
     try:
         ort_only = _ort_only_ops(result, model)
         problem = None if ort_only else modelio.check(staging, full=True)
@@ -118,7 +130,9 @@ def fuse(
         if ort_only:
             checker = f"skipped: output uses ONNX Runtime ops ({', '.join(ort_only)})"
         if problem is not None and target == "onnx":
-            raise CheckFailed(f"onnx.checker rejects the fused model: {problem}")
+            raise CheckFailed(f"onnx.checker rejects the fused model: {problem}; nothing written")
+        if problem is not None and modelio.check(source, full=True) is None:
+            raise CheckFailed(f"onnx.checker rejects the fused model but passes the input: {problem}; nothing written")
         parity = None
         if verify:
             from normopt.parity import verify as run_verify
@@ -126,12 +140,10 @@ def fuse(
             parity = run_verify(source, staging, atol=atol, rtol=rtol)
             if not parity.passed:
                 raise CheckFailed(_parity_line(parity))
-            os.replace(staging, destination)
+        in_place_write = destination.resolve() == source.resolve()
+        info = staged.commit(mode_like=source if in_place_write else None)
     except BaseException:
-        if verify:
-            for leftover in (staging, *info.data_files):
-                if leftover.exists() and leftover.resolve() not in protected:
-                    leftover.unlink()
+        staged.discard()
         raise
     return FuseOutcome(result, destination, info.data_files, checker, time.perf_counter() - start, parity)
 
@@ -207,5 +219,6 @@ def inspect(path: str | os.PathLike[str], target: Target = "auto") -> InspectRep
                 if node.op_type in NORM_OPS:
                     existing[node.op_type] = existing.get(node.op_type, 0) + 1
         nodes = count_nodes(model)
+        check_fuse_options(target, None)
         result = fuse_model(model, target=target)
     return InspectReport(Path(path), model.opset_imports.get("", 1), nodes, existing, result)

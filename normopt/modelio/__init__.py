@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import logging
 import os
+import shutil
+import stat
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
@@ -132,44 +134,138 @@ class SaveInfo:
     data_files: list[Path]
 
 
-def save(
-    model: ir.Model | ProtoGraph,
-    path: str | os.PathLike[str],
-    *,
+@dataclass
+class Staged:
+    """A model written beside its destination (with new weights: in a private folder), not yet in place.
+
+    ``commit`` moves the new data file first and the model last (a reader never finds a new model with
+    old weights, or a model whose weights are missing); ``discard`` removes everything staged. Until
+    one of them runs, nothing at the destination has changed.
+    """
+
+    folder: Path
+    model_path: Path
+    destination: Path
+    staged_data: list[Path]
+    data_files: list[Path]
+
+    def commit(self, mode_like: Path | None = None) -> SaveInfo:
+        """Move the staged files into place; the model gets ``mode_like``'s mode if given, else the umask's."""
+        try:
+            for staged in self.staged_data:
+                _chmod_new(staged)
+                os.replace(staged, self.destination.parent / staged.name)
+            if mode_like is not None:
+                os.chmod(self.model_path, stat.S_IMODE(mode_like.stat().st_mode))
+            else:
+                _chmod_new(self.model_path)
+            os.replace(self.model_path, self.destination)
+        finally:
+            self.discard()
+        return SaveInfo(path=self.destination, data_files=self.data_files)
+
+    def discard(self) -> None:
+        """Remove whatever is still staged."""
+        if self.folder.is_dir():
+            shutil.rmtree(self.folder, ignore_errors=True)
+        elif self.folder.exists():
+            self.folder.unlink()
+
+
+def _chmod_new(path: Path) -> None:
+    """Give a file the mode a new file gets under the process umask (temp files start at 0600)."""
+    umask = os.umask(0)
+    os.umask(umask)
+    os.chmod(path, 0o666 & ~umask)
+
+
+def check_destination(
+    destination: str | os.PathLike[str],
     source: str | os.PathLike[str] | None = None,
-    external: ExternalLayout = "auto",
+    *,
     in_place: bool = False,
+    protected: set[Path] | None = None,
     data_name: str | None = None,
-) -> SaveInfo:
-    """Write ``model`` atomically.
+) -> None:
+    """Refuse a destination that would overwrite what the input reads, or that cannot be a file.
 
     Args:
-        model: The model to write.
-        path: Destination ``.onnx`` file.
-        source: The file the model was loaded from; writing onto it needs ``in_place``.
-        external: ``same`` keeps references to the existing data files (output must sit in the same
-            directory), ``new`` writes ``<name>.data`` beside the output, ``inline`` embeds every weight,
-            ``auto`` picks ``same`` when possible, else ``new`` when the model has external weights.
-        in_place: Allow ``path`` to be ``source``.
-        data_name: File name for ``new`` external data (default ``<output name>.data``).
+        destination: The model file to write.
+        source: The input model; writing onto it needs ``in_place``.
+        in_place: Allow ``destination`` to be ``source``.
+        protected: Files the input reads (its external data): never overwritten, in place or not.
+        data_name: The external data file the output would write beside ``destination``.
 
-    Returns:
-        The output path and the data files it references.
+    Raises:
+        UsageError: With what is wrong.
 
     """
-    path = Path(path)
-    if source is not None and path.resolve() == Path(source).resolve() and not in_place:
-        raise UsageError(f"refusing to overwrite the input {path}; pass --in-place to allow it")
-    if not path.parent.is_dir():
-        raise UsageError(f"output directory does not exist: {path.parent}")
+    destination = Path(destination)
+    if destination.is_dir():
+        raise UsageError(f"output {destination} is a directory; give a file name such as {destination / 'model.onnx'}")
+    parent = destination.parent
+    for ancestor in (parent, *parent.parents):
+        if ancestor.exists() and not ancestor.is_dir():
+            raise UsageError(f"cannot write {destination}: {ancestor} is a file, not a directory")
+    if not parent.is_dir():
+        raise UsageError(f"output directory does not exist: {parent}")
+    target = destination.resolve()
+    if source is not None and target == Path(source).resolve() and not in_place:
+        raise UsageError(f"refusing to overwrite the input {destination}; pass --in-place to allow it")
+    guarded = {p.resolve() for p in protected or set()}
+    if target in guarded:
+        raise UsageError(f"refusing to write {destination}: it is an external data file the input model reads")
+    reads = guarded | ({Path(source).resolve()} if source is not None else set())
+    if data_name is not None and (parent / data_name).resolve() in reads:
+        raise UsageError(
+            f"refusing to write {parent / data_name}: the input reads it; write the output to another name or folder"
+        )
+
+
+def layout(model: ir.Model | ProtoGraph, destination: Path, external: ExternalLayout) -> ExternalLayout:
+    """The layout ``stage`` will use: ``auto`` resolved (see ``stage``); an impossible ``same`` refused."""
     existing = external_files(model)
-    same_dir = all(f.parent.resolve() == path.parent.resolve() for f in existing)
+    same_dir = all(f.parent.resolve() == Path(destination).parent.resolve() for f in existing)
     if external == "auto":
         external = "inline" if not existing else ("same" if same_dir else "new")
     if external == "same" and not same_dir:
         raise UsageError("external data can keep its layout only when the output is in the input's directory")
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    os.close(fd)
+    return external
+
+
+def stage(
+    model: ir.Model | ProtoGraph,
+    destination: str | os.PathLike[str],
+    *,
+    external: ExternalLayout = "auto",
+    data_name: str | None = None,
+) -> Staged:
+    """Write ``model`` into a private folder beside ``destination`` (see ``Staged``).
+
+    Args:
+        model: The model to write.
+        destination: Where ``commit`` will put the ``.onnx``.
+        external: ``same`` keeps references to the existing data files (output must sit in the same
+            directory), ``new`` writes ``<data_name>`` beside the output, ``inline`` embeds every weight,
+            ``auto`` picks ``same`` when possible, else ``new`` when the model has external weights.
+        data_name: File name for ``new`` external data (default ``<output name>.data``).
+
+    """
+    destination = Path(destination)
+    if not destination.parent.is_dir():
+        raise UsageError(f"output directory does not exist: {destination.parent}")
+    existing = external_files(model)
+    external = layout(model, destination, external)
+    # New weights are staged with the model in a private folder (the model names them relatively); a model
+    # that keeps or embeds its weights is staged beside the destination, where its references resolve.
+    if external == "new":
+        folder = Path(tempfile.mkdtemp(prefix=f".{destination.name}.", suffix=".staging", dir=destination.parent))
+        tmp = folder / destination.name
+    else:
+        fd, name = tempfile.mkstemp(prefix=f".{destination.name}.", suffix=".staging", dir=destination.parent)
+        os.close(fd)
+        folder = tmp = Path(name)
+    staged_data: list[Path] = []
     try:
         if isinstance(model, ProtoGraph):
             if external not in ("same", "inline") or (external == "inline" and existing):
@@ -181,20 +277,44 @@ def save(
             data_files = sorted(existing)
         elif external == "new":
             _cap_ir_version(model)
-            data_name = data_name or f"{path.name}.data"
+            data_name = data_name or f"{destination.name}.data"
             ir.save(model, tmp, external_data=data_name, size_threshold_bytes=1024)
-            data_files = [path.parent / data_name]
+            staged_data = [folder / data_name] if (folder / data_name).exists() else []
+            data_files = [destination.parent / data_name] if staged_data else []
         else:
             _cap_ir_version(model)
             if external == "inline":
                 ir.external_data.load_to_model(model)
             ir.save(model, tmp)
             data_files = sorted(existing) if external == "same" else []
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-    return SaveInfo(path=path, data_files=data_files)
+    except BaseException:
+        Staged(folder, tmp, destination, [], []).discard()
+        raise
+    return Staged(folder, tmp, destination, staged_data, data_files)
+
+
+def save(
+    model: ir.Model | ProtoGraph,
+    path: str | os.PathLike[str],
+    *,
+    source: str | os.PathLike[str] | None = None,
+    external: ExternalLayout = "auto",
+    in_place: bool = False,
+    data_name: str | None = None,
+) -> SaveInfo:
+    """Write ``model`` to ``path`` atomically (``stage`` then ``commit``); see ``stage`` for the layouts.
+
+    ``source``: the file the model was loaded from; writing onto it needs ``in_place``, and neither the
+    model nor the data file may overwrite a file the model reads.
+    """
+    path = Path(path)
+    name = data_name or f"{path.name}.data"
+    writes_data = layout(model, path, external) == "new"
+    check_destination(
+        path, source, in_place=in_place, protected=external_files(model), data_name=name if writes_data else None
+    )
+    staged = stage(model, path, external=external, data_name=name)
+    return staged.commit(mode_like=path if in_place and path.exists() else None)
 
 
 def _cap_ir_version(model: ir.Model) -> None:
