@@ -94,7 +94,7 @@ def follow(reduce: ir.Node, what: str, like: ir.Value | None = None) -> MeanChai
             step = _identity_expand(user, chain.value, (source, like), rank, count)
             expanded = step is not None
         if step is None and not divided:
-            step = _divide_by_count(user, chain.value, source, axes, rank if restored else rank - count)
+            step = _divide_by_count(user, chain.value, source, axes, _current_rank(rank, count, restored))
             divided = step is not None
         if step is None:
             break
@@ -107,6 +107,11 @@ def follow(reduce: ir.Node, what: str, like: ir.Value | None = None) -> MeanChai
     elif not restored:
         chain.problem = f"{what} taken with keepdims=0 (reduced axis dropped)"
     return chain
+
+
+def _current_rank(rank: int | None, count: int, restored: bool) -> int | None:
+    """Rank of the chain's value: the input's, less the reduced axes while they are not put back."""
+    return None if rank is None else (rank if restored else rank - count)
 
 
 _WIDTH = {ir.DataType.FLOAT16: 1, ir.DataType.BFLOAT16: 1, ir.DataType.FLOAT: 2, ir.DataType.DOUBLE: 3}

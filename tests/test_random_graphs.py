@@ -1,0 +1,44 @@
+"""Property test: random norm-like graphs (spellings, look-alike traps, If branches) fuse without harm."""
+
+from __future__ import annotations
+
+import tempfile
+from pathlib import Path
+
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from tests.property_check import check
+from tests.randomgraphs import Spec
+
+SPECS = st.builds(
+    Spec,
+    kind=st.sampled_from(["layernorm", "rmsnorm"]),
+    square=st.sampled_from(["pow", "mul"]),
+    inverse=st.sampled_from(["div_sqrt", "mul_reciprocal", "pow_neg_half"]),
+    mean=st.sampled_from(["reduce_mean", "sum_div_n", "sum_keepdims0_unsqueeze"]),
+    eps=st.sampled_from([1e-5, 1e-6, 1e-12, 0.1]),
+    eps_shape=st.sampled_from([(), (1,), (1, 1, 1), (1, 1, 1, 1)]),
+    eps_overridable=st.booleans(),
+    eps_left=st.booleans(),
+    gamma=st.sampled_from(["none", "const", "overridable"]),
+    sandwich=st.booleans(),
+    in_if=st.booleans(),
+    symbolic_batch=st.booleans(),
+    opset=st.sampled_from([17, 18]),
+)
+
+
+@settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.too_slow], derandomize=True)
+@given(spec=SPECS, target=st.sampled_from(["auto", "ort"]))
+def test_random_norm_graph_fuses_without_harm(spec: Spec, target: str) -> None:
+    with tempfile.TemporaryDirectory() as folder:
+        check(spec, Path(folder), target)
+
+
+def test_plain_spellings_are_fused() -> None:
+    """The property is not vacuous: a plain spelling of each family is fused, not merely left alone."""
+    with tempfile.TemporaryDirectory() as folder:
+        for kind in ("layernorm", "rmsnorm"):
+            spec = Spec(kind, "pow", "div_sqrt", "reduce_mean", 1e-5, (), False, False, "const", False, False, True, 18)
+            assert check(spec, Path(folder), "auto") == 1
