@@ -42,7 +42,6 @@ def build(spec: Spec) -> onnx.ModelProto:
     nodes: list[onnx.NodeProto] = []
     inits: list[onnx.TensorProto] = []
     inputs = [h.make_tensor_value_info("x", T.FLOAT, ["batch" if spec.symbolic_batch else 2, 4, hidden])]
-    dtype = T.FLOAT16 if spec.sandwich else T.FLOAT
     np_dtype = np.float16 if spec.sandwich else np.float32
     count = [0]
 
