@@ -112,7 +112,10 @@ class ProtoValue:
             else:
                 declared = (None, None) if source is None else read_info(source)
             inferred = self._graph._inferred.get(self.name)
-            found = self._info = declared if inferred is None else merge(declared, read_info(inferred))
+            if inferred is None or (declared[0] is not None and declared[1] is not None and declared[1].is_static()):
+                found = self._info = declared  # nothing inference could add
+            else:
+                found = self._info = merge(declared, read_info(inferred))
         return found  # type: ignore[return-value]
 
     @property
