@@ -547,24 +547,19 @@ def harm_cases() -> None:
     g.out(y, shape=(1, 16))
     _save(g.model(), "neg_rms_sum_keepdims0_factor_rank1", "sum with keepdims=0 times a [1]-shaped 1/N is rank 1: the Unsqueeze makes the output [1,16]",
           no(None, 0), [])
-    # a float64 ε that float32 cannot hold (ORT: LayerNormFusionsRejectLossyDoubleEpsilon)
-    g = G("neg_ln_double_eps_underflow", opset=18)
-    x = g.inp("x", (2, 4, 16), TensorProto.DOUBLE)
-    mean = reduce_mean(g, x, [-1], None, "auto")
-    d = g.op("Sub", [x, mean])
-    var = reduce_mean(g, g.op("Mul", [d, d]), [-1], None, "auto")
-    y = g.op("Div", [d, g.op("Sqrt", [g.op("Add", [var, g.const(np.array(1e-50, np.float64))])])])
-    g.out(y, TensorProto.DOUBLE)
-    _save(g.model(), "neg_ln_double_eps_underflow", "float64 ε = 1e-50 becomes 0 in the float32 epsilon attribute (all-zero rows: NaN)",
-          no("does not survive"), [])
-    g = G("ln_double_eps", opset=18)
-    x = g.inp("x", (2, 4, 16), TensorProto.DOUBLE)
-    mean = reduce_mean(g, x, [-1], None, "auto")
-    d = g.op("Sub", [x, mean])
-    var = reduce_mean(g, g.op("Mul", [d, d]), [-1], None, "auto")
-    y = g.op("Div", [d, g.op("Sqrt", [g.op("Add", [var, g.const(np.array(1e-5, np.float64))])])])
-    g.out(y, TensorProto.DOUBLE)
-    _save(g.model(), "ln_double_eps", "float64 LayerNorm with ε = 1e-5 (float32 holds it to its precision)", {"auto": LN, "onnx": LN, "ort": LN}, [])
+    # a float64 ε that float32 cannot hold (ORT: LayerNormFusionsRejectLossyDoubleEpsilon), and one it can
+    for name, eps, claim, expect in (
+        ("neg_ln_double_eps_underflow", 1e-50, "float64 ε = 1e-50 becomes 0 in the float32 epsilon attribute (all-zero rows: NaN)",
+         no("does not survive")),
+        ("ln_double_eps", 1e-5, "float64 LayerNorm with ε = 1e-5 (float32 holds it to its precision)", {"auto": LN, "onnx": LN, "ort": LN}),
+    ):
+        g = G(name, opset=18)
+        x = g.inp("x", (2, 4, 16), TensorProto.DOUBLE)
+        d = g.op("Sub", [x, reduce_mean(g, x, [-1], None, "auto")])
+        var = reduce_mean(g, g.op("Mul", [d, d]), [-1], None, "auto")
+        y = g.op("Div", [d, g.op("Sqrt", [g.op("Add", [var, g.const(np.array(eps, np.float64))])])])
+        g.out(y, TensorProto.DOUBLE)
+        _save(g.model(), name, claim, expect, [])
     # x32 → Cast(fp16) → RMSNorm in fp16 → Cast(fp32): the norm reads rounded data; fused in fp16, Casts kept
     g = G("rms_fp16_between_downcast_and_upcast", opset=18)
     x = g.inp("x", (2, 4, 16))
