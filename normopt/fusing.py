@@ -157,14 +157,15 @@ def _load_for_fusing(
     source: Path, destination: Path, target: Target, skip: bool | None, external: modelio.ExternalLayout
 ) -> ir.Model | ProtoGraph:
     """The model as a ``ProtoGraph`` where the protobuf fast path gives the same result, else onnx_ir."""
+    proto = modelio.read_proto(source)  # parsed (and repaired) once, whichever engine takes it
     if not wants_skip(target, skip) and external in ("auto", "same", "inline"):
-        flat = modelio.load_flat(source, FLAT_PATH_MIN_NODES)
+        flat = modelio.load_flat(source, FLAT_PATH_MIN_NODES, proto)
         if flat is not None:
             files = modelio.external_files(flat)
             in_place_data = all(f.parent == destination.resolve().parent for f in files)
             if not files or (external in ("auto", "same") and in_place_data):
                 return flat
-    return modelio.load(source)
+    return modelio.load(source, proto)
 
 
 def _ort_only_ops(result: FusionResult, model: ir.Model | ProtoGraph) -> list[str]:
@@ -211,8 +212,9 @@ class InspectReport:
 def inspect(path: str | os.PathLike[str], target: Target = "auto") -> InspectReport:
     """Every norm candidate in the model at ``path``: kind, eps, axes, dtype, and why any is not fusable."""
     with gc_paused():
-        flat = None if wants_skip(target, None) else modelio.load_flat(path, FLAT_PATH_MIN_NODES)  # no Skip pass there
-        model: ir.Model | ProtoGraph = flat if flat is not None else modelio.load(path)
+        proto = modelio.read_proto(path)
+        flat = None if wants_skip(target, None) else modelio.load_flat(path, FLAT_PATH_MIN_NODES, proto)  # no Skip
+        model: ir.Model | ProtoGraph = flat if flat is not None else modelio.load(path, proto)
         existing: dict[str, int] = {}
         for graph in graphs_of(model):
             for node in graph:

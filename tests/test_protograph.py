@@ -48,7 +48,7 @@ def test_fuse_takes_the_fast_path_for_big_flat_graphs(
     data_before = {p.name: p.read_bytes() for p in tmp_path.iterdir()}
     loads: list[str] = []
     real_load = modelio.load
-    monkeypatch.setattr(modelio, "load", lambda p: loads.append(str(p)) or real_load(p))
+    monkeypatch.setattr(modelio, "load", lambda p, proto=None: loads.append(str(p)) or real_load(p, proto))
     monkeypatch.setattr(fusing, "FLAT_PATH_MIN_NODES", 0)
     outcome = fusing.fuse(source, tmp_path / "chain.fused.onnx")
     assert loads == [], "the onnx_ir loader ran: the fast path was not taken"
@@ -74,7 +74,7 @@ def test_fuse_uses_onnx_ir_where_the_fast_path_cannot(
     source = save(layernorm_chain(2, (2, 8, 64), opset=17, matmul=True), tmp_path / "chain.onnx", external=True)
     loads: list[str] = []
     real_load = modelio.load
-    monkeypatch.setattr(modelio, "load", lambda p: loads.append(str(p)) or real_load(p))
+    monkeypatch.setattr(modelio, "load", lambda p, proto=None: loads.append(str(p)) or real_load(p, proto))
     monkeypatch.setattr(fusing, "FLAT_PATH_MIN_NODES", 0)
     outcome = fusing.fuse(source, tmp_path / "chain.fused.onnx", **options)  # type: ignore[arg-type]
     assert loads, why
@@ -93,7 +93,7 @@ def test_untyped_export_gets_shape_inference_on_the_fast_path(tmp_path: Path, mo
     assert reasons == {"element type of the input is unknown and the pattern casts it (no declared type)"}
     loads: list[str] = []
     real_load = modelio.load
-    monkeypatch.setattr(modelio, "load", lambda p: loads.append(str(p)) or real_load(p))
+    monkeypatch.setattr(modelio, "load", lambda p, proto=None: loads.append(str(p)) or real_load(p, proto))
     monkeypatch.setattr(fusing, "FLAT_PATH_MIN_NODES", 0)
     outcome = fusing.fuse(exported, tmp_path / "gpt2.fused.onnx")
     assert loads == []

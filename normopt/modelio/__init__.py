@@ -31,15 +31,16 @@ MAX_IR_VERSION = 10
 ExternalLayout = Literal["auto", "same", "new", "inline"]
 
 
-def load(path: str | os.PathLike[str]) -> ir.Model:
+def load(path: str | os.PathLike[str], proto: onnx.ModelProto | None = None) -> ir.Model:
     """Load ``path`` without reading external weights; raise UsageError for a missing or bad file.
 
     Every external data file the model references must exist (weights are checked, not read). A model
     in the looser form ONNX Runtime accepts (duplicate Constant outputs, unsorted nodes) is read in the
-    strict form with the same meaning (``normopt.modelio.repair``).
+    strict form with the same meaning (``normopt.modelio.repair``). ``proto``: the file's ``read_proto``
+    result when the caller already has it (the file is then not parsed again).
     """
     path = Path(path)
-    proto = read_proto(path)
+    proto = read_proto(path) if proto is None else proto
     try:
         model = ir.serde.deserialize_model(proto)
     except Exception as error:
@@ -49,14 +50,14 @@ def load(path: str | os.PathLike[str]) -> ir.Model:
     return model
 
 
-def load_flat(path: str | os.PathLike[str], min_nodes: int) -> ProtoGraph | None:
+def load_flat(path: str | os.PathLike[str], min_nodes: int, proto: onnx.ModelProto | None = None) -> ProtoGraph | None:
     """The model at ``path`` as a ``ProtoGraph`` (protobuf fast path), or None where it does not apply.
 
     It applies to flat graphs (no functions, no subgraphs) of at least ``min_nodes`` nodes; errors
-    are those of ``load``.
+    are those of ``load``, and so is ``proto`` (the ``ProtoGraph`` reads it; it is not changed until saved).
     """
     path = Path(path)
-    proto = read_proto(path)
+    proto = read_proto(path) if proto is None else proto
     if len(proto.graph.node) < min_nodes or flat_graph_problem(proto) is not None:
         return None
     try:
