@@ -18,18 +18,12 @@ import pytest
 from normopt import fusing
 from normopt.fusion.graph_utils import graphs_of
 from normopt.modelio import load
+from normopt.parity.localize import NORM_OPS
 from tests.conftest import ROOT
 from tests.stress import MODES, assert_same_computation, feeds, session
 
 DATA = ROOT.parent / "shared" / "ort_testdata"
 ENTRIES: list[dict[str, Any]] = json.loads((DATA / "manifest.json").read_text()) if DATA.is_dir() else []
-NORM_OPS = {
-    "LayerNormalization",
-    "SimplifiedLayerNormalization",
-    "RMSNormalization",
-    "SkipLayerNormalization",
-    "SkipSimplifiedLayerNormalization",
-}
 
 # file -> (norms normopt leaves in the model, why that differs from ORT's expectation)
 DIFFERS: dict[str, tuple[int, str]] = {
