@@ -8,8 +8,11 @@ from pathlib import Path
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+import onnx
+
+from tests.engines import assert_engines_agree
 from tests.property_check import check
-from tests.randomgraphs import Spec
+from tests.randomgraphs import Spec, build
 
 SPECS = st.builds(
     Spec,
@@ -42,3 +45,14 @@ def test_plain_spellings_are_fused() -> None:
         for kind in ("layernorm", "rmsnorm"):
             spec = Spec(kind, "pow", "div_sqrt", "reduce_mean", 1e-5, (), False, False, "const", False, False, True, 18)
             assert check(spec, Path(folder), "auto") == 1
+
+
+@settings(max_examples=120, deadline=None, suppress_health_check=[HealthCheck.too_slow], derandomize=True)
+@given(spec=SPECS.filter(lambda s: not s.in_if), target=st.sampled_from(["auto", "ort", "onnx"]))
+def test_random_graph_same_on_both_engines(spec: Spec, target: str) -> None:
+    """Coverage does not depend on graph size: the big-graph (protobuf) engine, forced on a small random
+    graph, fuses exactly what the onnx_ir engine fuses, node for node (If graphs never take that road)."""
+    with tempfile.TemporaryDirectory() as folder:
+        source = Path(folder) / "random.onnx"
+        onnx.save(build(spec), source)
+        assert_engines_agree(source, target, Path(folder))
