@@ -189,7 +189,7 @@ class Norm:
             total = g.op("ReduceSum", [sq, g.const(np.array(self.axes, np.int64))] if g.opset >= 13 else [sq], keepdims=1)
             var = g.op("Div", [total, g.const(np.array(15.0, _np(compute)), dtype=compute)])
         elif self.var_restore is not None:
-            var = self._restored(g, reduce_mean(g, sq, self.axes, 0, self.axes_style), x)
+            var = self._restored(g, reduce_mean(g, sq, self.axes, 0, self.axes_style), x, sq)
         elif self.sum_over is not None and self.kind == "rmsnorm":
             var = self._mean(g, sq, compute)
         else:
@@ -228,8 +228,21 @@ class Norm:
         total = g.op("ReduceSum", [x, g.const(np.array(self.axes, np.int64))], keepdims=1)
         return g.op("Div", [total, g.const(np.array(self.sum_over, _np(dtype)), dtype=dtype)])
 
-    def _restored(self, g: G, var: str, x: str) -> str:
-        """Put the reduced last axis of ``var`` back: as the dynamo exporter does, or with Unsqueeze."""
+    def _restored(self, g: G, var: str, x: str, sq: str) -> str:
+        """Put the reduced last axis of ``var`` back: as the dynamo exporter does, with Unsqueeze, or with a
+        Reshape whose target is read from ``Shape`` of the square (``square_*``: start/end, Slice, Gather)."""
+        if self.var_restore == "square_shape":
+            one = g.const(np.array([1], np.int64))
+            return g.op("Reshape", [var, g.op("Concat", [g.op("Shape", [sq], start=0, end=-1), one], axis=0)])
+        if self.var_restore == "square_slice":
+            shape, one = g.op("Shape", [sq]), g.const(np.array([1], np.int64))
+            lead = g.op("Slice", [shape, g.const(np.array([0], np.int64)), g.const(np.array([-1], np.int64))])
+            return g.op("Reshape", [var, g.op("Concat", [lead, one], axis=0)])
+        if self.var_restore in ("square_gather", "square_gather_swapped"):
+            shape, zero, one = g.op("Shape", [sq]), g.const(np.array([0], np.int64)), g.const(np.array([1], np.int64))
+            order = (0, 1) if self.var_restore == "square_gather" else (1, 0)
+            dims = [g.op("Unsqueeze", [g.op("Gather", [shape, g.const(np.array(i, np.int64))]), zero]) for i in order]
+            return g.op("Reshape", [var, g.op("Concat", [*dims, one], axis=0)])
         if self.var_restore == "unsqueeze":
             return g.op("Unsqueeze", [var, g.const(np.array([-1], np.int64))])
         if self.var_restore == "unsqueeze_axis1":
@@ -330,6 +343,9 @@ def layernorm_variants() -> None:
     single("ln_dynamo_var_restored", "dynamo x.var(unbiased=False): variance with keepdims=0, Reshape(Concat(Shape..., [1])), identity Expand",
            Norm(mean_twice=True, square="mul", var_restore="reshape"), every, shape=("batch", "seq", 16))
     single("ln_var_unsqueezed", "variance with keepdims=0 and Unsqueeze(-1)", Norm(var_restore="unsqueeze"), every)
+    for how, spelled in (("shape", "Shape(sq, end=-1)"), ("slice", "Slice(Shape(sq), 0, -1)"), ("gather", "Unsqueeze(Gather(Shape(sq), i))")):
+        single(f"ln_var_restored_from_square_{how}", f"variance with keepdims=0, Reshape to Concat({spelled}, [1])",
+               Norm(var_restore=f"square_{how}"), every, shape=("batch", "seq", 16))
     single("ln_mean_sum_div_n", "mean as ReduceSum(x) / 16", Norm(sum_over=16.0), every)
     single("ln_dynamic_dims", "symbolic batch and sequence dims", Norm(), every, shape=("batch", "seq", 16))
     below17 = {"auto": LN, "ort": LN, "onnx": refused(reason="opset 13 has no LayerNormalization")}
@@ -401,6 +417,9 @@ def layernorm_lookalikes() -> None:
            Norm(axes_style="noop", gamma=None, beta=None), no("identity"), lookalike=True)
     single("neg_ln_var_unsqueezed_wrong_axis", "variance with keepdims=0 put back at axis 1: broadcasts along the wrong axis",
            Norm(var_restore="unsqueeze_axis1", gamma=None, beta=None), no("keepdims=0"), shape=(4, 4, 4), lookalike=True)
+    single("neg_ln_var_restore_gather_swapped", "variance restored to [dim 1, dim 0, 1] read from Shape of the square: the same only while "
+           "the two dims are equal (runs only then), which the matcher does not take from dim names", Norm(var_restore="square_gather_swapped", gamma=None, beta=None), no("keepdims=0"),
+           shape=("n", "n", 16))
     kept = fused("LayerNormalization") | {"ops": {"LayerNormalization": 1, "Mul": 1}}
     single("ln_scale_other_axis_left_outside", "a [4,1] multiplier after the norm varies over another axis: the norm is fused, the Mul stays",
            Norm(gamma=(4, 1), beta=None), {"auto": kept, "onnx": kept, "ort": kept})
@@ -457,6 +476,9 @@ def rmsnorm_variants() -> None:
     gemma = Norm(kind="rmsnorm", beta=None, inv="mul_reciprocal", dtype=F16, cast_wrap=F16, affine_in_fp32=True)
     single("rms_fp16_gamma_fp32", "Gemma style: γ applied in float32 before the Cast down", gemma, legacy)
     single("rms_fp16_native", "fp16 throughout", Norm(kind="rmsnorm", beta=None, dtype=F16), legacy)
+    for how in ("shape", "slice", "gather"):
+        single(f"rms_ms_restored_from_square_{how}", f"mean square with keepdims=0, Reshape to Shape of the square ({how}) with 1 last",
+               Norm(kind="rmsnorm", beta=None, inv="mul_reciprocal", var_restore=f"square_{how}"), legacy, shape=("batch", "seq", 16))
     every23 = {"auto": RMS23, "onnx": RMS23, "ort": SIMPLIFIED}
     single("rms_opset23", "opset 23: standard RMSNormalization", rms, every23, opset=23)
     single("rms_opset23_fp16_cast_wrapped", "opset 23, fp16 cast-wrapped", cast16, every23, opset=23)

@@ -5,10 +5,9 @@ from __future__ import annotations
 import tempfile
 from pathlib import Path
 
+import onnx
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-
-import onnx
 
 from tests.engines import assert_engines_agree
 from tests.property_check import check

@@ -76,6 +76,14 @@ def test_generated_inputs_are_seeded_and_typed() -> None:
     assert bind_shape(specs[0], {"input_ids": [3, 4]}) == [3, 4]
 
 
+def test_a_dim_name_used_twice_is_one_size() -> None:
+    """ONNX reads one dim_param name as one size: ``[n, n]`` and a later ``[m, n]`` get the same n."""
+    specs = [InputSpec("a", "tensor(float)", ("n", "n", 16)), InputSpec("b", "tensor(float)", ("m", "n"))]
+    feeds = generate(specs, {}, seed=0)
+    n = feeds["a"].shape[0]
+    assert feeds["a"].shape == (n, n, 16) and feeds["b"].shape[1] == n
+
+
 @pytest.fixture(scope="module")
 def exported(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
     folder = tmp_path_factory.mktemp("verify")

@@ -92,7 +92,7 @@ class LayerNormPass(NormPass):
 
         for value in centred:
             for square in square_of(value, is_centred):
-                reducer = gu.only_consumer(square.outputs[0])
+                reducer = means.next_user(square.outputs[0])  # a Shape of the square may spell the restore
                 variance = (
                     means.follow(reducer, "variance", like=x)
                     if reducer is not None and _is_reduction(reducer)

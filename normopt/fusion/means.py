@@ -78,7 +78,7 @@ def follow(reduce: ir.Node, what: str, like: ir.Value | None = None) -> MeanChai
     restored, expanded, divided = keepdims == 1, False, not summed
     user: ir.Node | None = None
     while True:
-        user = _next_user(chain.value)
+        user = next_user(chain.value)
         if user is None or user.domain not in ("", "ai.onnx"):
             break
         step: list[ir.Node] | None = None
@@ -148,7 +148,7 @@ def is_float_cast(node: ir.Node) -> bool:
     return to is not None and ir.DataType(to.as_int()) in gu.FLOAT_TYPES
 
 
-def _next_user(value: ir.Value) -> ir.Node | None:
+def next_user(value: ir.Value) -> ir.Node | None:
     """The one reader of ``value`` other than Shape nodes (which may compute its restore target)."""
     readers = value.consumers()
     if len(readers) == 1:  # the common case, without building a list
@@ -267,7 +267,11 @@ def _shape_dims(value: ir.Value) -> tuple[list[_Dim] | None, list[ir.Node]]:
         if literal is not None:
             dims.extend(literal)
             continue
-        found = _shape_slice(piece, nodes)
+        if piece is not None and gu.producer(piece, "Concat") is not None:  # a Concat of Concats
+            found, inner = _shape_dims(piece)
+            nodes.extend(n for n in inner if n not in nodes)
+        else:
+            found = _shape_slice(piece, nodes)
         if found is None:
             return None, []
         dims.extend(found)
@@ -277,27 +281,74 @@ def _shape_dims(value: ir.Value) -> tuple[list[_Dim] | None, list[ir.Node]]:
 
 
 def _shape_slice(value: ir.Value | None, nodes: list[ir.Node]) -> list[_Dim] | None:
-    """Dims of ``Shape(t, start, end)`` (through 1-D Reshape/Squeeze/Unsqueeze hops), appending its nodes."""
+    """Dims of a piece of ``Shape(t)`` (through 1-D Reshape/Squeeze/Unsqueeze hops), appending its nodes."""
     hops: list[ir.Node] = []
     node = value.producer() if value is not None else None
     while node is not None and node.op_type in _SHAPE_HOPS and node.domain in ("", "ai.onnx"):
         hops.append(node)
         inner = node.inputs[0]
         node = inner.producer() if inner is not None else None
-    if node is None or node.op_type != "Shape" or node.inputs[0] is None:
+    found = _shape_source(node)
+    if found is None:
         return None
-    tensor = node.inputs[0]
-    rank = gu.rank_of(tensor)
-    if rank is None:
-        return None
-    start_attr, end_attr = node.attributes.get("start"), node.attributes.get("end")
-    start = start_attr.as_int() if start_attr is not None else 0
-    end = end_attr.as_int() if end_attr is not None else rank
-    start, end = (max(0, min(rank, p + rank if p < 0 else p)) for p in (start, end))
-    if hops and end - start != 1:
+    dims, used = found
+    if hops and len(dims) != 1:
         return None  # a hop over a longer slice could reorder or drop dims
-    nodes.extend([node, *reversed(hops)])
-    return [(tensor, position) for position in range(start, end)]
+    nodes.extend(n for n in [*used, *reversed(hops)] if n not in nodes)
+    return dims
+
+
+def _shape_source(node: ir.Node | None) -> tuple[list[_Dim], list[ir.Node]] | None:
+    """Dims held by ``Shape(t, start, end)``, or a ``Gather`` / ``Slice`` of one (constant indices), with the nodes."""
+    if node is None or node.domain not in ("", "ai.onnx") or node.inputs[0] is None:
+        return None
+    if node.op_type == "Shape":
+        tensor = node.inputs[0]
+        rank = gu.rank_of(tensor)
+        if rank is None:
+            return None
+        start_attr, end_attr = node.attributes.get("start"), node.attributes.get("end")
+        start = start_attr.as_int() if start_attr is not None else 0
+        end = end_attr.as_int() if end_attr is not None else rank
+        start, end = (max(0, min(rank, p + rank if p < 0 else p)) for p in (start, end))
+        return [(tensor, position) for position in range(start, end)], [node]
+    inner = _shape_source(node.inputs[0].producer())
+    if inner is None:
+        return None
+    dims, used = inner
+    if node.op_type == "Gather" and len(node.inputs) == 2:
+        axis = node.attributes.get("axis")
+        index = _constant_ints(node.inputs[1])
+        if (axis is not None and axis.as_int() not in (0, -1)) or index is None or len(index) != 1:
+            return None
+        if not -len(dims) <= index[0] < len(dims):
+            return None
+        return [dims[index[0]]], [*used, node]
+    if node.op_type == "Slice":
+        bounds = _slice_bounds(node)
+        if bounds is None:
+            return None
+        return dims[bounds[0] : bounds[1]], [*used, node]
+    return None
+
+
+def _slice_bounds(node: ir.Node) -> tuple[int, int] | None:
+    """``(start, end)`` of a step-1 Slice along axis 0 with constant bounds (inputs, or opset-1 attributes)."""
+    if len(node.inputs) >= 3:
+        starts, ends = _constant_ints(node.inputs[1]), _constant_ints(node.inputs[2])
+        axes = _constant_ints(node.inputs[3]) if len(node.inputs) > 3 and node.inputs[3] is not None else [0]
+        steps = _constant_ints(node.inputs[4]) if len(node.inputs) > 4 and node.inputs[4] is not None else [1]
+    else:
+        attrs = {name: node.attributes.get(name) for name in ("starts", "ends", "axes")}
+        if attrs["starts"] is None or attrs["ends"] is None:
+            return None
+        starts, ends = list(attrs["starts"].as_ints()), list(attrs["ends"].as_ints())
+        axes, steps = list(attrs["axes"].as_ints()) if attrs["axes"] is not None else [0], [1]
+    if starts is None or ends is None or axes is None or steps is None:
+        return None
+    if len(starts) != 1 or len(ends) != 1 or axes not in ([0], [-1]) or steps != [1]:
+        return None
+    return starts[0], ends[0]  # Python's slice clamps as ONNX does for step 1
 
 
 def _same_dim(dim: _Dim, position: int, value: ir.Value, sources: _Sources) -> bool:

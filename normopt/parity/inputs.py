@@ -56,23 +56,31 @@ def parse_shapes(texts: list[str] | None) -> dict[str, list[int]]:
     return dict(parse_shape(t) for t in texts or [])
 
 
-def bind_shape(spec: InputSpec, shapes: Mapping[str, list[int]]) -> list[int]:
-    """Concrete dims for ``spec``: its own ``--shape``, else named-dim bindings, else defaults."""
+def bind_shape(spec: InputSpec, shapes: Mapping[str, list[int]], named: dict[str, int] | None = None) -> list[int]:
+    """Concrete dims for ``spec``: its own ``--shape``, else named-dim bindings, else defaults.
+
+    ``named`` remembers the value each dim name got, so a name used twice (in one input or across
+    inputs) is one size, as ONNX means it.
+    """
     if spec.name in shapes:
         dims = shapes[spec.name]
         if len(dims) != len(spec.shape):
             raise UsageError(f"--shape {spec.name} has {len(dims)} dims; the model input has {len(spec.shape)}")
         return dims
+    named = {} if named is None else named
     bound = []
     for index, dim in enumerate(spec.shape):
         if isinstance(dim, int) and dim > 0:
             bound.append(dim)
         elif isinstance(dim, str) and dim in shapes and len(shapes[dim]) == 1:
             bound.append(shapes[dim][0])
-        elif index == 0 or (isinstance(dim, str) and "batch" in dim.lower()):
-            bound.append(DEFAULT_BATCH)
+        elif isinstance(dim, str) and dim in named:
+            bound.append(named[dim])
         else:
-            bound.append(DEFAULT_DIM)
+            value = DEFAULT_BATCH if index == 0 or (isinstance(dim, str) and "batch" in dim.lower()) else DEFAULT_DIM
+            if isinstance(dim, str) and dim:
+                named[dim] = value
+            bound.append(value)
     return bound
 
 
@@ -99,11 +107,12 @@ def generate(
     """Seeded inputs for ``specs``; ``float_dtype`` overrides float types (e.g. float32 for a reference)."""
     rng = np.random.default_rng(seed)
     feeds: dict[str, np.ndarray] = {}
+    named: dict[str, int] = {}
     for spec in specs:
         dtype = _NP_TYPES.get(spec.type)
         if dtype is None:
             raise UsageError(f"input {spec.name} has type {spec.type}, which normopt cannot generate")
-        dims = bind_shape(spec, shapes)
+        dims = bind_shape(spec, shapes, named)
         lowered = spec.name.lower()
         if np.issubdtype(dtype, np.floating):
             feeds[spec.name] = rng.standard_normal(dims).astype(float_dtype or dtype)
