@@ -603,7 +603,41 @@ def harm_cases() -> None:
     _save(g.model(), "ln_fp16_pow_exponent_cast", "fp16 LayerNorm whose Pow exponent is Cast(2.0, fp16)", {"auto": ln_no_cast, "onnx": ln_no_cast, "ort": ln_no_cast}, [])
 
 
-GENERATORS: list[Callable[[], None]] = [layernorm_variants, layernorm_lookalikes, rmsnorm_variants, rmsnorm_lookalikes, skip_variants, harm_cases]
+def runtime_affine() -> None:
+    """γ/β that are graph inputs or computed at run time: fused ops take them as inputs where the shape is exact."""
+    # (name, kind, γ shape, computed γ, with β, opset, claim, expectation per target)
+    ln_all = {"ops": {"LayerNormalization": 1}, "absent": ["Mul", "Add"]}
+    cases: list[tuple[str, str, tuple[int, ...], bool, bool, int, str, dict[str, Any]]] = [
+        ("ln_runtime_gamma_beta", "layernorm", (16,), False, True, 18, "γ and β are graph inputs of shape [16]: LayerNormalization's Scale and B",
+         {t: fused("LayerNormalization") | ln_all for t in ("auto", "onnx", "ort")}),
+        ("ln_runtime_gamma_computed", "layernorm", (16,), True, True, 18, "γ = w·s computed at run time, shape [16]: taken as the Scale input",
+         {t: fused("LayerNormalization") | {"ops": {"LayerNormalization": 1, "Mul": 1}, "absent": ["Add"]} for t in ("auto", "onnx", "ort")}),
+        ("rms_runtime_gamma", "rmsnorm", (16,), False, False, 23, "RMSNorm γ is a graph input of shape [16]: the scale input",
+         {"auto": RMS23 | {"absent": ["Mul"]}, "onnx": RMS23 | {"absent": ["Mul"]}, "ort": SIMPLIFIED | {"absent": ["Mul"]}}),
+        ("ln_runtime_gamma_over_rows", "layernorm", (4, 16), False, True, 18,
+         "γ input of shape [4,16] varies over a non-normalized axis: the norm is fused, γ·n and +β stay outside",
+         {t: fused("LayerNormalization") | {"ops": {"LayerNormalization": 1, "Mul": 1, "Add": 1}} for t in ("auto", "onnx", "ort")}),
+        ("ln_runtime_gamma_rank3", "layernorm", (1, 1, 16), False, True, 18,
+         "γ input of shape [1,1,16]: broadcasting a run-time value is not rewritten, γ·n and +β stay outside",
+         {t: fused("LayerNormalization") | {"ops": {"LayerNormalization": 1, "Mul": 1, "Add": 1}} for t in ("auto", "onnx", "ort")}),
+    ]
+    for name, kind, shape, computed, with_beta, opset, claim, expect in cases:
+        g = G(name, opset=opset)
+        x = g.inp("x", ("batch", 4, 16))
+        gamma = g.inp("gamma", shape)
+        if computed:
+            gamma = g.op("Mul", [gamma, g.inp("s", shape)])
+        n, _ = Norm(kind=kind, gamma=None, beta=None, inv="div_sqrt" if kind == "layernorm" else "mul_reciprocal").build(g, x)
+        y = g.op("Mul", [n, gamma])
+        if with_beta:
+            y = g.op("Add", [y, g.inp("beta", shape)])
+        g.out(y)
+        _save(g.model(), name, claim, expect, [])
+
+
+GENERATORS: list[Callable[[], None]] = [
+    layernorm_variants, layernorm_lookalikes, rmsnorm_variants, rmsnorm_lookalikes, skip_variants, harm_cases, runtime_affine,
+]
 
 
 def main() -> None:

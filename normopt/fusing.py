@@ -129,10 +129,13 @@ def fuse(
         checker = "passed" if problem is None else f"failed: {problem}"
         if ort_only:
             checker = f"skipped: output uses ONNX Runtime ops ({', '.join(ort_only)})"
-        if problem is not None and target == "onnx":
-            raise CheckFailed(f"onnx.checker rejects the fused model: {problem}; nothing written")
-        if problem is not None and modelio.check(source, full=True) is None:
-            raise CheckFailed(f"onnx.checker rejects the fused model but passes the input: {problem}; nothing written")
+        if problem is not None:
+            source_problem = modelio.check(source, full=True)
+            if source_problem is None:
+                raise CheckFailed(
+                    f"onnx.checker rejects the fused model but passes the input: {problem}; nothing written"
+                )
+            checker = f"failed, as the input does: {problem}"
         parity = None
         if verify:
             from normopt.parity import verify as run_verify

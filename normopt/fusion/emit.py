@@ -95,7 +95,7 @@ def _affine_input(
             return _ones_like_normalized(x, axes, dtype, name, opset)
         node, out = _new_constant(np.full(dims, fill, dtype=dtype.numpy()), name)
         return out, [node]
-    shape = gu.constant_shape(value)
+    shape = gu.constant_shape(value) if gu.is_constant(value) else gu.static_shape(value)
     source = value
     cast = gu.producer(value, "Cast")
     if cast is not None and cast.inputs[0] is not None and gu.dtype_of(cast.inputs[0]) == dtype:
@@ -107,6 +107,8 @@ def _affine_input(
         and (dims is None or tuple(shape) == dims)
     ):
         return source, []
+    if not gu.is_constant(value):
+        raise Refusal("a scale/bias computed at run time is not of the normalized shape and type")
     array = constant_array(value)
     while array.ndim > axes and array.shape[0] == 1:
         array = array.reshape(array.shape[1:])

@@ -180,6 +180,15 @@ def rank_of(value: ir.Value) -> int | None:
     return None if value.shape is None else len(value.shape)
 
 
+def static_shape(value: ir.Value) -> tuple[int, ...] | None:
+    """``value``'s shape (declared or inferred) when every dim of it is a number."""
+    shape = value.shape
+    if shape is None:
+        return None
+    dims = [shape[i] for i in range(len(shape))]
+    return tuple(d for d in dims if isinstance(d, int)) if all(isinstance(d, int) for d in dims) else None
+
+
 def static_dims(value: ir.Value, axes: Iterable[int]) -> tuple[int, ...] | None:
     """Concrete sizes of ``value`` along ``axes`` (negative, counted from the end), or None."""
     if value.shape is None:

@@ -64,6 +64,11 @@ class _Affine:
     after_cast: bool
     node: ir.Node
 
+    @property
+    def runtime(self) -> bool:
+        """A γ/β computed at run time or fed by the caller (the fused op takes it as an input, unchanged)."""
+        return not gu.is_constant(self.value)
+
 
 def _rank_floor(value: ir.Value) -> int:
     """The rank ``value`` has, or 1 (a mean with keepdims over at least one axis) when unknown."""
@@ -194,7 +199,7 @@ def _affine_chain(
             if user.op_type == "Add" and (bias is not None or not allow_bias):
                 break
             other = next((o for v, o in gu.operand_pairs(user) if v is current), None)
-            if other is None or not gu.is_constant(other):
+            if other is None or not (gu.is_constant(other) or gu.static_shape(other) is not None):
                 break
             affine = _Affine(other, after_cast=cast is not None, node=user)
             if user.op_type == "Mul":
@@ -208,7 +213,13 @@ def _affine_chain(
     return nodes, cast, scale, bias
 
 
-def _check_affine_shape(value: ir.Value, axes: int, x: ir.Value, what: str) -> None:
+def _check_affine_shape(affine: _Affine, axes: int, x: ir.Value, what: str) -> None:
+    value = affine.value
+    if affine.runtime:  # taken as it is: exactly the normalized dims, no broadcasting to rewrite
+        dims = gu.static_dims(x, range(-axes, 0)) if (gu.rank_of(x) or 0) >= axes else None
+        if dims is None or gu.static_shape(value) != dims:
+            raise Refusal(f"{what} computed at run time is not of the normalized dims' static shape")
+        return
     shape = gu.constant_shape(value)
     if shape is None:
         raise Refusal(f"{what} shape is unknown")
@@ -250,7 +261,7 @@ def finish(
         if affine is None:
             continue
         try:
-            _check_affine_shape(affine.value, axes, x, what)
+            _check_affine_shape(affine, axes, x, what)
         except Refusal:
             # Not a γ/β of this norm (e.g. it varies over other axes): fuse the norm, leave the op outside.
             chain = chain[: chain.index(affine.node)]
@@ -270,7 +281,9 @@ def finish(
     target_dtype = ir.DataType(cast.attributes["to"].as_int()) if cast is not None else None
     shortcut = source is not None and gu.dtype_of(source) == target_dtype
     if shortcut and target_dtype is not None:
-        shortcut = all(a is None or a.after_cast or representable(a.value, target_dtype) for a in (scale, bias))
+        shortcut = all(
+            a is None or a.after_cast or (not a.runtime and representable(a.value, target_dtype)) for a in (scale, bias)
+        )
     if cast is not None and not shortcut:
         cut = chain.index(cast)
         chain = chain[:cut]
@@ -282,6 +295,9 @@ def finish(
         rule += "/cast-wrapped"
     elif compute_dtype is not None and compute_dtype != x_dtype:
         raise Refusal(f"computes in {compute_dtype.name} on a {x_dtype.name} input without casting back")
+    for affine in (scale, bias):  # Mul/Add bind one type to both operands, so this holds in valid models
+        if affine is not None and affine.runtime and gu.dtype_of(affine.value) != x_dtype:
+            raise Refusal("a scale/bias computed at run time has another element type than the fused input")
     y = chain[-1].outputs[0] if chain else n
     return NormMatch(
         x=x,
