@@ -21,6 +21,7 @@ from onnx import TensorProto, helper, numpy_helper
 HERE = Path(__file__).resolve().parent
 IR_VERSION = 10
 F32, F16, BF16 = TensorProto.FLOAT, TensorProto.FLOAT16, TensorProto.BFLOAT16
+DOUBLE = TensorProto.DOUBLE
 NP = {F32: np.float32, F16: np.float16}
 
 
@@ -635,8 +636,36 @@ def runtime_affine() -> None:
         _save(g.model(), name, claim, expect, [])
 
 
+def round_trips() -> None:
+    """Statistics of ``Cast(Cast(x, wider), x's type)`` (exact: x itself) and of a lossy round trip (not x)."""
+    for name, kind, via, where, claim in (
+        ("ln_mean_of_f64_round_trip", "layernorm", DOUBLE, "mean", "μ = mean(Cast(Cast(x, float64), float32)): exactly mean(x)"),
+        ("rms_square_of_f64_round_trip", "rmsnorm", DOUBLE, "square", "x · rsqrt(mean(r²)+ε), r = Cast(Cast(x, float64), float32) = x"),
+        ("neg_rms_square_of_fp16_round_trip", "rmsnorm", F16, "square", "r = Cast(Cast(x, float16), float32) rounds x: x · rsqrt(mean(r²)+ε) is not RMSNorm(x)"),
+    ):
+        g = G(name, opset=18)
+        x = g.inp("x", ("batch", 4, 16))
+        r = g.op("Cast", [g.op("Cast", [x], to=via)], to=F32)
+        axes = g.const(np.array([-1], np.int64))
+        if kind == "layernorm":
+            d = g.op("Sub", [x, g.op("ReduceMean", [r, axes])])
+            num, base = d, d
+        else:
+            num, base = x, r
+        var = g.op("ReduceMean", [g.op("Mul", [base, base]), axes])
+        y = g.op("Div", [num, g.op("Sqrt", [g.op("Add", [var, g.const(np.array(1e-5, np.float32))])])])
+        g.out(y)
+        if via == F16:
+            expect = {t: refused(1, "does not scale the same tensor") for t in ("auto", "onnx", "ort")}
+        else:
+            op = "LayerNormalization" if kind == "layernorm" else "SimplifiedLayerNormalization"
+            done = fused(op) | {"absent": ["Cast"]}
+            expect = {"auto": done, "ort": done, "onnx": done if kind == "layernorm" else refused(reason="no RMSNormalization")}
+        _save(g.model(), name, claim, expect, [])
+
+
 GENERATORS: list[Callable[[], None]] = [
-    layernorm_variants, layernorm_lookalikes, rmsnorm_variants, rmsnorm_lookalikes, skip_variants, harm_cases, runtime_affine,
+    layernorm_variants, layernorm_lookalikes, rmsnorm_variants, rmsnorm_lookalikes, skip_variants, harm_cases, runtime_affine, round_trips,
 ]
 
 

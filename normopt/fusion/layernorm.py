@@ -108,8 +108,8 @@ class LayerNormPass(NormPass):
                 casts = [v.producer() for v in centred if v.producer() not in subs]
                 twin_nodes = [node for twin, _ in twins for node in twin.nodes]
                 nodes = [
-                    *chain.nodes, *twin_nodes, *subs, *[c for c in casts if c is not None],
-                    square, *variance.nodes, *tail,
+                    *means.round_trip(chain.source)[1], *chain.nodes, *twin_nodes, *subs,
+                    *[c for c in casts if c is not None], square, *variance.nodes, *tail,
                 ]  # fmt: skip
                 # a Cast between x and the statistics: ε's dtype then says nothing about x's
                 cast = any(c is not None for c in casts) or any(t.source is not x for t, _ in twins)

@@ -127,14 +127,48 @@ def holds(target: ir.DataType, source: ir.DataType) -> bool:
 
 
 def widened_root(value: ir.Value) -> ir.Value:
-    """What ``value`` is a lossless float Cast of (fp16 → float32, float32 → float64), else itself."""
-    cast = gu.producer(value, "Cast")
-    if cast is None or cast.inputs[0] is None or not is_float_cast(cast):
-        return value
-    source, target = gu.dtype_of(cast.inputs[0]), ir.DataType(cast.attributes["to"].as_int())
-    if source is None or not holds(target, source):
-        return value
-    return cast.inputs[0]
+    """What ``value`` holds exactly, with float Casts stripped (else ``value`` itself).
+
+    A widening Cast (fp16 → float32, float32 → float64) gives its input, and so does a round trip
+    through a wider type (``Cast(Cast(x32, float64), float32)`` is ``x32``).
+    """
+    for _ in range(8):
+        cast = gu.producer(value, "Cast")
+        if cast is None or cast.inputs[0] is None or not is_float_cast(cast):
+            return value
+        source, target = gu.dtype_of(cast.inputs[0]), ir.DataType(cast.attributes["to"].as_int())
+        inner = gu.producer(cast.inputs[0], "Cast")
+        if source is not None and holds(target, source):
+            value = cast.inputs[0]
+        elif inner is not None and inner.inputs[0] is not None and is_float_cast(inner):
+            origin = gu.dtype_of(inner.inputs[0])
+            if origin != target or source is None or not holds(source, target):
+                return value
+            value = inner.inputs[0]  # x → wider → x's own type: exact
+        else:
+            return value
+    return value
+
+
+def round_trip(value: ir.Value) -> tuple[ir.Value, list[ir.Node]]:
+    """``x`` and the Casts when ``value`` is ``Cast(Cast(x, wider), x's type)`` (exact), else ``(value, [])``."""
+    casts: list[ir.Node] = []
+    for _ in range(4):
+        outer = gu.producer(value, "Cast")
+        inner = gu.producer(outer.inputs[0], "Cast") if outer is not None and outer.inputs[0] is not None else None
+        if (
+            outer is None
+            or inner is None
+            or inner.inputs[0] is None
+            or not (is_float_cast(outer) and is_float_cast(inner))
+        ):
+            break
+        origin, wide = gu.dtype_of(inner.inputs[0]), gu.dtype_of(outer.inputs[0])
+        if origin is None or wide is None or gu.dtype_of(value) != origin or not holds(wide, origin):
+            break
+        casts[:0] = [inner, outer]
+        value = inner.inputs[0]
+    return value, casts
 
 
 def same_data(a: ir.Value | None, b: ir.Value | None) -> bool:

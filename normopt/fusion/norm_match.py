@@ -299,6 +299,8 @@ def finish(
         if affine is not None and affine.runtime and gu.dtype_of(affine.value) != x_dtype:
             raise Refusal("a scale/bias computed at run time has another element type than the fused input")
     y = chain[-1].outputs[0] if chain else n
+    x, round_trip = means.round_trip(x)  # read x itself, not its exact float64 round trip
+    nodes = [*round_trip, *nodes]
     return NormMatch(
         x=x,
         y=y,

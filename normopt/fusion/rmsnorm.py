@@ -66,6 +66,6 @@ class RMSNormPass(NormPass):
             return [refusal]
 
     def _match(self, chain: means.MeanChain, squares: list[ir.Node], x: ir.Value) -> NormMatch:
-        n, form, eps, eps_dtype, tail = match_tail(chain.value, lambda v: gu.same_value(v, x))
+        n, form, eps, eps_dtype, tail = match_tail(chain.value, lambda v: means.same_data(v, x))
         nodes = [*squares, *chain.nodes, *tail]
         return finish(x, n, chain.count, eps, f"rmsnorm/{form}", nodes, eps_dtype, allow_bias=False)
