@@ -107,8 +107,8 @@ def create(
     except Exception as error:
         text = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
         if provider == "cuda":
-            raise ProviderUnavailable(f"CUDA session could not be created: {text}") from None
-        raise UsageError(f"ONNX Runtime cannot load the model: {text}") from None
+            raise ProviderUnavailable(f"CUDA session could not be created: {text}") from error
+        raise UsageError(f"ONNX Runtime cannot load the model: {text}") from error
     if session.get_providers()[0] != ort_provider_name(provider):
         raise ProviderUnavailable(f"ONNX Runtime did not use {ort_provider_name(provider)} (fell back to CPU)")
     return session

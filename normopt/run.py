@@ -56,44 +56,124 @@ def run(
 ) -> RunOutcome:
     """Run the whole pipeline on ``model`` (default: the built-in default preset) into ``out_dir``."""
     from normopt.exporting.presets import DEFAULT_PRESET
-    from normopt.fusing import fuse
-    from normopt.latency import bench
-    from normopt.latency.chart import latency_chart
-    from normopt.parity import verify
 
     say = step or (lambda _: None)
     started = time.perf_counter()
     model = model or DEFAULT_PRESET
     out = Path(out_dir)
+    settings = _Settings(exporter, opset, dtype, target, providers, warmup, iters, threads)
+    _check_run(model, out, settings)
+    created = _Created(out)
+    try:
+        return _pipeline(model, out, settings, say, progress, started)
+    except BaseException:
+        created.remove()  # what this run made: its files, and --out itself when it made that
+        raise
+
+
+@dataclass(frozen=True)
+class _Settings:
+    exporter: str
+    opset: int | None
+    dtype: str
+    target: str
+    providers: list[str] | None
+    warmup: int
+    iters: int
+    threads: int | None
+
+
+def _check_run(model: str, out: Path, settings: _Settings) -> None:
+    """Every input and option ``run`` takes, checked before anything is created."""
+    from normopt import modelio, options
+    from normopt.fusing import check_fuse_options
+
+    options.timed_runs(settings.iters, settings.warmup, None)
+    options.threads(settings.threads)
+    check_fuse_options(settings.target, None)
+    if out.exists() and not out.is_dir():
+        raise UsageError(f"--out {out} is a file; give a directory (it is created if missing)")
+    for ancestor in out.parents:
+        if ancestor.exists() and not ancestor.is_dir():
+            raise UsageError(f"cannot create --out {out}: {ancestor} is a file, not a directory")
+    if model.endswith(".onnx"):
+        source = Path(model).resolve()
+        proto = modelio.read_proto(Path(model))  # missing, empty, truncated or not a model: exit 2 now
+        if source.parent == out.resolve() and source.name in _OUTPUTS:
+            raise UsageError(f"--out {out} would overwrite the input {model}; choose another directory")
+        modelio.load(source, proto)  # its external data must be there too
+    else:
+        from normopt.exporting.exporter import check_export_options
+        from normopt.exporting.sources import check_spec
+
+        check_export_options(settings.exporter, settings.dtype, settings.opset, None, None)
+        check_spec(model)
+
+
+_OUTPUTS = ("original.onnx", "fused.onnx", "report.json", "report.md", "latency.png")
+
+
+class _Created:
+    """What a run adds under ``out`` (and ``out`` itself, with missing parents), to remove on failure."""
+
+    def __init__(self, out: Path) -> None:
+        self.out = out
+        missing = [p for p in (out, *out.parents) if not p.exists()]
+        self.top = missing[-1] if missing else None  # the outermost folder this run will create
+        self.before = set(os.listdir(out)) if out.is_dir() else set()
+
+    def remove(self) -> None:
+        if self.top is not None:
+            shutil.rmtree(self.top, ignore_errors=True)
+            return
+        if self.out.is_dir():
+            for name in set(os.listdir(self.out)) - self.before:
+                path = self.out / name
+                shutil.rmtree(path, ignore_errors=True) if path.is_dir() else path.unlink(missing_ok=True)
+
+
+def _pipeline(
+    model: str, out: Path, settings: _Settings, say: Step, progress: Callable[[int, int], None] | None, started: float
+) -> RunOutcome:
+    from normopt.fusing import fuse
+    from normopt.latency import bench
+    from normopt.latency.chart import latency_chart
+    from normopt.parity import verify
+
     out.mkdir(parents=True, exist_ok=True)
-    original, fused_path = out / "original.onnx", out / "fused.onnx"
+    fused_path = out / "fused.onnx"
     export_info = None
     if model.endswith(".onnx"):
-        if not Path(model).is_file():
-            raise UsageError(f"no such model file: {model}")
+        original = Path(model)  # read where it is: a copy would lose the external data it references
         say(f"using {model} as the original model")
-        shutil.copyfile(model, original)
     else:
         from normopt.exporting.exporter import export
 
-        say(f"[1/4] exporting {model} ({exporter} exporter, {dtype})")
-        export_info = export(model, original, exporter=exporter, opset=opset, dtype=dtype).to_dict()  # type: ignore[arg-type]
+        original = out / "original.onnx"
+        say(f"[1/4] exporting {model} ({settings.exporter} exporter, {settings.dtype})")
+        export_info = export(
+            model,
+            original,
+            exporter=settings.exporter,  # type: ignore[arg-type]
+            opset=settings.opset,
+            dtype=settings.dtype,  # type: ignore[arg-type]
+        ).to_dict()
     say("[2/4] fusing norms")
-    fusion = fuse(original, fused_path, target=target)  # type: ignore[arg-type]
+    fusion = fuse(original, fused_path, target=settings.target)  # type: ignore[arg-type]
     say(f"      fused {fusion.result.fused}/{fusion.result.candidates} candidates")
     say("[3/4] verifying parity (ONNX Runtime CPU, optimizations off)")
     parity = verify(original, fused_path)
     say("      parity " + ("passed" if parity.passed else "FAILED"))
-    say(f"[4/4] benchmarking original vs fused ({iters} interleaved runs per row)")
+    say(f"[4/4] benchmarking original vs fused ({settings.iters} interleaved runs per row)")
     shapes = {i["name"]: i["shape"] for i in export_info["inputs"]} if export_info else None
     report = bench(
         [original, fused_path],
-        providers=providers or ["cpu", "cuda"],
+        providers=settings.providers or ["cpu", "cuda"],
         opt_levels=["disable", "all"],
         shapes=shapes,
-        warmup=warmup,
-        iters=iters,
-        threads=threads,
+        warmup=settings.warmup,
+        iters=settings.iters,
+        threads=settings.threads,
         labels=["original", "fused"],
         skip_unavailable=True,
         progress=progress,

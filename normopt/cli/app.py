@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import sys
+
+import click
 import typer
 
 from normopt.cli import startup
@@ -27,8 +30,20 @@ app.command()(run)
 
 
 def main() -> None:
-    """Console-script entry point."""
+    """Console-script entry point: usage errors are one line on stderr, exit 2 (``--help`` stays rich)."""
     try:
-        app()
+        code = app(standalone_mode=False, prog_name="normopt")
+    except click.exceptions.NoArgsIsHelpError as error:
+        sys.stderr.write(error.ctx.get_help() + "\n") if error.ctx is not None else None
+        code = 2
+    except click.UsageError as error:
+        command = error.ctx.command_path if error.ctx is not None else "normopt"
+        message = " ".join(error.format_message().split())
+        sys.stderr.write(f"normopt: error: {message} (see {command} --help)\n")
+        code = 2
+    except (click.exceptions.Abort, KeyboardInterrupt):
+        sys.stderr.write("normopt: interrupted\n")
+        code = 130
     finally:
         startup.freeze_heap()
+    sys.exit(code if isinstance(code, int) else 0)

@@ -45,8 +45,10 @@ def bench(
         BenchProvider, typer.Option(help="cpu, cuda, or all (benchmarks what is usable, says what was skipped).")
     ] = BenchProvider.cpu,
     warmup: Annotated[int, typer.Option(help="Untimed runs per session.")] = 10,
-    iters: Annotated[int, typer.Option(help="Timed runs per session.")] = 100,
-    seconds: Annotated[float | None, typer.Option(help="Time budget for timed runs instead of --iters.")] = None,
+    iters: Annotated[int | None, typer.Option(help="Timed runs per session (default 100).", show_default=False)] = None,
+    seconds: Annotated[
+        float | None, typer.Option(help="Run until this many seconds are spent, instead of --iters (not both).")
+    ] = None,
     opt_level: Annotated[
         list[Level] | None,
         typer.Option("--opt-level", help="ORT optimization level(s) (repeatable; default disable and all)."),
@@ -65,11 +67,12 @@ def bench(
     """Measure latency of MODELS side by side on ONNX Runtime (interleaved runs, percentiles, speedups)."""
     from normopt.latency import bench as run_bench
     from normopt.latency import report as render
+    from normopt.options import DEFAULT_ITERS
     from normopt.parity.inputs import parse_shapes
 
     providers = ["cpu", "cuda"] if provider == BenchProvider.all else [provider.value]
     with progress_bar() as bar:
-        task = bar.add_task("timing", total=iters if seconds is None else None)
+        task = bar.add_task("timing", total=(iters or DEFAULT_ITERS) if seconds is None else None)
         report = run_bench(
             models,
             providers=providers,

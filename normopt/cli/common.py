@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import functools
 import json
+import logging
 import os
+import signal
 import sys
 from collections.abc import Callable
 from enum import Enum
@@ -13,6 +15,7 @@ from typing import Annotated, Any, TypeVar
 import typer
 
 F = TypeVar("F", bound=Callable[..., Any])
+INTERNAL_ERROR = 3  # a bug in normopt (0 success, 1 a check failed, 2 bad input or usage)
 
 
 class Format(str, Enum):
@@ -33,7 +36,10 @@ ShapeOption = Annotated[
 
 
 def progress_bar() -> Any:
-    """A transient rich progress bar on stderr (description, bar, done/total, elapsed)."""
+    """A transient rich progress bar on stderr (description, bar, done/total, elapsed).
+
+    Off when stderr is not a terminal: logs and pipes get the step lines only, and an error stays one line.
+    """
     from rich.console import Console
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeElapsedColumn
 
@@ -44,6 +50,7 @@ def progress_bar() -> Any:
         TimeElapsedColumn(),
         transient=True,
         console=Console(stderr=True),
+        disable=not sys.stderr.isatty(),
     )
 
 
@@ -58,14 +65,34 @@ def info(message: str) -> None:
     sys.stderr.write(message + "\n")
 
 
+class Terminated(KeyboardInterrupt):
+    """SIGTERM (or SIGHUP), raised where the process is: staged files are cleaned up on the way out."""
+
+    def __init__(self, signum: int) -> None:
+        super().__init__(signum)
+        self.signum = signum
+
+
+def _raise_terminated(signum: int, _frame: Any) -> None:
+    raise Terminated(signum)
+
+
 def handle_errors(command: F) -> F:
-    """Map normopt's errors to exit codes with one line on stderr (a traceback only with --debug)."""
+    """Map normopt's errors to exit codes with one line on stderr (a traceback only with --debug).
+
+    NormoptError: its exit code (2 bad input, 1 a failed check). Ctrl-C / SIGTERM: 130 / 143, after
+    the writer removed what it staged. Anything else is a bug in normopt, not in the input: exit 3.
+    """
 
     @functools.wraps(command)
     def wrapper(*args: Any, **kwargs: Any) -> Any:
         from normopt.errors import NormoptError
 
         debug = bool(kwargs.get("debug")) or os.environ.get("NORMOPT_DEBUG") == "1"
+        if debug:
+            logging.basicConfig(level=logging.DEBUG, stream=sys.stderr, format="normopt: %(name)s: %(message)s")
+        for signum in (signal.SIGTERM, signal.SIGHUP):
+            signal.signal(signum, _raise_terminated)
         try:
             return command(*args, **kwargs)
         except typer.Exit:
@@ -75,14 +102,20 @@ def handle_errors(command: F) -> F:
                 raise
             info("normopt: error: " + " ".join(str(error).split()))
             raise typer.Exit(error.exit_code) from None
+        except Terminated as stop:
+            info(f"normopt: terminated by signal {stop.signum}; nothing half-written was left")
+            raise typer.Exit(128 + stop.signum) from None
         except KeyboardInterrupt:
-            info("normopt: interrupted")
+            info("normopt: interrupted; nothing half-written was left")
             raise typer.Exit(130) from None
         except Exception as error:
             if debug:
                 raise
-            text = str(error).strip().splitlines()[0] if str(error).strip() else ""
-            info(f"normopt: error: unexpected {type(error).__name__}: {text} (rerun with --debug for the traceback)")
-            raise typer.Exit(2) from None
+            text = " ".join(str(error).split())[:300]
+            info(
+                f"normopt: internal error ({type(error).__name__}: {text}): a bug in normopt, not in the input; "
+                "rerun with --debug for the traceback and report it"
+            )
+            raise typer.Exit(INTERNAL_ERROR) from None
 
     return wrapper  # type: ignore[return-value]

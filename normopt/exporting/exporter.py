@@ -1,15 +1,16 @@
 """``normopt.export``: torch model → ONNX with either exporter, any opset, fp32/fp16/bf16.
 
-Both exporters' chatter goes to stderr (stdout is kept for ``--format json``). The result is re-saved
-through ``modelio`` so it carries an IR version ONNX Runtime accepts, is written atomically, and keeps
-big weights as external data.
+The exporters' prints and warnings go to the debug log (``--debug`` shows them; stdout is kept for JSON).
+The result is re-saved through ``modelio`` so it carries an IR version ONNX Runtime accepts, is written
+atomically, and keeps big weights as external data.
 """
 
 from __future__ import annotations
 
 import contextlib
+import io
+import logging
 import os
-import sys
 import tempfile
 import time
 import warnings
@@ -19,6 +20,8 @@ from typing import Any, Literal
 
 from normopt import modelio
 from normopt.errors import UsageError
+
+logger = logging.getLogger(__name__)
 
 Exporter = Literal["legacy", "dynamo"]
 DType = Literal["fp32", "fp16", "bf16"]
@@ -68,6 +71,42 @@ class ExportOutcome:
         }
 
 
+def _log_chatter(text: str, caught: list[warnings.WarningMessage]) -> None:
+    for line in text.splitlines():
+        if line.strip():
+            logger.debug("exporter: %s", line)
+    for warning in caught:
+        logger.debug("exporter warning: %s: %s", warning.category.__name__, warning.message)
+
+
+def opset_range(exporter: Exporter) -> tuple[int, int]:
+    """The opsets ``exporter`` writes as asked (the dynamo exporter cannot go below 18 reliably)."""
+    from torch.onnx import _constants
+
+    if exporter == "legacy":
+        return _constants.ONNX_MIN_OPSET, _constants.ONNX_TORCHSCRIPT_EXPORTER_MAX_OPSET
+    return 18, _constants.ONNX_MAX_OPSET
+
+
+def check_export_options(exporter: str, dtype: str, opset: int | None, batch: int | None, seq: int | None) -> None:
+    """Raise UsageError for an exporter, dtype, opset, batch or sequence length ``export`` cannot honour."""
+    from normopt import options
+
+    if exporter not in EXPORTERS:
+        raise UsageError(f"unknown exporter {exporter!r}; choose legacy or dynamo")
+    if dtype not in DTYPES:
+        raise UsageError(f"unknown dtype {dtype!r}; choose fp32, fp16 or bf16")
+    if opset is not None:
+        low, high = opset_range(exporter)
+        if isinstance(opset, bool) or not isinstance(opset, int) or not low <= opset <= high:
+            hint = "; use --exporter legacy for older opsets" if exporter == "dynamo" and opset < low else ""
+            raise UsageError(f"--opset for the {exporter} exporter must be between {low} and {high}, got {opset}{hint}")
+    if batch is not None:
+        options.at_least("--batch", batch, 1)
+    if seq is not None:
+        options.at_least("--seq", seq, 1)
+
+
 def _torch_dtype(dtype: DType) -> Any:
     import torch
 
@@ -106,15 +145,13 @@ def export(
     from normopt.exporting.sources import resolve
     from normopt.fusion.pipeline import fuse_model
 
-    if exporter not in EXPORTERS:
-        raise UsageError(f"unknown exporter {exporter!r}; choose legacy or dynamo")
-    if dtype not in DTYPES:
-        raise UsageError(f"unknown dtype {dtype!r}; choose fp32, fp16 or bf16")
+    check_export_options(exporter, dtype, opset, batch, seq)
     start = time.perf_counter()
     output = Path(output)
-    if not output.parent.is_dir():
-        raise UsageError(f"output directory does not exist: {output.parent}")
+    modelio.check_destination(output, None)
     source = resolve(model, batch, seq, task)
+    if seq is not None and source.max_seq is not None and seq > source.max_seq:
+        raise UsageError(f"--seq must be between 1 and {source.max_seq} (the model's positions), got {seq}")
     module = source.module.to(_torch_dtype(dtype))
     inputs = {k: v.to(_torch_dtype(dtype)) if v.is_floating_point() else v for k, v in source.inputs.items()}
     opset = opset or DEFAULT_OPSET[exporter]
@@ -163,8 +200,13 @@ def _run_exporter(
 
     args = tuple(inputs.values())
     names = list(inputs)
-    with contextlib.redirect_stdout(sys.stderr), warnings.catch_warnings():
-        warnings.simplefilter("ignore")
+    chatter = io.StringIO()  # the exporters' prints and warnings: logged at debug level, not shown
+    with (
+        contextlib.redirect_stdout(chatter),
+        contextlib.redirect_stderr(chatter),
+        warnings.catch_warnings(record=True) as caught,
+    ):
+        warnings.simplefilter("always")
         try:
             if exporter == "legacy":
                 torch.onnx.export(
@@ -207,4 +249,6 @@ def _run_exporter(
             text = str(error).strip().splitlines()[0][:300] if str(error).strip() else type(error).__name__
             raise UsageError(
                 f"the {exporter} exporter failed for {dtype} ({type(error).__name__}: {text}); try --exporter {other}"
-            ) from None
+            ) from error
+        finally:
+            _log_chatter(chatter.getvalue(), caught)

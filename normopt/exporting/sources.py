@@ -9,6 +9,7 @@ directory without weights is initialized randomly from its config, and that is s
 from __future__ import annotations
 
 import importlib
+import importlib.util
 import json
 import logging
 from dataclasses import dataclass, field
@@ -51,6 +52,7 @@ class Source:
     description: str
     norms: int
     notes: list[str] = field(default_factory=list)
+    max_seq: int | None = None  # positions the model has (learned position tables), when it has a limit
 
 
 class HiddenState(nn.Module):
@@ -108,11 +110,13 @@ class PresetModule(nn.Module):
         return self.model(input_ids)
 
 
-def resolve(spec: str, batch: int | None = None, seq: int | None = None, task: str | None = None) -> Source:
-    """Resolve a preset name, a Hugging Face model directory, or ``package.module:function``.
+def check_spec(spec: str, task: str | None = None) -> str:
+    """What ``spec`` names (``preset``, ``hf`` or ``function``), checked without building anything.
 
-    ``task`` picks what a Hugging Face model returns (default ``hidden-states``); presets are causal
-    language models and functions return what they return, so for them only the default is accepted.
+    Raises:
+        UsageError: An unknown name, a directory without config.json, a module that cannot be found,
+            or a ``task`` that does not apply.
+
     """
     if task is not None and task not in TASKS:
         raise UsageError(f"unknown task {task!r}; choose one of {', '.join(TASKS)}")
@@ -121,19 +125,42 @@ def resolve(spec: str, batch: int | None = None, seq: int | None = None, task: s
             raise UsageError(
                 f"preset {spec} is a causal LM (logits); --task {task} applies to Hugging Face directories"
             )
-        return _preset(spec, batch, seq)
+        return "preset"
     path = Path(spec)
     if path.is_dir():
-        return _hugging_face(path, batch, seq, task or "hidden-states")
+        if not (path / "config.json").is_file():
+            raise UsageError(f"{path} has no config.json")
+        return "hf"
     if ":" in spec and not path.exists():
         if task is not None:
             raise UsageError("--task applies to presets and Hugging Face directories, not module:function")
-        return _function(spec)
+        module_name, _, attr = spec.partition(":")
+        try:
+            found = bool(module_name) and bool(attr) and importlib.util.find_spec(module_name) is not None
+        except (ImportError, ValueError):
+            found = False
+        if not found:
+            raise UsageError(f"cannot import {spec}: no module {module_name!r} (or no function after the colon)")
+        return "function"
     if path.exists():
         raise UsageError(f"{spec} is not a directory with config.json, a preset or module:function")
     raise UsageError(
         f"unknown model {spec!r}: not a preset ({', '.join(presets.PRESETS)}), a directory, or module:function"
     )
+
+
+def resolve(spec: str, batch: int | None = None, seq: int | None = None, task: str | None = None) -> Source:
+    """Resolve a preset name, a Hugging Face model directory, or ``package.module:function``.
+
+    ``task`` picks what a Hugging Face model returns (default ``hidden-states``); presets are causal
+    language models and functions return what they return, so for them only the default is accepted.
+    """
+    kind = check_spec(spec, task)
+    if kind == "preset":
+        return _preset(spec, batch, seq)
+    if kind == "hf":
+        return _hugging_face(Path(spec), batch, seq, task or "hidden-states")
+    return _function(spec)
 
 
 def _preset(name: str, batch: int | None, seq: int | None) -> Source:
@@ -147,7 +174,13 @@ def _preset(name: str, batch: int | None, seq: int | None) -> Source:
         output_names=["logits"],
         description=f"preset {name}: {preset.description}",
         norms=presets.count_norm_modules(model),
+        max_seq=_table_size(getattr(model, "positions", None)),
     )
+
+
+def _table_size(table: Any) -> int | None:
+    """Rows of a learned position table (an ``nn.Embedding``), or None when there is none."""
+    return int(table.num_embeddings) if isinstance(table, nn.Embedding) else None
 
 
 def _function(spec: str) -> Source:
@@ -155,7 +188,7 @@ def _function(spec: str) -> Source:
     try:
         factory = getattr(importlib.import_module(module_name), attr)
     except (ImportError, AttributeError) as error:
-        raise UsageError(f"cannot import {spec}: {error}") from None
+        raise UsageError(f"cannot import {spec}: {error}") from error
     result = factory()
     if not (isinstance(result, tuple) and len(result) == 2 and isinstance(result[0], nn.Module)):
         raise UsageError(f"{spec} must return (torch module, example inputs)")
@@ -182,7 +215,7 @@ def _hugging_face(path: Path, batch: int | None, seq: int | None, task: str) -> 
         config = transformers.AutoConfig.from_pretrained(path, local_files_only=True)
     except (ValueError, KeyError, OSError) as error:
         first = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
-        raise UsageError(f"{path}: unknown or unsupported architecture {model_type!r} ({first})") from None
+        raise UsageError(f"{path}: unknown or unsupported architecture {model_type!r} ({first})") from error
     has_weights = any((path / f).exists() for f in _WEIGHT_FILES)
     model_cls = _model_class(transformers, config, task)
     notes = []
@@ -201,7 +234,7 @@ def _hugging_face(path: Path, batch: int | None, seq: int | None, task: str) -> 
             notes.append(f"{path} has no weights: initialized randomly from config.json")
     except ValueError as error:  # an auto class that has no head for this architecture
         first = str(error).strip().splitlines()[0][:200]
-        raise UsageError(f"{path}: {model_type!r} has no {task} head in transformers ({first})") from None
+        raise UsageError(f"{path}: {model_type!r} has no {task} head in transformers ({first})") from error
     b, s = batch or 2, seq or 16
     inputs, dynamic = _hf_inputs(config, b, s)
     if task == "hidden-states":
@@ -220,7 +253,21 @@ def _hugging_face(path: Path, batch: int | None, seq: int | None, task: str) -> 
         description=f"Hugging Face {config.model_type} ({task}) from {path}",
         norms=presets.count_norm_modules(model),
         notes=notes,
+        max_seq=None if "input_ids" not in inputs else _positions(config),
     )
+
+
+def _positions(config: Any) -> int | None:
+    """The longest sequence a text model's position table holds (None: rotary or relative, no table)."""
+    if getattr(config, "position_embedding_type", "absolute") not in ("absolute", None):
+        return None
+    if getattr(config, "rope_theta", None) is not None or getattr(config, "rope_parameters", None) is not None:
+        return None
+    for name in ("n_positions", "max_position_embeddings"):
+        value = getattr(config, name, None)
+        if isinstance(value, int) and value > 0:
+            return value
+    return None
 
 
 def _model_class(transformers: Any, config: Any, task: str) -> Any:

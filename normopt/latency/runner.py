@@ -9,6 +9,7 @@ device-resident inputs and outputs (CUDA), so the harness adds one call and no c
 from __future__ import annotations
 
 import os
+import shutil
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
@@ -158,7 +159,7 @@ def bench(
     providers: Sequence[str] | None = None,
     opt_levels: list[ortsession.OptLevel] | None = None,
     warmup: int = 10,
-    iters: int | None = 100,
+    iters: int | None = None,
     seconds: float | None = None,
     threads: int | None = None,
     shapes: dict[str, list[int]] | None = None,
@@ -175,7 +176,7 @@ def bench(
         providers: ``cpu`` and/or ``cuda`` (default cpu).
         opt_levels: ORT graph optimization levels (default ``disable`` and ``all``).
         warmup: Untimed runs per session before timing.
-        iters: Timed runs per session (ignored when ``seconds`` is given).
+        iters: Timed runs per session (default 100; not together with ``seconds``).
         seconds: Time budget for the timed rounds instead of a fixed count.
         threads: Intra-op threads (None: ORT's default).
         shapes: Dims for dynamic inputs.
@@ -190,10 +191,12 @@ def bench(
         UsageError: Missing models, models with different inputs.
 
     """
-    from normopt import modelio
+    from normopt import modelio, options
 
     if not models:
         raise UsageError("no model to benchmark")
+    iters = options.timed_runs(iters, warmup, seconds) or None
+    options.threads(threads)
     paths = [Path(m) for m in models]
     for path in paths:
         modelio.load(path)
@@ -228,24 +231,28 @@ def bench(
         import tempfile
 
         profile_dir = tempfile.mkdtemp(prefix="normopt-profile-")
-    runners = [
-        _Runner(label, path, provider, level, threads, feeds, profile_dir)
-        for provider in usable
-        for level in opt_levels
-        for label, path in zip(labels, paths, strict=True)
-    ]
-    for runner in runners:
-        for _ in range(warmup):
-            runner.run()
-        runner.sample_rss()
-    _timed_rounds(runners, iters, seconds, progress)
-    batch = int(next(iter(feeds.values())).shape[0]) if feeds and next(iter(feeds.values())).ndim else 1
-    rows = [_row(r, threads, batch) for r in runners]
-    if profile:
-        from normopt.latency.profile import summarize_profile
+    runners: list[_Runner] = []
+    try:
+        for provider in usable:
+            for level in opt_levels:
+                for label, path in zip(labels, paths, strict=True):
+                    runners.append(_Runner(label, path, provider, level, threads, feeds, profile_dir))
+        for runner in runners:
+            for _ in range(warmup):
+                runner.run()
+            runner.sample_rss()
+        _timed_rounds(runners, iters, seconds, progress)
+        batch = int(next(iter(feeds.values())).shape[0]) if feeds and next(iter(feeds.values())).ndim else 1
+        rows = [_row(r, threads, batch) for r in runners]
+        if profile:
+            from normopt.latency.profile import summarize_profile
 
-        for runner, row in zip(runners, rows, strict=True):
-            row.profile = summarize_profile(runner.session.end_profiling(), runner.path)
+            for runner, row in zip(runners, rows, strict=True):
+                row.profile = summarize_profile(runner.session.end_profiling(), runner.path)
+    finally:
+        if profile_dir is not None:  # nothing left behind, also on an error or Ctrl-C
+            _end_profiles(runners)
+            shutil.rmtree(profile_dir, ignore_errors=True)
     _speedups(rows)
     return BenchReport(
         results=rows,
@@ -263,6 +270,15 @@ def bench(
     )
 
 
+def _end_profiles(runners: list[_Runner]) -> None:
+    """Stop every session's profiler, so none writes its file after the folder is gone."""
+    for runner in runners:
+        try:
+            runner.session.end_profiling()
+        except Exception:
+            pass
+
+
 def _labels(paths: list[Path]) -> list[str]:
     names = [p.stem for p in paths]
     if len(set(names)) == len(names):
@@ -275,8 +291,6 @@ def _timed_rounds(
 ) -> None:
     deadline = time.perf_counter() + seconds if seconds is not None else None
     rounds = iters if deadline is None else None
-    if rounds is not None and rounds < 1:
-        raise UsageError("--iters must be at least 1")
     total = rounds or 0
     done = 0
     clock = time.perf_counter_ns

@@ -7,11 +7,14 @@ place, so a failed save leaves nothing half-written and an input is never overwr
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import shutil
+import signal
 import stat
 import tempfile
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
@@ -44,7 +47,7 @@ def load(path: str | os.PathLike[str], proto: onnx.ModelProto | None = None) -> 
     try:
         model = ir.serde.deserialize_model(proto)
     except Exception as error:
-        raise UsageError(f"{path} is not a readable ONNX model ({type(error).__name__}: {error})") from None
+        raise UsageError(f"{path} is not a readable ONNX model ({type(error).__name__}: {error})") from error
     ir.external_data.set_base_dir(model.graph, os.fspath(path.parent))
     _require_data(path, model)
     return model
@@ -63,7 +66,7 @@ def load_flat(path: str | os.PathLike[str], min_nodes: int, proto: onnx.ModelPro
     try:
         graph = ProtoGraph(proto, path.resolve().parent)
     except ValueError as error:
-        raise UsageError(f"{path} is not a valid ONNX model ({error})") from None
+        raise UsageError(f"{path} is not a valid ONNX model ({error})") from error
     _require_data(path, graph)
     return graph
 
@@ -86,7 +89,7 @@ def read_proto(path: str | os.PathLike[str]) -> onnx.ModelProto:
     try:
         proto = onnx.load(os.fspath(path), load_external_data=False)
     except Exception as error:
-        raise UsageError(f"not an ONNX model: {path} does not parse ({type(error).__name__}: {error})") from None
+        raise UsageError(f"not an ONNX model: {path} does not parse ({type(error).__name__}: {error})") from error
     problem = _model_problem(proto)
     if problem:
         raise UsageError(f"not an ONNX model: {path} {problem}")
@@ -153,14 +156,14 @@ class Staged:
     def commit(self, mode_like: Path | None = None) -> SaveInfo:
         """Move the staged files into place; the model gets ``mode_like``'s mode if given, else the umask's."""
         try:
-            for staged in self.staged_data:
+            for staged in [*self.staged_data, self.model_path]:
                 _chmod_new(staged)
-                os.replace(staged, self.destination.parent / staged.name)
             if mode_like is not None:
                 os.chmod(self.model_path, stat.S_IMODE(mode_like.stat().st_mode))
-            else:
-                _chmod_new(self.model_path)
-            os.replace(self.model_path, self.destination)
+            with _signals_held():  # Ctrl-C / SIGTERM land after both renames, never between them
+                for staged in self.staged_data:
+                    os.replace(staged, self.destination.parent / staged.name)
+                os.replace(self.model_path, self.destination)
         finally:
             self.discard()
         return SaveInfo(path=self.destination, data_files=self.data_files)
@@ -171,6 +174,21 @@ class Staged:
             shutil.rmtree(self.folder, ignore_errors=True)
         elif self.folder.exists():
             self.folder.unlink()
+
+
+@contextlib.contextmanager
+def _signals_held() -> Iterator[None]:
+    """Hold SIGINT, SIGTERM and SIGHUP for the duration (delivered on exit); a no-op where unsupported."""
+    held = {signal.SIGINT, signal.SIGTERM, signal.SIGHUP}
+    try:
+        previous = signal.pthread_sigmask(signal.SIG_BLOCK, held)
+    except (AttributeError, ValueError, OSError):
+        yield
+        return
+    try:
+        yield
+    finally:
+        signal.pthread_sigmask(signal.SIG_SETMASK, previous)
 
 
 def _chmod_new(path: Path) -> None:

@@ -18,7 +18,7 @@ from typing import Any
 import numpy as np
 import onnx_ir as ir
 
-from normopt import modelio, ortsession
+from normopt import modelio, options, ortsession
 from normopt.errors import ProviderUnavailable, UsageError
 from normopt.fusion.graph_utils import graphs_of
 from normopt.parity import inputs as inp
@@ -57,9 +57,13 @@ class ParityReport:
         }
 
 
-def specs_of(session: Any) -> list[inp.InputSpec]:
-    """Input specs of an ONNX Runtime session."""
-    return [inp.InputSpec(i.name, i.type, tuple(i.shape)) for i in session.get_inputs()]
+def specs_of(session: Any, model: ir.Model | None = None) -> list[inp.InputSpec]:
+    """Input specs of an ONNX Runtime session; with ``model``, an input of unknown rank has shape None.
+
+    (ONNX Runtime reports both an unknown rank and a scalar as ``[]``; the model says which.)
+    """
+    unranked = {v.name for v in model.graph.inputs if v.shape is None} if model is not None else set()
+    return [inp.InputSpec(i.name, i.type, None if i.name in unranked else tuple(i.shape)) for i in session.get_inputs()]
 
 
 def run_pair(
@@ -153,8 +157,9 @@ def verify(
         UsageError: Missing or unreadable models, mismatched input or output names, bad inputs.
 
     """
-    if trials < 1:
-        raise UsageError("--trials must be at least 1")
+    options.at_least("--trials", trials, 1)
+    atol, rtol = options.tolerance("--atol", atol), options.tolerance("--rtol", rtol)
+    options.seed(seed)
     if provider == "cuda":
         problem = ortsession.cuda_problem()
         if problem is not None:
@@ -163,7 +168,7 @@ def verify(
     modelio.load(candidate)
     ref_sess = ortsession.create(reference, provider, "disable")
     cand_sess = ortsession.create(candidate, provider, "disable")
-    ref_specs, cand_specs = specs_of(ref_sess), specs_of(cand_sess)
+    ref_specs, cand_specs = specs_of(ref_sess, ref_model), specs_of(cand_sess)
     if {s.name for s in ref_specs} != {s.name for s in cand_specs}:
         raise UsageError(
             f"input names differ: reference {sorted(s.name for s in ref_specs)}, "
@@ -174,7 +179,7 @@ def verify(
         raise UsageError("output names differ between the reference and the candidate")
     limits = inp.vocab_limits(ref_model)
     floor = narrowest_float(ref_model)
-    shapes = shapes or {}
+    shapes = inp.check_shapes(shapes or {}, ref_specs)
     merged: dict[str, TensorStats] = {}
     failing_feeds: dict[str, np.ndarray] | None = None
     first_feeds: dict[str, np.ndarray] = {}

@@ -39,7 +39,12 @@ class InputSpec:
 
     name: str
     type: str
-    shape: tuple[int | str | None, ...]
+    shape: tuple[int | str | None, ...] | None  # None: unknown rank
+
+    def describe(self) -> str:
+        """``input_ids int64 [batch, seq]`` (``[?]`` for an unknown rank)."""
+        dims = "?" if self.shape is None else ", ".join("?" if d is None else str(d) for d in self.shape)
+        return f"{self.name} {self.type.removeprefix('tensor(').removesuffix(')')} [{dims}]"
 
 
 def parse_shape(text: str) -> tuple[str, list[int]]:
@@ -48,6 +53,8 @@ def parse_shape(text: str) -> tuple[str, list[int]]:
     if not match:
         raise UsageError(f"bad --shape {text!r}; expected NAME=DIMS such as input_ids=2x16")
     dims = [int(d) for d in re.split(r"\s*[x,]\s*", match.group(2))] if match.group(2) else []
+    if any(d < 1 for d in dims):
+        raise UsageError(f"bad --shape {text!r}: every dim must be at least 1 (a zero-size input checks nothing)")
     return match.group(1), dims
 
 
@@ -64,9 +71,11 @@ def bind_shape(spec: InputSpec, shapes: Mapping[str, list[int]], named: dict[str
     """
     if spec.name in shapes:
         dims = shapes[spec.name]
-        if len(dims) != len(spec.shape):
+        if spec.shape is not None and len(dims) != len(spec.shape):
             raise UsageError(f"--shape {spec.name} has {len(dims)} dims; the model input has {len(spec.shape)}")
         return dims
+    if spec.shape is None:
+        raise UsageError(f"input {spec.name} has no shape (unknown rank); pass --inputs or --shape {spec.name}=DIMS")
     named = {} if named is None else named
     bound = []
     for index, dim in enumerate(spec.shape):
@@ -82,6 +91,31 @@ def bind_shape(spec: InputSpec, shapes: Mapping[str, list[int]], named: dict[str
                 named[dim] = value
             bound.append(value)
     return bound
+
+
+def check_shapes(shapes: Mapping[str, list[int]], specs: list[InputSpec]) -> dict[str, list[int]]:
+    """``shapes`` when every name is an input or a symbolic dim name, and static dims agree; else UsageError."""
+    inputs = {s.name: s for s in specs}
+    dim_names = sorted({d for s in specs for d in s.shape or () if isinstance(d, str) and d})
+    for name, dims in shapes.items():
+        spec = inputs.get(name)
+        if spec is None and name not in dim_names:
+            raise UsageError(
+                f"--shape {name}: the model has no input or dim of that name; inputs: "
+                f"{'; '.join(s.describe() for s in specs)}; dim names: {', '.join(dim_names) or 'none'}"
+            )
+        if spec is None:
+            if len(dims) != 1:
+                raise UsageError(f"--shape {name}={'x'.join(map(str, dims))}: a dim name takes one size")
+            continue
+        if spec.shape is None:
+            continue
+        if len(dims) != len(spec.shape):
+            raise UsageError(f"--shape {name} has {len(dims)} dims; the model expects {spec.describe()}")
+        for given, declared in zip(dims, spec.shape, strict=True):
+            if isinstance(declared, int) and declared > 0 and given != declared:
+                raise UsageError(f"--shape {name}={'x'.join(map(str, dims))} does not fit {spec.describe()}")
+    return dict(shapes)
 
 
 def vocab_limits(model: ir.Model) -> dict[str, int]:
@@ -141,11 +175,36 @@ def load_npz(path: str | os.PathLike[str], specs: list[InputSpec]) -> dict[str, 
         with np.load(path) as data:
             feeds = {k: data[k] for k in data.files}
     except Exception as error:
-        raise UsageError(f"{path} is not a readable .npz ({error})") from None
+        raise UsageError(f"{path} is not a readable .npz ({error})") from error
     names = {s.name for s in specs}
     if set(feeds) != names:
         raise UsageError(f"{path} holds {sorted(feeds)}, but the model's inputs are {sorted(names)}")
-    return feeds
+    return {s.name: _checked_array(feeds[s.name], s) for s in specs}
+
+
+def _checked_array(array: np.ndarray, spec: InputSpec) -> np.ndarray:
+    """``array`` as ``spec``'s type when its kind, rank and static dims fit (ints widened safely)."""
+    want = _NP_TYPES.get(spec.type)
+    got = f"got {array.dtype} [{', '.join(map(str, array.shape))}]"
+    problem = None
+    if want is None:
+        problem = f"normopt cannot feed type {spec.type}"
+    elif array.size == 0:
+        problem = f"{got}: an empty array checks nothing"
+    elif np.issubdtype(want, np.floating):
+        problem = None if np.issubdtype(array.dtype, np.floating) else got
+    elif array.dtype != want and not np.can_cast(array.dtype, want, "safe"):
+        problem = got
+    if problem is None and spec.shape is not None:
+        if array.ndim != len(spec.shape) or any(
+            isinstance(d, int) and d > 0 and d != n for d, n in zip(spec.shape, array.shape, strict=False)
+        ):
+            problem = got
+    if problem is not None:
+        raise UsageError(f"{spec.name}: {problem}; the model expects {spec.describe()}")
+    if want is not None and not np.issubdtype(want, np.floating):
+        array = array.astype(want, copy=False)
+    return array
 
 
 def cast_for(feeds: Mapping[str, np.ndarray], specs: list[InputSpec]) -> dict[str, np.ndarray]:

@@ -1,0 +1,70 @@
+"""SIGINT / SIGTERM while ``fuse`` writes a model with external data: the ``.onnx`` and its ``.data`` appear
+together or not at all, nothing staged is left behind, and the input is untouched.
+
+The signal is sent at spread-out moments of a real ``normopt fuse`` process (start-up, fusing, staging the
+weights, committing); whichever moment it lands in, the folder must be in one of the two allowed states.
+"""
+
+from __future__ import annotations
+
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import onnx
+import pytest
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "benchmarks"))
+from synthetic import layernorm_chain, save
+
+from tests.stress import session
+
+
+def _files(folder: Path) -> dict[str, bytes]:
+    return {p.name: p.read_bytes() for p in folder.iterdir()}
+
+
+def _wait_for_start(proc: subprocess.Popen[bytes], seconds: float) -> None:
+    end = time.monotonic() + seconds
+    while time.monotonic() < end and proc.poll() is None:
+        time.sleep(0.01)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM])
+def test_signal_during_fuse_leaves_both_files_or_neither(signum: int, tmp_path: Path) -> None:
+    source_dir = tmp_path / "in"
+    source_dir.mkdir()
+    source = save(layernorm_chain(8, (2, 8, 1024), opset=17, matmul=True), source_dir / "m.onnx", external=True)
+    before = _files(source_dir)
+    out_dir = tmp_path / "out"
+    out_dir.mkdir()
+    command = [sys.executable, "-m", "normopt_cli", "fuse", str(source), "-o", str(out_dir / "f.onnx")]
+    command += ["--external", "new"]
+    start = time.monotonic()
+    subprocess.run(command, check=True, capture_output=True)
+    whole = time.monotonic() - start  # the signals land at fractions of an uninterrupted run
+    outcomes = set()
+    for fraction in (0.2, 0.35, 0.5, 0.6, 0.7, 0.8, 0.88, 0.95):
+        delay = whole * fraction
+        for p in out_dir.iterdir():
+            p.unlink()
+        proc = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+        _wait_for_start(proc, delay)
+        if proc.poll() is None:
+            proc.send_signal(signum)
+        _, stderr = proc.communicate(timeout=120)
+        names = sorted(p.name for p in out_dir.iterdir())
+        assert names in ([], ["f.onnx", "f.onnx.data"]), (delay, names, stderr.decode()[-500:])
+        if names:
+            model = onnx.load(out_dir / "f.onnx")  # loads its data: the pair is complete
+            assert sum(n.op_type == "LayerNormalization" for n in model.graph.node) == 8
+            session(out_dir / "f.onnx")
+        else:  # -signum: SIGTERM before the handler is installed (still importing; nothing written)
+            assert proc.returncode in (130, 128 + signum, -signum), (delay, proc.returncode, stderr.decode()[-500:])
+            assert b"Traceback" not in stderr
+        outcomes.add(bool(names))
+        assert _files(source_dir) == before
+    assert False in outcomes, "no signal landed before the commit: the test did not test anything"
