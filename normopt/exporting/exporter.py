@@ -169,7 +169,7 @@ def export(
     return ExportOutcome(
         output=output,
         exporter=exporter,
-        opset=opset,
+        opset=reloaded.opset_imports.get("", opset),  # what was written, not only what was asked
         dtype=dtype,
         description=source.description,
         inputs=[

@@ -216,16 +216,16 @@ def bench(
         else:
             raise ProviderUnavailable(f"CUDA is not usable here: {problem}")
     probe = ortsession.create(paths[0], "cpu", "disable")
-    specs = specs_of(probe)
+    first = modelio.load(paths[0])
+    specs = specs_of(probe, first)
+    shapes = inp.check_shapes(shapes or {}, specs)
     for path in paths[1:]:
         if {s.name for s in specs_of(ortsession.create(path, "cpu", "disable"))} != {s.name for s in specs}:
             raise UsageError(f"{path} takes different inputs than {paths[0]}")
     if inputs is not None:
         feeds = inp.load_npz(inputs, specs)
     else:
-        feeds = inp.generate(
-            specs, shapes or {}, seed=0, limits=inp.vocab_limits(modelio.load(paths[0])), float_dtype=np.float32
-        )
+        feeds = inp.generate(specs, shapes, seed=0, limits=inp.vocab_limits(first), float_dtype=np.float32)
     profile_dir = None
     if profile:
         import tempfile

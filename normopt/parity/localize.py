@@ -38,7 +38,8 @@ def fused_nodes(model: ir.Model) -> list[ir.Node]:
 
 
 def _tensor_names(values: Any) -> list[str]:
-    return [v.name for v in values if v is not None and v.name and not v.is_initializer()]
+    """Computed tensors among ``values``: graph inputs (the same feeds on both sides) and weights are not."""
+    return [v.name for v in values if v is not None and v.name and not v.is_initializer() and not v.is_graph_input()]
 
 
 @contextmanager
