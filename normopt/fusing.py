@@ -14,13 +14,14 @@ from typing import Any
 import onnx_ir as ir
 
 from normopt import modelio
+from normopt.choices import ExternalLayout
 from normopt.errors import CheckFailed, UsageError
 from normopt.fusion import FusionResult, Target, fuse_model
 from normopt.fusion.graph_utils import graphs_of
+from normopt.fusion.ops import NORM_OPS
 from normopt.fusion.pipeline import count_nodes, wants_skip
 from normopt.modelio.protograph import ProtoGraph
 from normopt.parity import ParityReport
-from normopt.parity.localize import NORM_OPS
 
 
 @dataclass
@@ -63,7 +64,7 @@ def gc_paused() -> Iterator[None]:
 
 def check_fuse_options(target: str, skip: bool | None) -> None:
     """Raise UsageError for a target/skip combination the passes cannot honour."""
-    from normopt.fusion.emit import TARGETS
+    from normopt.choices import TARGETS
 
     if target not in TARGETS:
         raise UsageError(f"unknown target {target!r}; choose one of {', '.join(TARGETS)}")
@@ -82,7 +83,7 @@ def fuse(
     *,
     target: Target = "auto",
     skip: bool | None = None,
-    external: modelio.ExternalLayout = "auto",
+    external: ExternalLayout = "auto",
     in_place: bool = False,
     verify: bool = False,
     atol: float | None = None,
@@ -157,7 +158,7 @@ FLAT_PATH_MIN_NODES = 10_000
 
 
 def _load_for_fusing(
-    source: Path, destination: Path, target: Target, skip: bool | None, external: modelio.ExternalLayout
+    source: Path, destination: Path, target: Target, skip: bool | None, external: ExternalLayout
 ) -> ir.Model | ProtoGraph:
     """The model as a ``ProtoGraph`` where the protobuf fast path gives the same result, else onnx_ir."""
     proto = modelio.read_proto(source)  # parsed (and repaired) once, whichever engine takes it

@@ -17,11 +17,11 @@ transformers = pytest.importorskip("transformers")
 
 from normopt import export, fuse, modelio, verify  # noqa: E402
 from normopt.fusion.graph_utils import graphs_of  # noqa: E402
+from normopt.fusion.ops import PLAIN_NORM_OPS as NORM_OPS  # noqa: E402
 from normopt.modelio.protograph import flat_graph_problem  # noqa: E402
 from tests.engines import assert_engines_agree  # noqa: E402
 from tests.helpers import cli  # noqa: E402
 
-NORM_OPS = {"LayerNormalization", "SimplifiedLayerNormalization", "RMSNormalization"}
 TINY: dict[str, Any] = {
     "hidden_size": 32,
     "num_hidden_layers": 2,

@@ -15,6 +15,7 @@ from pathlib import Path
 import pytest
 
 from normopt import export, fuse, verify
+from normopt.fusion.ops import PLAIN_NORM_OPS as NORM_OPS
 from tests.conftest import op_counts
 from tests.factories import HANDWRITTEN
 
@@ -25,7 +26,6 @@ REASONS = {
 }
 
 pytestmark = pytest.mark.slow
-NORM_OPS = ("LayerNormalization", "SimplifiedLayerNormalization", "RMSNormalization")
 
 
 @pytest.mark.parametrize("dtype", ["fp32", "fp16"])

@@ -17,8 +17,8 @@ import pytest
 
 from normopt import fusing
 from normopt.fusion.graph_utils import graphs_of
+from normopt.fusion.ops import NORM_OPS
 from normopt.modelio import load
-from normopt.parity.localize import NORM_OPS
 from tests.conftest import ROOT
 from tests.stress import MODES, assert_same_computation, feeds, session
 

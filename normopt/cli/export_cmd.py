@@ -2,37 +2,13 @@
 
 from __future__ import annotations
 
-from enum import Enum
 from pathlib import Path
 from typing import Annotated
 
 import typer
 
+from normopt.choices import DType, Exporter, Task
 from normopt.cli.common import DebugOption, Format, FormatOption, emit_json, handle_errors, info
-
-
-class ExporterChoice(str, Enum):
-    """Which torch exporter."""
-
-    legacy = "legacy"
-    dynamo = "dynamo"
-
-
-class DTypeChoice(str, Enum):
-    """Export precision."""
-
-    fp32 = "fp32"
-    fp16 = "fp16"
-    bf16 = "bf16"
-
-
-class TaskChoice(str, Enum):
-    """What a Hugging Face model returns."""
-
-    hidden_states = "hidden-states"
-    causal_lm = "causal-lm"
-    masked_lm = "masked-lm"
-    sequence_classification = "sequence-classification"
 
 
 @handle_errors
@@ -41,11 +17,9 @@ def export(
         str | None, typer.Argument(help="Preset name, local Hugging Face directory, or package.module:function.")
     ] = None,
     output: Annotated[Path | None, typer.Option("--output", "-o", help="Output .onnx path.")] = None,
-    exporter: Annotated[
-        ExporterChoice, typer.Option(help="legacy (TorchScript) or dynamo (torch.export).")
-    ] = ExporterChoice.legacy,
+    exporter: Annotated[Exporter, typer.Option(help="legacy (TorchScript) or dynamo (torch.export).")] = "legacy",
     opset: Annotated[int | None, typer.Option(help="ONNX opset (default 14 legacy, 18 dynamo).")] = None,
-    dtype: Annotated[DTypeChoice, typer.Option(help="fp32, fp16 or bf16.")] = DTypeChoice.fp32,
+    dtype: Annotated[DType, typer.Option(help="fp32, fp16 or bf16.")] = "fp32",
     batch: Annotated[int | None, typer.Option(help="Example batch size.")] = None,
     seq: Annotated[int | None, typer.Option(help="Example sequence length.")] = None,
     dynamic: Annotated[bool, typer.Option("--dynamic/--static", help="Dynamic batch and sequence axes.")] = True,
@@ -54,7 +28,7 @@ def export(
         typer.Option("--external-data/--no-external-data", help="Weights in a .data file (default: above 100 MiB)."),
     ] = None,
     task: Annotated[
-        TaskChoice | None,
+        Task | None,
         typer.Option(help="Hugging Face output: base model hidden states (default) or a head's logits."),
     ] = None,
     fuse: Annotated[bool, typer.Option("--fuse", help="Continue into fusion: writes OUTPUT.fused.onnx too.")] = False,
@@ -82,18 +56,18 @@ def export(
 
     from normopt.exporting.exporter import export as run_export
 
-    with Console(stderr=True).status(f"exporting {model} with the {exporter.value} exporter ({dtype.value})"):
+    with Console(stderr=True).status(f"exporting {model} with the {exporter} exporter ({dtype})"):
         outcome = run_export(
             model,
             output,
-            exporter=exporter.value,
+            exporter=exporter,
             opset=opset,
-            dtype=dtype.value,
+            dtype=dtype,
             batch=batch,
             seq=seq,
             dynamic=dynamic,
             external_data=external_data,
-            task=task.value if task is not None else None,
+            task=task,
         )
     data = outcome.to_dict()
     for note in outcome.notes:

@@ -2,32 +2,14 @@
 
 from __future__ import annotations
 
-from enum import Enum
 from pathlib import Path
 from typing import Annotated
 
 import typer
 
+from normopt.choices import ExternalLayout, Target
 from normopt.cli import startup
 from normopt.cli.common import DebugOption, Format, FormatOption, emit_json, handle_errors, info
-
-
-class TargetChoice(str, Enum):
-    """Operator set the fused nodes come from."""
-
-    auto = "auto"
-    onnx = "onnx"
-    ort = "ort"
-
-
-class ExternalChoice(str, Enum):
-    """External data layout of the output."""
-
-    auto = "auto"
-    same = "same"
-    new = "new"
-    inline = "inline"
-
 
 # Above this many candidates the table groups them by (kind, status, rule or reason).
 DETAIL_ROWS = 40
@@ -81,17 +63,17 @@ def fuse(
         Path | None, typer.Option("--output", "-o", help="Output path (default MODEL.fused.onnx).")
     ] = None,
     target: Annotated[
-        TargetChoice,
+        Target,
         typer.Option(help="onnx: standard ops only; ort: ORT ops (+Skip*); auto: standard where the opset has it."),
-    ] = TargetChoice.auto,
+    ] = "auto",
     skip: Annotated[
         bool | None,
         typer.Option("--skip/--no-skip", help="Merge residual Adds into Skip* ops (default: on for --target ort)."),
     ] = None,
     external: Annotated[
-        ExternalChoice,
+        ExternalLayout,
         typer.Option(help="External data of the output: same layout, a new file beside it, inline, or auto."),
-    ] = ExternalChoice.auto,
+    ] = "auto",
     in_place: Annotated[bool, typer.Option("--in-place", help="Allow the output to overwrite the input.")] = False,
     verify: Annotated[
         bool, typer.Option("--verify", help="Check parity before writing; refuse to write a model that fails (exit 1).")
@@ -108,9 +90,9 @@ def fuse(
     outcome = run_fuse(
         model,
         output,
-        target=target.value,
+        target=target,
         skip=skip,
-        external=external.value,
+        external=external,
         in_place=in_place,
         verify=verify,
         atol=atol,
@@ -133,7 +115,7 @@ def fuse(
 @handle_errors
 def inspect(
     model: Annotated[Path, typer.Argument(help="The .onnx model to inspect (nothing is written).")],
-    target: Annotated[TargetChoice, typer.Option(help="Target used to decide fusability.")] = TargetChoice.auto,
+    target: Annotated[Target, typer.Option(help="Target used to decide fusability.")] = "auto",
     format: FormatOption = Format.table,
     debug: DebugOption = False,
 ) -> None:
@@ -141,7 +123,7 @@ def inspect(
     startup.defer_symbolic_shapes()
     from normopt.fusing import inspect as run_inspect
 
-    data = run_inspect(model, target=target.value).to_dict()
+    data = run_inspect(model, target=target).to_dict()
     startup.freeze_heap()
     if format == Format.json:
         emit_json(data)

@@ -7,9 +7,8 @@ from typing import Annotated
 
 import typer
 
+from normopt.choices import DType, Exporter, Target
 from normopt.cli.common import DebugOption, Format, FormatOption, emit_json, handle_errors, info, progress_bar
-from normopt.cli.export_cmd import DTypeChoice, ExporterChoice
-from normopt.cli.fuse_cmd import TargetChoice
 
 
 @handle_errors
@@ -21,10 +20,10 @@ def run(
     out: Annotated[
         Path, typer.Option("--out", help="Directory for the ONNX files, report.json, report.md and latency.png.")
     ] = Path("normopt-out"),
-    exporter: Annotated[ExporterChoice, typer.Option(help="Exporter for torch models.")] = ExporterChoice.legacy,
+    exporter: Annotated[Exporter, typer.Option(help="Exporter for torch models.")] = "legacy",
     opset: Annotated[int | None, typer.Option(help="ONNX opset for the export.")] = None,
-    dtype: Annotated[DTypeChoice, typer.Option(help="Export precision.")] = DTypeChoice.fp32,
-    target: Annotated[TargetChoice, typer.Option(help="Fusion target.")] = TargetChoice.auto,
+    dtype: Annotated[DType, typer.Option(help="Export precision.")] = "fp32",
+    target: Annotated[Target, typer.Option(help="Fusion target.")] = "auto",
     iters: Annotated[int, typer.Option(help="Timed runs per benchmark row.")] = 100,
     warmup: Annotated[int, typer.Option(help="Warm-up runs per benchmark row.")] = 10,
     threads: Annotated[int | None, typer.Option(help="Intra-op threads for the benchmark.")] = None,
@@ -43,10 +42,10 @@ def run(
         outcome = run_pipeline(
             model,
             out,
-            exporter=exporter.value,
+            exporter=exporter,
             opset=opset,
-            dtype=dtype.value,
-            target=target.value,
+            dtype=dtype,
+            target=target,
             iters=iters,
             warmup=warmup,
             threads=threads,

@@ -16,17 +16,14 @@ import time
 import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any
 
 from normopt import modelio
+from normopt.choices import DTYPES, EXPORTERS, DType, Exporter
 from normopt.errors import UsageError
 
 logger = logging.getLogger(__name__)
 
-Exporter = Literal["legacy", "dynamo"]
-DType = Literal["fp32", "fp16", "bf16"]
-EXPORTERS: tuple[Exporter, ...] = ("legacy", "dynamo")
-DTYPES: tuple[DType, ...] = ("fp32", "fp16", "bf16")
 DEFAULT_OPSET: dict[Exporter, int] = {"legacy": 14, "dynamo": 18}
 # Weights above this total size are written as external data unless asked otherwise.
 EXTERNAL_THRESHOLD_BYTES = 100 * 1024 * 1024

@@ -14,18 +14,17 @@ import json
 import logging
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any
 
 import torch
 from torch import nn
 
+from normopt.choices import TASKS
 from normopt.errors import UsageError
 from normopt.exporting import presets
 
 logger = logging.getLogger(__name__)
 
-Task = Literal["hidden-states", "causal-lm", "masked-lm", "sequence-classification"]
-TASKS: tuple[Task, ...] = ("hidden-states", "causal-lm", "masked-lm", "sequence-classification")
 # The transformers auto class of each head; hidden-states is the base model (see _model_class).
 _TASK_CLASSES = {
     "causal-lm": "AutoModelForCausalLM",

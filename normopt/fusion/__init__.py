@@ -1,6 +1,6 @@
 """Norm fusion passes on onnx_ir models."""
 
-from normopt.fusion.emit import TARGETS, Target
+from normopt.choices import TARGETS, Target
 from normopt.fusion.pipeline import fuse_model
 from normopt.fusion.result import Candidate, FusionResult
 

@@ -6,8 +6,9 @@ from dataclasses import dataclass, field
 
 import onnx_ir as ir
 
+from normopt.choices import Target
 from normopt.fusion import graph_utils as gu
-from normopt.fusion.emit import Target, choose_op, drop_unused_initializers, rewrite
+from normopt.fusion.emit import choose_op, drop_unused_initializers, rewrite
 from normopt.fusion.norm_match import NormMatch, Refusal
 from normopt.fusion.result import Candidate
 from normopt.modelio.inference import Annotations

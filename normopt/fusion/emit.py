@@ -10,19 +10,18 @@ Targets:
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Literal
 
 import numpy as np
 import onnx_ir as ir
 
+from normopt.choices import Target
 from normopt.fusion import graph_utils as gu
 from normopt.fusion.norm_match import NormMatch, Refusal, constant_array, constant_producers
 from normopt.modelio.protograph import ProtoGraph
 
-Target = Literal["onnx", "ort", "auto"]
-TARGETS: tuple[Target, ...] = ("auto", "onnx", "ort")
-
-# ORT 1.31 has no CPU kernel for RMSNormalization-23 in bfloat16 (see shared notes).
+# ONNX Runtime 1.31 cannot load a bfloat16 RMSNormalization-23 on CPU (it expands the function, and its Mul has no
+# bfloat16 kernel: "NOT_IMPLEMENTED: Could not find an implementation for Mul(14)"), so bfloat16 RMSNorm gets
+# SimplifiedLayerNormalization instead.
 _RMS23_DTYPES = frozenset({ir.DataType.FLOAT, ir.DataType.FLOAT16, ir.DataType.DOUBLE})
 
 

@@ -6,9 +6,9 @@ import logging
 
 import onnx_ir as ir
 
+from normopt.choices import TARGETS, Target
 from normopt.fusion import graph_utils as gu
 from normopt.fusion.base import FusionContext
-from normopt.fusion.emit import TARGETS, Target
 from normopt.fusion.layernorm import LayerNormPass
 from normopt.fusion.result import FusionResult
 from normopt.fusion.rmsnorm import RMSNormPass

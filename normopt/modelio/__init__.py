@@ -17,21 +17,21 @@ import tempfile
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Literal
 
 import onnx
 import onnx_ir as ir
 
+from normopt.choices import ExternalLayout
 from normopt.errors import UsageError
 from normopt.modelio.protograph import ProtoGraph, flat_graph_problem
 from normopt.modelio.repair import needs_repair, repair
 
 logger = logging.getLogger(__name__)
 
-# ONNX Runtime 1.31 loads IR version <= 13 (see shared notes); never write anything newer.
+# Written models carry IR version 10 at most (what onnx 1.16 writes, and what exporters of torch 2.x write).
+# ONNX Runtime 1.31 refuses newer files outright ("Unsupported model IR version: 14, max supported IR version: 13"),
+# and older runtimes stop lower; 10 keeps outputs loadable wherever the exported input was.
 MAX_IR_VERSION = 10
-
-ExternalLayout = Literal["auto", "same", "new", "inline"]
 
 
 def load(path: str | os.PathLike[str], proto: onnx.ModelProto | None = None) -> ir.Model:
@@ -360,7 +360,8 @@ def check(path: str | os.PathLike[str], full: bool = True) -> str | None:
 
 def serialize(model: ir.Model) -> bytes:
     """The model as bytes for an in-memory ONNX Runtime session (weights included)."""
-    return to_proto(model).SerializeToString()
+    data: bytes = to_proto(model).SerializeToString()
+    return data
 
 
 def add_outputs(model: ir.Model, names: list[str]) -> list[str]:

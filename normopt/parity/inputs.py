@@ -175,7 +175,9 @@ def load_npz(path: str | os.PathLike[str], specs: list[InputSpec]) -> dict[str, 
         with np.load(path) as data:
             feeds = {k: data[k] for k in data.files}
     except Exception as error:
-        raise UsageError(f"{path} is not a readable .npz ({type(error).__name__}; write one with numpy.savez)") from error
+        raise UsageError(
+            f"{path} is not a readable .npz ({type(error).__name__}; write one with numpy.savez)"
+        ) from error
     names = {s.name for s in specs}
     if set(feeds) != names:
         raise UsageError(f"{path} holds {sorted(feeds)}, but the model's inputs are {sorted(names)}")

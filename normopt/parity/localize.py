@@ -19,17 +19,8 @@ import numpy as np
 import onnx_ir as ir
 
 from normopt import modelio, ortsession
+from normopt.fusion.ops import NORM_OPS
 from normopt.parity.check import compare_outputs, narrowest_float, run_pair
-
-NORM_OPS = frozenset(
-    {
-        "LayerNormalization",
-        "SimplifiedLayerNormalization",
-        "RMSNormalization",
-        "SkipLayerNormalization",
-        "SkipSimplifiedLayerNormalization",
-    }
-)
 
 
 def fused_nodes(model: ir.Model) -> list[ir.Node]:

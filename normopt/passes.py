@@ -1,0 +1,43 @@
+"""normopt's fusion as an onnx_ir pass, for onnx_ir / onnxscript pass pipelines.
+
+    import onnx_ir as ir
+    from normopt.passes import FuseNorms
+
+    fuse = FuseNorms(target="onnx")
+    result = ir.passes.PassManager([fuse])(model)  # model is changed in place
+    print(fuse.result.fused, "norms fused")
+
+The pass is the same code ``normopt fuse`` runs on models of any size that fit onnx_ir (shape inference
+on the side, nothing inferred written back); ``result`` keeps the last run's per-candidate records.
+"""
+
+from __future__ import annotations
+
+import onnx_ir as ir
+
+from normopt.choices import TARGETS, Target
+from normopt.fusion.pipeline import fuse_model
+from normopt.fusion.result import FusionResult
+
+
+class FuseNorms(ir.passes.InPlacePass):
+    """Fuse every decomposed LayerNorm / RMSNorm of the model into one node each (in place).
+
+    Args:
+        target: ``auto``, ``onnx`` (standard ops only) or ``ort`` (ONNX Runtime's ops).
+        skip: Merge residual Adds into Skip* ops (default: only for ``ort``).
+
+    """
+
+    def __init__(self, target: Target = "auto", skip: bool | None = None) -> None:
+        super().__init__()
+        if target not in TARGETS:
+            raise ValueError(f"unknown target {target!r}; choose one of {', '.join(TARGETS)}")
+        self.target: Target = target
+        self.skip = skip
+        self.result: FusionResult | None = None
+
+    def call(self, model: ir.Model) -> ir.passes.PassResult:
+        """Run the passes; ``modified`` is True when at least one norm was fused."""
+        self.result = fuse_model(model, target=self.target, skip=self.skip)
+        return ir.passes.PassResult(model, modified=self.result.fused > 0)
