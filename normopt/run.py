@@ -272,14 +272,19 @@ def render_markdown(doc: dict[str, Any], chart_name: str) -> str:
         "`disable` = ONNX Runtime graph optimizations off (what normopt's fusion alone buys); `all` = ORT's own "
         "fusions on as well. Speedup is against `original` under the same provider and level.",
         "",
-        "| model | provider | opt level | p50 ms | p90 ms | p99 ms | mean ms | std ms | speedup |",
-        "|---|---|---|---|---|---|---|---|---|",
+        "| model | provider | opt level | p50 ms | p90 ms | p99 ms | mean ms | std ms | speedup | 95% CI | verdict |",
+        "|---|---|---|---|---|---|---|---|---|---|---|",
         *[
             f"| {r['model']} | {r['provider'].replace('ExecutionProvider', '')} | {r['opt_level']} | "
             f"{r['p50_ms']:.2f} | "
-            f"{r['p90_ms']:.2f} | {r['p99_ms']:.2f} | {r['mean_ms']:.2f} | {r['std_ms']:.2f} | {r['speedup']:.2f}x |"
+            f"{r['p90_ms']:.2f} | {r['p99_ms']:.2f} | {r['mean_ms']:.2f} | {r['std_ms']:.2f} | {r['speedup']:.2f}x | "
+            + (f"{r['speedup_low']:.2f}-{r['speedup_high']:.2f}x" if r.get("speedup_low") is not None else "-")
+            + f" | {r.get('verdict') or '-'} |"
             for r in doc["latency"]
         ],
+        "",
+        "Speedup = ratio of median latencies; 95% CI: paired bootstrap over the interleaved rounds; a difference "
+        "is called only when the whole interval lies beyond ±2%.",
         "",
         f"Inputs {doc['bench_settings']['shapes']}, warm-up {doc['bench_settings']['warmup']}, "
         f"{doc['bench_settings']['iters']} timed runs per row, interleaved.",

@@ -13,7 +13,8 @@ import pytest
 from normopt.latency.chart import latency_chart
 from normopt.latency.report import to_csv, to_json, to_markdown
 from normopt.latency.runner import BenchReport, BenchRow, _speedups
-from normopt.latency.stats import summarize
+from normopt.latency.stats import MIN_ROUNDS, speedup_ci, summarize
+from tests.helpers import cli
 
 
 def test_summary_of_known_samples() -> None:
@@ -71,7 +72,7 @@ def _report() -> BenchReport:
         _row("original", "all", 12.0),
         _row("fused", "all", 12.0),
     ]
-    _speedups(rows)
+    _speedups(rows, [[int(v * 1e6) for v in r.samples_ms] for r in rows])
     env = {"onnxruntime": "1", "onnx": "1", "torch": "2", "python": "3", "cpu": "cpu", "cpu_count": 2, "gpu": None}
     settings = {"warmup": 1, "iters": 3, "seconds": None, "threads": 2}
     return BenchReport(rows, {"x": [8, 512, 768]}, env, [{"provider": "cuda", "reason": "no GPU"}], settings)
@@ -110,3 +111,32 @@ def test_profile_attributes_time_to_norm_ops(tmp_path: Path) -> None:
     assert original["norm_decomposed_ms"] > 0 and original["norm_fused_ms"] == 0
     assert after["norm_fused_ms"] > 0 and after["norm_decomposed_ms"] == 0
     assert {o["op"] for o in after["by_op"]} == {"LayerNormalization"}
+
+
+def test_speedup_interval_and_verdict_on_known_timings() -> None:
+    """Paired rounds: a 10% faster row is "faster", the same series is "no significant difference", a
+    10% slower one "slower", and too few rounds give no verdict at all."""
+    rng = np.random.default_rng(0)
+    drift = 1e6 * (1 + 0.3 * np.sin(np.arange(200) / 7))  # a slow drift both rows share, round by round
+    base = drift * (1 + 0.05 * rng.standard_normal(200))
+    same = drift * (1 + 0.05 * rng.standard_normal(200))
+    faster = speedup_ci(base, base / 1.1)
+    assert faster.verdict == "faster" and faster.low > 1.02 and abs(faster.speedup - 1.1) < 1e-9
+    assert "faster (95% CI" in faster.sentence("fused")
+    assert speedup_ci(base, same).verdict == "no significant difference"
+    assert speedup_ci(base, base * 1.1).verdict == "slower"
+    few = speedup_ci(base[: MIN_ROUNDS - 1], base[: MIN_ROUNDS - 1] / 2)
+    assert few.verdict == "too few runs for a verdict" and few.low <= few.speedup <= few.high
+
+
+def test_a_model_benched_against_itself_is_no_significant_difference(tmp_path: Path) -> None:
+    from tests.conftest import GRAPHS
+
+    source = GRAPHS / "ln_canonical.onnx"
+    copy = tmp_path / "copy.onnx"
+    copy.write_bytes(source.read_bytes())
+    result = cli("bench", source, copy, "--iters", "60", "--warmup", "5", "--opt-level", "disable", "--format", "json")
+    assert result.code == 0, result.stderr
+    rows = json.loads(result.stdout)["results"]
+    assert [r["verdict"] for r in rows] == ["baseline", "no significant difference"], rows
+    assert rows[1]["speedup_low"] < rows[1]["speedup_high"]

@@ -27,6 +27,8 @@ COLUMNS = [
     ("first_run_ms", "1st run ms"),
     ("peak_rss_mb", "RSS+ MB"),
     ("speedup", "speedup"),
+    ("speedup_ci", "95% CI"),
+    ("verdict", "verdict"),
 ]
 CSV_FIELDS = [
     "model",
@@ -49,15 +51,24 @@ CSV_FIELDS = [
     "peak_rss_mb",
     "io_binding",
     "speedup",
+    "speedup_low",
+    "speedup_high",
+    "verdict",
 ]
 
 
 def _cell(row: BenchRow, key: str) -> str:
+    if key == "speedup_ci":
+        if row.speedup_low is None or row.speedup_high is None:
+            return "-"
+        return f"{row.speedup_low:.2f}-{row.speedup_high:.2f}x"
     value = getattr(row, key)
     if key == "provider":
         return str(value).replace("ExecutionProvider", "")
     if key == "speedup":
         return "-" if value is None else f"{value:.2f}x"
+    if value is None:
+        return "-"
     if isinstance(value, float):
         return f"{value:.1f}" if key in ("throughput", "peak_rss_mb", "session_ms") else f"{value:.3f}"
     return str(value)
@@ -86,8 +97,28 @@ def to_markdown(report: BenchReport) -> str:
     ]
     for skip in report.skipped:
         lines.append(f"Skipped {skip['provider']}: {skip['reason']}.")
+    lines += verdict_lines(report)
     lines += profile_lines(report)
     return "\n".join(lines) + "\n"
+
+
+def verdict_lines(report: BenchReport) -> list[str]:
+    """One plain sentence per compared row: faster, slower or no significant difference, with the 95% CI."""
+    from normopt.latency.stats import SpeedupCI
+
+    lines = []
+    for row in report.results:
+        if row.speedup is None or row.speedup_low is None or row.speedup_high is None or row.verdict is None:
+            continue
+        ci = SpeedupCI(row.speedup, row.speedup_low, row.speedup_high, row.verdict, row.iters)
+        provider = row.provider.replace("ExecutionProvider", "")
+        lines.append(f"{ci.sentence(row.model)}, against the first model ({provider}, opt {row.opt_level}).")
+    if lines:
+        lines.append(
+            "Speedup = ratio of median latencies; 95% CI: paired bootstrap over the interleaved rounds; a "
+            "difference is called only when the whole interval lies beyond ±2%."
+        )
+    return lines
 
 
 def profile_lines(report: BenchReport) -> list[str]:

@@ -21,7 +21,7 @@ import numpy as np
 from normopt import ortsession
 from normopt.errors import ProviderUnavailable, UsageError
 from normopt.latency.environment import environment
-from normopt.latency.stats import summarize
+from normopt.latency.stats import speedup_ci, summarize
 from normopt.parity import inputs as inp
 from normopt.parity.check import specs_of
 
@@ -52,6 +52,9 @@ class BenchRow:
     peak_rss_mb: float
     io_binding: bool
     speedup: float | None = None
+    speedup_low: float | None = None
+    speedup_high: float | None = None
+    verdict: str | None = None
     samples_ms: list[float] = field(default_factory=list, repr=False)
     profile: dict[str, Any] | None = None
 
@@ -232,11 +235,12 @@ def bench(
 
         profile_dir = tempfile.mkdtemp(prefix="normopt-profile-")
     runners: list[_Runner] = []
+    profilers: list[_Runner] = []
     try:
         for provider in usable:
             for level in opt_levels:
                 for label, path in zip(labels, paths, strict=True):
-                    runners.append(_Runner(label, path, provider, level, threads, feeds, profile_dir))
+                    runners.append(_Runner(label, path, provider, level, threads, feeds, None))
         for runner in runners:
             for _ in range(warmup):
                 runner.run()
@@ -244,16 +248,22 @@ def bench(
         _timed_rounds(runners, iters, seconds, progress)
         batch = int(next(iter(feeds.values())).shape[0]) if feeds and next(iter(feeds.values())).ndim else 1
         rows = [_row(r, threads, batch) for r in runners]
-        if profile:
+        if profile_dir is not None:  # extra sessions and runs after the timed ones: profiling never slows them
             from normopt.latency.profile import summarize_profile
 
             for runner, row in zip(runners, rows, strict=True):
-                row.profile = summarize_profile(runner.session.end_profiling(), runner.path)
+                profiler = _Runner(
+                    runner.label, runner.path, runner.provider, runner.level, threads, feeds, profile_dir
+                )
+                profilers.append(profiler)
+                for _ in range(PROFILE_RUNS):
+                    profiler.run()
+                row.profile = summarize_profile(profiler.session.end_profiling(), runner.path)
     finally:
         if profile_dir is not None:  # nothing left behind, also on an error or Ctrl-C
-            _end_profiles(runners)
+            _end_profiles(profilers)
             shutil.rmtree(profile_dir, ignore_errors=True)
-    _speedups(rows)
+    _speedups(rows, [r.samples for r in runners])
     return BenchReport(
         results=rows,
         shapes={k: list(v.shape) for k, v in feeds.items()},
@@ -268,6 +278,9 @@ def bench(
             "providers": list(providers),
         },
     )
+
+
+PROFILE_RUNS = 10  # runs per profiled session (after the timed rounds, in sessions of their own)
 
 
 def _end_profiles(runners: list[_Runner]) -> None:
@@ -324,9 +337,17 @@ def _row(runner: _Runner, threads: int | None, batch: int) -> BenchRow:
     )
 
 
-def _speedups(rows: list[BenchRow]) -> None:
-    """Speedup of every row against the first model's row under the same provider and opt level."""
-    first: dict[tuple[str, str], BenchRow] = {}
-    for row in rows:
-        base = first.setdefault((row.provider, row.opt_level), row)
-        row.speedup = base.p50_ms / row.p50_ms if row.p50_ms > 0 else None
+def _speedups(rows: list[BenchRow], samples: list[list[int]]) -> None:
+    """Speedup of every row against the first model's row under the same provider and opt level.
+
+    Each comes with its 95% interval and verdict (``stats.speedup_ci``); ``samples`` are each row's
+    timings in ns, by round.
+    """
+    first: dict[tuple[str, str], int] = {}
+    for index, row in enumerate(rows):
+        base = first.setdefault((row.provider, row.opt_level), index)
+        if base == index:
+            row.speedup, row.verdict = 1.0, "baseline"
+            continue
+        ci = speedup_ci(samples[base], samples[index])
+        row.speedup, row.speedup_low, row.speedup_high, row.verdict = ci.speedup, ci.low, ci.high, ci.verdict
