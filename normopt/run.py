@@ -286,7 +286,9 @@ def render_markdown(doc: dict[str, Any], chart_name: str) -> str:
         "Speedup = ratio of median latencies; 95% CI: paired bootstrap over the interleaved rounds; a difference "
         "is called only when the whole interval lies beyond ±2%.",
         "",
-        f"Inputs {doc['bench_settings']['shapes']}, warm-up {doc['bench_settings']['warmup']}, "
+        "Inputs "
+        + ", ".join(f"{k}={'x'.join(map(str, v))}" for k, v in doc["bench_settings"]["shapes"].items())
+        + f", warm-up {doc['bench_settings']['warmup']}, "
         f"{doc['bench_settings']['iters']} timed runs per row, interleaved.",
     ]
     lines += [f"Skipped {s['provider']}: {s['reason']}." for s in doc["skipped"]]
