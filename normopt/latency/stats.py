@@ -76,6 +76,8 @@ class SpeedupCI:
             return f"{what} {percent:.1f}% faster ({interval})"
         if self.verdict == "slower":
             return f"{what} {percent:.1f}% slower ({interval})"
+        if self.verdict == "no significant difference":
+            return f"{what}: no significant difference, within ±{100 * MARGIN:.0f}% ({interval})"
         return f"{what}: {self.verdict} ({interval}, {self.rounds} rounds)"
 
 
