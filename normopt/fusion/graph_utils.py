@@ -185,8 +185,8 @@ def static_shape(value: ir.Value) -> tuple[int, ...] | None:
     shape = value.shape
     if shape is None:
         return None
-    dims = [shape[i] for i in range(len(shape))]
-    return tuple(d for d in dims if isinstance(d, int)) if all(isinstance(d, int) for d in dims) else None
+    numbers = [d for d in (shape[i] for i in range(len(shape))) if isinstance(d, int)]
+    return tuple(numbers) if len(numbers) == len(shape) else None
 
 
 def static_dims(value: ir.Value, axes: Iterable[int]) -> tuple[int, ...] | None:

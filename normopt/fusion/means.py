@@ -137,17 +137,27 @@ def widened_root(value: ir.Value) -> ir.Value:
         if cast is None or cast.inputs[0] is None or not is_float_cast(cast):
             return value
         source, target = gu.dtype_of(cast.inputs[0]), ir.DataType(cast.attributes["to"].as_int())
-        inner = gu.producer(cast.inputs[0], "Cast")
         if source is not None and holds(target, source):
             value = cast.inputs[0]
-        elif inner is not None and inner.inputs[0] is not None and is_float_cast(inner):
-            origin = gu.dtype_of(inner.inputs[0])
-            if origin != target or source is None or not holds(source, target):
-                return value
-            value = inner.inputs[0]  # x → wider → x's own type: exact
+        elif (trip := _round_trip_casts(cast)) is not None:
+            value = trip[0]
         else:
             return value
     return value
+
+
+def _round_trip_casts(outer: ir.Node) -> tuple[ir.Value, ir.Node, ir.Node] | None:
+    """``(x, inner, outer)`` when ``outer`` is ``Cast(Cast(x, wider), x's type)``: an exact round trip."""
+    wide = outer.inputs[0]
+    inner = gu.producer(wide, "Cast") if wide is not None else None
+    if inner is None or inner.inputs[0] is None or not (is_float_cast(outer) and is_float_cast(inner)):
+        return None
+    x = inner.inputs[0]
+    origin, wide_dtype = gu.dtype_of(x), gu.dtype_of(wide)
+    back = ir.DataType(outer.attributes["to"].as_int())
+    if origin is None or wide_dtype is None or back != origin or not holds(wide_dtype, origin):
+        return None
+    return x, inner, outer
 
 
 def round_trip(value: ir.Value) -> tuple[ir.Value, list[ir.Node]]:
@@ -155,19 +165,11 @@ def round_trip(value: ir.Value) -> tuple[ir.Value, list[ir.Node]]:
     casts: list[ir.Node] = []
     for _ in range(4):
         outer = gu.producer(value, "Cast")
-        inner = gu.producer(outer.inputs[0], "Cast") if outer is not None and outer.inputs[0] is not None else None
-        if (
-            outer is None
-            or inner is None
-            or inner.inputs[0] is None
-            or not (is_float_cast(outer) and is_float_cast(inner))
-        ):
+        trip = _round_trip_casts(outer) if outer is not None else None
+        if trip is None:
             break
-        origin, wide = gu.dtype_of(inner.inputs[0]), gu.dtype_of(outer.inputs[0])
-        if origin is None or wide is None or gu.dtype_of(value) != origin or not holds(wide, origin):
-            break
-        casts[:0] = [inner, outer]
-        value = inner.inputs[0]
+        value, inner, outer_cast = trip
+        casts[:0] = [inner, outer_cast]
     return value, casts
 
 
