@@ -19,7 +19,7 @@ from normopt.errors import CheckFailed, UsageError
 from normopt.fusion import FusionResult, Target, fuse_model
 from normopt.fusion.graph_utils import graphs_of
 from normopt.fusion.ops import NORM_OPS
-from normopt.fusion.pipeline import count_nodes, wants_skip
+from normopt.fusion.pipeline import count_nodes, option_problem, wants_skip
 from normopt.modelio.protograph import ProtoGraph
 from normopt.parity import ParityReport
 
@@ -64,12 +64,9 @@ def gc_paused() -> Iterator[None]:
 
 def check_fuse_options(target: str, skip: bool | None) -> None:
     """Raise UsageError for a target/skip combination the passes cannot honour."""
-    from normopt.choices import TARGETS
-
-    if target not in TARGETS:
-        raise UsageError(f"unknown target {target!r}; choose one of {', '.join(TARGETS)}")
-    if skip and target == "onnx":
-        raise UsageError("Skip* ops are ONNX Runtime contrib ops; use --target ort or auto for --skip")
+    problem = option_problem(target, skip)
+    if problem is not None:
+        raise UsageError(problem)
 
 
 def default_output(path: Path) -> Path:

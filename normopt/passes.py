@@ -15,8 +15,8 @@ from __future__ import annotations
 
 import onnx_ir as ir
 
-from normopt.choices import TARGETS, Target
-from normopt.fusion.pipeline import fuse_model
+from normopt.choices import Target
+from normopt.fusion.pipeline import fuse_model, option_problem
 from normopt.fusion.result import FusionResult
 
 
@@ -31,8 +31,9 @@ class FuseNorms(ir.passes.InPlacePass):
 
     def __init__(self, target: Target = "auto", skip: bool | None = None) -> None:
         super().__init__()
-        if target not in TARGETS:
-            raise ValueError(f"unknown target {target!r}; choose one of {', '.join(TARGETS)}")
+        problem = option_problem(target, skip)
+        if problem is not None:
+            raise ValueError(problem)
         self.target: Target = target
         self.skip = skip
         self.result: FusionResult | None = None

@@ -23,6 +23,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from normopt.choices import DType, Exporter, Target
 from normopt.errors import UsageError
 
 Step = Callable[[str], None]
@@ -43,10 +44,10 @@ def run(
     model: str | None = None,
     out_dir: str | os.PathLike[str] = "normopt-out",
     *,
-    exporter: str = "legacy",
+    exporter: Exporter = "legacy",
     opset: int | None = None,
-    dtype: str = "fp32",
-    target: str = "auto",
+    dtype: DType = "fp32",
+    target: Target = "auto",
     providers: list[str] | None = None,
     warmup: int = 10,
     iters: int = 100,
@@ -73,10 +74,10 @@ def run(
 
 @dataclass(frozen=True)
 class _Settings:
-    exporter: str
+    exporter: Exporter
     opset: int | None
-    dtype: str
-    target: str
+    dtype: DType
+    target: Target
     providers: list[str] | None
     warmup: int
     iters: int
@@ -152,14 +153,10 @@ def _pipeline(
         original = out / "original.onnx"
         say(f"[1/4] exporting {model} ({settings.exporter} exporter, {settings.dtype})")
         export_info = export(
-            model,
-            original,
-            exporter=settings.exporter,  # type: ignore[arg-type]
-            opset=settings.opset,
-            dtype=settings.dtype,  # type: ignore[arg-type]
+            model, original, exporter=settings.exporter, opset=settings.opset, dtype=settings.dtype
         ).to_dict()
     say("[2/4] fusing norms")
-    fusion = fuse(original, fused_path, target=settings.target)  # type: ignore[arg-type]
+    fusion = fuse(original, fused_path, target=settings.target)
     say(f"      fused {fusion.result.fused}/{fusion.result.candidates} candidates")
     say("[3/4] verifying parity (ONNX Runtime CPU, optimizations off)")
     parity = verify(original, fused_path)
@@ -229,6 +226,8 @@ def _document(
 
 def render_markdown(doc: dict[str, Any], chart_name: str) -> str:
     """``report.md``: readable on its own, with the chart embedded."""
+    from normopt.latency.stats import METHOD
+
     fusion, parity = doc["fusion"], doc["parity"]
     lines = [
         f"# normopt report: {doc['model']}",
@@ -283,8 +282,7 @@ def render_markdown(doc: dict[str, Any], chart_name: str) -> str:
             for r in doc["latency"]
         ],
         "",
-        "Speedup = ratio of median latencies; 95% CI: paired bootstrap over the interleaved rounds; a difference "
-        "is called only when the whole interval lies beyond ±2%.",
+        METHOD,
         "",
         "Inputs "
         + ", ".join(f"{k}={'x'.join(map(str, v))}" for k, v in doc["bench_settings"]["shapes"].items())

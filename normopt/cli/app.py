@@ -34,7 +34,8 @@ def main() -> None:
     try:
         code = app(standalone_mode=False, prog_name="normopt")
     except click.exceptions.NoArgsIsHelpError as error:
-        sys.stderr.write(error.ctx.get_help() + "\n") if error.ctx is not None else None
+        if error.ctx is not None:
+            sys.stderr.write(error.ctx.get_help() + "\n")
         code = 2
     except click.UsageError as error:
         command = error.ctx.command_path if error.ctx is not None else "normopt"

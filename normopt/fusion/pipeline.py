@@ -29,6 +29,15 @@ def wants_skip(target: Target, skip: bool | None) -> bool:
     return bool(skip) or (skip is None and target == "ort")
 
 
+def option_problem(target: str, skip: bool | None) -> str | None:
+    """Why the passes cannot honour this target/skip combination, or None (one rule for API, CLI and pass)."""
+    if target not in TARGETS:
+        return f"unknown target {target!r}; choose one of {', '.join(TARGETS)}"
+    if skip and target == "onnx":
+        return "Skip* ops are ONNX Runtime contrib ops; use --target ort or auto for --skip"
+    return None
+
+
 def fuse_model(
     model: ir.Model | ProtoGraph, target: Target = "auto", skip: bool | None = None, infer_shapes: bool = True
 ) -> FusionResult:
@@ -47,10 +56,9 @@ def fuse_model(
         Counts, per-candidate records and rejection reasons.
 
     """
-    if target not in TARGETS:
-        raise ValueError(f"unknown target {target!r}; choose one of {', '.join(TARGETS)}")
-    if skip and target == "onnx":
-        raise ValueError("Skip* ops are ONNX Runtime contrib ops; use --target ort or auto for --skip")
+    problem = option_problem(target, skip)
+    if problem is not None:
+        raise ValueError(problem)
     if isinstance(model, ProtoGraph):
         if skip:
             raise ValueError("the protobuf fast path has no Skip pass")

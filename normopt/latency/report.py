@@ -104,7 +104,7 @@ def to_markdown(report: BenchReport) -> str:
 
 def verdict_lines(report: BenchReport) -> list[str]:
     """One plain sentence per compared row: faster, slower or no significant difference, with the 95% CI."""
-    from normopt.latency.stats import SpeedupCI
+    from normopt.latency.stats import METHOD, SpeedupCI
 
     lines = []
     for row in report.results:
@@ -113,12 +113,7 @@ def verdict_lines(report: BenchReport) -> list[str]:
         ci = SpeedupCI(row.speedup, row.speedup_low, row.speedup_high, row.verdict, row.iters)
         provider = row.provider.replace("ExecutionProvider", "")
         lines.append(f"{ci.sentence(row.model)}, against the first model ({provider}, opt {row.opt_level}).")
-    if lines:
-        lines.append(
-            "Speedup = ratio of median latencies; 95% CI: paired bootstrap over the interleaved rounds; a "
-            "difference is called only when the whole interval lies beyond ±2%."
-        )
-    return lines
+    return [*lines, METHOD] if lines else []
 
 
 def profile_lines(report: BenchReport) -> list[str]:

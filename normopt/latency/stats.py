@@ -52,6 +52,11 @@ MIN_ROUNDS = 10
 #: A difference is called only when the whole 95% interval lies beyond ±2%: below that, interleaved runs of
 #: one model against itself on a shared CPU already differ (session placement, cache and frequency effects).
 MARGIN = 0.02
+#: How the speedup columns were computed, for the reports that show them.
+METHOD = (
+    "Speedup = ratio of median latencies; 95% CI: paired bootstrap over the interleaved rounds; a "
+    f"difference is called only when the whole interval lies beyond ±{100 * MARGIN:.0f}%."
+)
 
 
 @dataclass(frozen=True)
