@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import os
 import re
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -40,6 +40,14 @@ class InputSpec:
     name: str
     type: str
     shape: tuple[int | str | None, ...] | None  # None: unknown rank
+
+    def fits(self, dims: Sequence[int]) -> bool:
+        """True when concrete ``dims`` have this input's rank and agree with every static dim of it."""
+        if self.shape is None:
+            return True
+        return len(dims) == len(self.shape) and all(
+            not (isinstance(d, int) and d > 0) or d == n for d, n in zip(self.shape, dims, strict=True)
+        )
 
     def describe(self) -> str:
         """``input_ids int64 [batch, seq]`` (``[?]`` for an unknown rank)."""
@@ -108,13 +116,10 @@ def check_shapes(shapes: Mapping[str, list[int]], specs: list[InputSpec]) -> dic
             if len(dims) != 1:
                 raise UsageError(f"--shape {name}={'x'.join(map(str, dims))}: a dim name takes one size")
             continue
-        if spec.shape is None:
-            continue
-        if len(dims) != len(spec.shape):
+        if spec.shape is not None and len(dims) != len(spec.shape):
             raise UsageError(f"--shape {name} has {len(dims)} dims; the model expects {spec.describe()}")
-        for given, declared in zip(dims, spec.shape, strict=True):
-            if isinstance(declared, int) and declared > 0 and given != declared:
-                raise UsageError(f"--shape {name}={'x'.join(map(str, dims))} does not fit {spec.describe()}")
+        if not spec.fits(dims):
+            raise UsageError(f"--shape {name}={'x'.join(map(str, dims))} does not fit {spec.describe()}")
     return dict(shapes)
 
 
@@ -197,11 +202,8 @@ def _checked_array(array: np.ndarray, spec: InputSpec) -> np.ndarray:
         problem = None if np.issubdtype(array.dtype, np.floating) else got
     elif array.dtype != want and not np.can_cast(array.dtype, want, "safe"):
         problem = got
-    if problem is None and spec.shape is not None:
-        if array.ndim != len(spec.shape) or any(
-            isinstance(d, int) and d > 0 and d != n for d, n in zip(spec.shape, array.shape, strict=False)
-        ):
-            problem = got
+    if problem is None and not spec.fits(array.shape):
+        problem = got
     if problem is not None:
         raise UsageError(f"{spec.name}: {problem}; the model expects {spec.describe()}")
     if want is not None and not np.issubdtype(want, np.floating):
