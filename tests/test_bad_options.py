@@ -12,6 +12,7 @@ from pathlib import Path
 
 import numpy as np
 import onnx
+import onnx_ir as ir
 import pytest
 from onnx import TensorProto as T
 from onnx import helper as h
@@ -36,16 +37,10 @@ def pair(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
     """A small model with a dynamic batch dim, and its fused twin."""
     folder = tmp_path_factory.mktemp("pair")
     model = layernorm_chain(2, (2, 4, 16), opset=17)
-    model.graph.inputs[0].shape = onnx_ir_shape(["batch", 4, 16])
+    model.graph.inputs[0].shape = ir.Shape(["batch", 4, 16])
     source = save(model, folder / "m.onnx")
     fused = fusing.fuse(source, folder / "f.onnx").output
     return source, fused
-
-
-def onnx_ir_shape(dims: list[int | str]) -> object:
-    import onnx_ir as ir
-
-    return ir.Shape(dims)
 
 
 @pytest.mark.parametrize(
@@ -125,8 +120,6 @@ def test_input_of_unknown_rank_needs_inputs_or_shape(tmp_path: Path) -> None:
 
 def test_first_diverging_node_reading_a_graph_input_is_named(pair: tuple[Path, Path], tmp_path: Path) -> None:
     """The first fused norm reads the graph input x: localizing it must not ask ORT for x as an output."""
-    import onnx_ir as ir
-
     from normopt import modelio
 
     source, fused = pair
