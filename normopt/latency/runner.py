@@ -201,7 +201,8 @@ def bench(
     iters = options.timed_runs(iters, warmup, seconds) or None
     options.threads(threads)
     paths = [Path(m) for m in models]
-    for path in paths:
+    first = modelio.load(paths[0])  # kept: its input shapes and vocabulary limits are read below
+    for path in paths[1:]:
         modelio.load(path)
     labels = labels or _labels(paths)
     providers = providers or ["cpu"]
@@ -219,7 +220,6 @@ def bench(
         else:
             raise ProviderUnavailable(f"CUDA is not usable here: {problem}")
     probe = ortsession.create(paths[0], "cpu", "disable")
-    first = modelio.load(paths[0])
     specs = specs_of(probe, first)
     shapes = inp.check_shapes(shapes or {}, specs)
     for path in paths[1:]:
