@@ -70,3 +70,18 @@ def seed(value: int) -> int:
     if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value <= MAX_SEED:
         raise UsageError(f"--seed must be an integer in [0, 2**63 - 1], got {value!r}")
     return value
+
+
+def int_list(name: str, texts: list[str] | None, low: int) -> list[int] | None:
+    """A repeatable, comma-separated list of integers ≥ ``low`` (``--past 128,512 --past 1024``)."""
+    if not texts:
+        return None
+    values = []
+    for text in texts:
+        for part in str(text).split(","):
+            try:
+                value = int(part.strip())
+            except ValueError:
+                raise UsageError(f"{name} takes integers (a list: 128,512), got {part.strip()!r}") from None
+            values.append(at_least(name, value, low))
+    return list(dict.fromkeys(values))

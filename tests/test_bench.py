@@ -92,7 +92,7 @@ def test_reports_render_from_one_object() -> None:
     assert [r["model"] for r in rows] == ["original", "fused", "original", "fused"]
     assert float(rows[1]["speedup"]) == 2.0
     markdown = to_markdown(report)
-    assert "| fused | CPU | disable | 10.000 |" in markdown and "Skipped cuda: no GPU." in markdown
+    assert "| fused | CPU | disable | prefill | 10.000 |" in markdown and "Skipped cuda: no GPU." in markdown
 
 
 def test_chart_is_a_png(tmp_path: Path) -> None:

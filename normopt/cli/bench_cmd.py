@@ -9,6 +9,7 @@ from typing import Annotated
 
 import typer
 
+from normopt.choices import Scenario
 from normopt.cli.common import DebugOption, ShapeOption, handle_errors, info, progress_bar
 
 
@@ -47,7 +48,8 @@ def bench(
     warmup: Annotated[int, typer.Option(help="Untimed runs per session.")] = 10,
     iters: Annotated[int | None, typer.Option(help="Timed runs per session (default 100).", show_default=False)] = None,
     seconds: Annotated[
-        float | None, typer.Option(help="Run until this many seconds are spent, instead of --iters (not both).")
+        float | None,
+        typer.Option(help="Run until this many seconds are spent per workload, instead of --iters (not both)."),
     ] = None,
     opt_level: Annotated[
         list[Level] | None,
@@ -55,6 +57,20 @@ def bench(
     ] = None,
     threads: Annotated[int | None, typer.Option(help="Intra-op threads (default: ORT's).")] = None,
     shape: ShapeOption = None,
+    scenario: Annotated[
+        Scenario | None,
+        typer.Option(
+            help="prefill (S tokens, no past), decode (1 token after P) or both (default for decoders "
+            "with a KV cache; others: prefill)."
+        ),
+    ] = None,
+    batch: Annotated[
+        list[str] | None, typer.Option("--batch", help="Batch size(s), e.g. 1,4 (repeatable; default 2).")
+    ] = None,
+    seq: Annotated[list[str] | None, typer.Option("--seq", help="Prefill length(s), e.g. 16,128 (default 16).")] = None,
+    past: Annotated[
+        list[str] | None, typer.Option("--past", help="Cached tokens for decode steps, e.g. 128,512 (default 16).")
+    ] = None,
     inputs: Annotated[Path | None, typer.Option(help=".npz with one array per model input.")] = None,
     profile: Annotated[
         bool, typer.Option("--profile", help="Summarize ORT's profiler per op type, with the norm share.")
@@ -65,14 +81,16 @@ def bench(
     debug: DebugOption = False,
 ) -> None:
     """Measure latency of MODELS side by side on ONNX Runtime (interleaved runs, percentiles, speedups)."""
+    from normopt import options
     from normopt.latency import bench as run_bench
     from normopt.latency import report as render
-    from normopt.options import DEFAULT_ITERS
     from normopt.parity.inputs import parse_shapes
 
     providers = ["cpu", "cuda"] if provider == BenchProvider.all else [provider.value]
+    batches, seqs = options.int_list("--batch", batch, 1), options.int_list("--seq", seq, 1)
+    pasts = options.int_list("--past", past, 0)
     with progress_bar() as bar:
-        task = bar.add_task("timing", total=(iters or DEFAULT_ITERS) if seconds is None else None)
+        task = bar.add_task("timing", total=None)
         report = run_bench(
             models,
             providers=providers,
@@ -85,7 +103,11 @@ def bench(
             inputs=inputs,
             profile=profile,
             skip_unavailable=provider == BenchProvider.all,
-            progress=lambda done, total: bar.update(task, completed=done),
+            progress=lambda done, total: bar.update(task, completed=done, total=total or None),
+            scenario=scenario,
+            batches=batches,
+            seqs=seqs,
+            pasts=pasts,
         )
     if chart is not None:
         from normopt.latency.chart import latency_chart

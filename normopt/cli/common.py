@@ -35,6 +35,16 @@ ShapeOption = Annotated[
 ]
 
 
+BatchOption = Annotated[int | None, typer.Option("--batch", help="Batch size for generated inputs (default 2).")]
+SeqOption = Annotated[
+    int | None, typer.Option("--seq", help="New tokens per sequence for generated inputs (default 16).")
+]
+PastOption = Annotated[
+    int | None,
+    typer.Option("--past", help="Cached tokens for decoders with past key/value inputs (default 16; 0: first step)."),
+]
+
+
 def progress_bar() -> Any:
     """A transient rich progress bar on stderr (description, bar, done/total, elapsed).
 

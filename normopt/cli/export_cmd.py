@@ -31,6 +31,14 @@ def export(
         Task | None,
         typer.Option(help="Hugging Face output: base model hidden states (default) or a head's logits."),
     ] = None,
+    with_past: Annotated[
+        bool,
+        typer.Option(
+            "--with-past",
+            help="A decoder with a KV cache: past_key_values.{i}.key/.value in, present.{i}.* out (Optimum's "
+            "names and dims); implies --task causal-lm.",
+        ),
+    ] = False,
     fuse: Annotated[bool, typer.Option("--fuse", help="Continue into fusion: writes OUTPUT.fused.onnx too.")] = False,
     list_presets: Annotated[bool, typer.Option("--list", help="List the built-in presets and exit.")] = False,
     format: FormatOption = Format.table,
@@ -68,6 +76,7 @@ def export(
             dynamic=dynamic,
             external_data=external_data,
             task=task,
+            with_past=with_past,
         )
     data = outcome.to_dict()
     for note in outcome.notes:

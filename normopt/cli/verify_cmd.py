@@ -8,7 +8,18 @@ from typing import Annotated
 
 import typer
 
-from normopt.cli.common import DebugOption, Format, FormatOption, ShapeOption, emit_json, handle_errors, info
+from normopt.cli.common import (
+    BatchOption,
+    DebugOption,
+    Format,
+    FormatOption,
+    PastOption,
+    SeqOption,
+    ShapeOption,
+    emit_json,
+    handle_errors,
+    info,
+)
 
 
 class ProviderChoice(str, Enum):
@@ -53,6 +64,8 @@ def print_parity(data: dict[str, object]) -> None:
     console = Console(width=160)
     console.print(table)
     console.print(f"rule: {data['tolerance']['rule']}")  # type: ignore[index]
+    for case in data.get("cases") or []:  # type: ignore[attr-defined]
+        console.print(f"checked: {case}")
     divergence = data.get("first_divergence")
     if isinstance(divergence, dict):
         if divergence.get("node"):
@@ -78,6 +91,9 @@ def verify(
     ] = None,
     inputs: Annotated[Path | None, typer.Option(help=".npz with one array per model input.")] = None,
     shape: ShapeOption = None,
+    batch: BatchOption = None,
+    seq: SeqOption = None,
+    past: PastOption = None,
     seed: Annotated[int, typer.Option(help="Seed for generated inputs.")] = 0,
     trials: Annotated[int, typer.Option(help="Number of generated input sets.")] = 1,
     provider: Annotated[ProviderChoice, typer.Option(help="Execution provider for both models.")] = ProviderChoice.cpu,
@@ -87,6 +103,7 @@ def verify(
     """Compare REFERENCE and CANDIDATE outputs on ONNX Runtime with graph optimizations off (exit 1 on mismatch)."""
     from normopt.parity import verify as run_verify
     from normopt.parity.inputs import parse_shapes
+    from normopt.parity.roles import Sizes
 
     report = run_verify(
         reference,
@@ -98,6 +115,7 @@ def verify(
         seed=seed,
         trials=trials,
         provider=provider.value,
+        sizes=Sizes(batch, seq, past),
     )
     data = report.to_dict()
     if format == Format.json:

@@ -122,6 +122,7 @@ def export(
     dynamic: bool = True,
     external_data: bool | None = None,
     task: str | None = None,
+    with_past: bool = False,
 ) -> ExportOutcome:
     """Export ``model`` (preset, Hugging Face directory or ``module:function``) to ONNX at ``output``.
 
@@ -137,6 +138,8 @@ def export(
         external_data: Force external data on/off (default: on above 100 MiB of weights).
         task: What a Hugging Face model returns: ``hidden-states`` (default), ``causal-lm``,
             ``masked-lm`` or ``sequence-classification`` (logits of that head).
+        with_past: A decoder with a KV cache: past key/value inputs and present outputs, named and
+            dimensioned as Optimum writes them (``normopt.exporting.cache``); implies ``causal-lm``.
 
     """
     from normopt.exporting.sources import resolve
@@ -146,9 +149,11 @@ def export(
     start = time.perf_counter()
     output = Path(output)
     modelio.check_destination(output, None)
-    source = resolve(model, batch, seq, task)
-    if seq is not None and source.max_seq is not None and seq > source.max_seq:
-        raise UsageError(f"--seq must be between 1 and {source.max_seq} (the model's positions), got {seq}")
+    source = resolve(model, batch, seq, task, with_past)
+    if seq is not None and source.max_seq is not None and seq + source.past > source.max_seq:
+        limit = source.max_seq - source.past
+        cached = f" ({source.past} cached example tokens come first)" if source.past else ""
+        raise UsageError(f"--seq must be between 1 and {limit} (the model's positions{cached}), got {seq}")
     module = source.module.to(_torch_dtype(dtype))
     inputs = {k: v.to(_torch_dtype(dtype)) if v.is_floating_point() else v for k, v in source.inputs.items()}
     opset = opset or DEFAULT_OPSET[exporter]
@@ -156,6 +161,8 @@ def export(
         raw = Path(tmp) / "model.onnx"
         _run_exporter(module, inputs, source, raw, exporter, opset, dynamic, dtype)
         exported = modelio.load(raw)
+        if exporter == "dynamo" and dynamic and source.varargs is not None:
+            _name_dims(exported, source.dynamic)
         weight_bytes = sum(v.const_value.nbytes for v in exported.graph.initializers.values() if v.const_value)
         external = external_data if external_data is not None else weight_bytes > EXTERNAL_THRESHOLD_BYTES
         info = modelio.save(exported, output, external="new" if external else "inline")
@@ -220,13 +227,15 @@ def _run_exporter(
                 shapes = None
                 if dynamic:
                     dims: dict[str, Any] = {}
-                    shapes = tuple(
+                    flat = tuple(
                         {
                             axis: dims.setdefault(label, torch.export.Dim.AUTO)
                             for axis, label in source.dynamic.get(n, {}).items()
                         }
                         for n in names
                     )
+                    at = source.varargs
+                    shapes = flat if at is None else (*flat[:at], flat[at:])
                 program = torch.onnx.export(
                     module,
                     args,
@@ -249,3 +258,39 @@ def _run_exporter(
             ) from error
         finally:
             _log_chatter(chatter.getvalue(), caught)
+
+
+def _name_dims(model: Any, axes: dict[str, dict[int, str]]) -> None:
+    """Give a dynamo export (an onnx_ir model) the dim names ``axes`` asks for.
+
+    torch writes its own (``s10``, ``s15 + s70``). Each symbol an input axis carries is renamed to that
+    axis's label everywhere in the graph, so expressions on outputs read ``past_sequence_length +
+    sequence_length``; inputs and outputs named in ``axes`` get their labels as written.
+    """
+    import re
+
+    import onnx_ir as ir
+
+    graph = model.graph
+    rename: dict[str, str] = {}
+    for value in graph.inputs:
+        for axis, wanted in axes.get(value.name or "", {}).items():
+            dim = value.shape[axis] if value.shape is not None else None
+            if isinstance(dim, ir.SymbolicDim) and dim.value and dim.value.isidentifier() and wanted.isidentifier():
+                rename.setdefault(dim.value, wanted)
+    token = re.compile(r"\b[A-Za-z_]\w*\b")
+    ends = {id(v) for v in (*graph.inputs, *graph.outputs)}
+    values = {id(v): v for v in (*graph.inputs, *graph.outputs, *(o for node in graph for o in node.outputs))}
+    for value in values.values():
+        if value.shape is None:
+            continue
+        dims: list[Any] = []
+        for axis, dim in enumerate(value.shape):
+            label = axes.get(value.name or "", {}).get(axis) if id(value) in ends else None
+            if label is not None:
+                dims.append(label)
+            elif isinstance(dim, ir.SymbolicDim) and dim.value:
+                dims.append(token.sub(lambda m: rename.get(m.group(0), m.group(0)), dim.value))
+            else:
+                dims.append(dim)
+        value.shape = ir.Shape(dims)

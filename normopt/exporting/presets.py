@@ -95,7 +95,7 @@ class RMSNorm(nn.Module):
 
 
 class Attention(nn.Module):
-    """Causal multi-head self-attention (no KV cache)."""
+    """Causal multi-head self-attention; with ``past`` (keys, values) it attends to cached tokens too."""
 
     def __init__(self, hidden: int, heads: int, bias: bool) -> None:
         super().__init__()
@@ -103,16 +103,34 @@ class Attention(nn.Module):
         self.qkv = nn.Linear(hidden, 3 * hidden, bias=bias)
         self.proj = nn.Linear(hidden, hidden, bias=bias)
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
+    def forward(
+        self,
+        x: torch.Tensor,
+        past: tuple[torch.Tensor, torch.Tensor] | None = None,
+        key_mask: torch.Tensor | None = None,
+    ) -> tuple[torch.Tensor, tuple[torch.Tensor, torch.Tensor]]:
+        """Output and the (keys, values) over past and new tokens, ``[batch, heads, tokens, head_dim]``.
+
+        ``key_mask`` ``[batch, past + seq]``: 0 for tokens not to attend to (padding).
+        """
         b, s, h = x.shape
         q, k, v = self.qkv(x).split(h, dim=-1)
         shape = (b, s, self.heads, h // self.heads)
         q, k, v = (t.reshape(shape).transpose(1, 2) for t in (q, k, v))
+        if past is not None:
+            k, v = torch.cat([past[0], k], dim=2), torch.cat([past[1], v], dim=2)
         scores = q @ k.transpose(-1, -2) / math.sqrt(h // self.heads)
-        mask = torch.ones(s, s, dtype=torch.bool, device=x.device).tril()
+        if past is None:
+            mask = torch.ones(s, s, dtype=torch.bool, device=x.device).tril()
+        else:  # query i sits at position past + i and sees keys 0 .. past + i
+            total = k.shape[2]
+            keys = torch.arange(total, device=x.device)
+            mask = keys[None, :] <= (keys[total - s :])[:, None]
+        if key_mask is not None:
+            mask = mask & key_mask[:, None, None, :].to(torch.bool)
         scores = scores.masked_fill(~mask, torch.finfo(scores.dtype).min)
         out = scores.softmax(-1) @ v
-        return self.proj(out.transpose(1, 2).reshape(b, s, h))
+        return self.proj(out.transpose(1, 2).reshape(b, s, h)), (k, v)
 
 
 class Block(nn.Module):
@@ -131,9 +149,16 @@ class Block(nn.Module):
         else:
             self.mlp = nn.Sequential(nn.Linear(h, 4 * h), nn.GELU(approximate="tanh"), nn.Linear(4 * h, h))
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        x = x + self.attn(self.norm1(x))
-        return x + self.mlp(self.norm2(x))
+    def forward(
+        self,
+        x: torch.Tensor,
+        past: tuple[torch.Tensor, torch.Tensor] | None = None,
+        key_mask: torch.Tensor | None = None,
+    ) -> tuple[torch.Tensor, tuple[torch.Tensor, torch.Tensor]]:
+        """Output and this layer's keys and values (see ``Attention``)."""
+        attended, present = self.attn(self.norm1(x), past, key_mask)
+        x = x + attended
+        return x + self.mlp(self.norm2(x)), present
 
 
 class SwiGLU(nn.Module):
@@ -167,8 +192,25 @@ class Decoder(nn.Module):
         if self.positions is not None:
             x = x + self.positions(torch.arange(input_ids.shape[1], device=input_ids.device))
         for block in self.blocks:
-            x = block(x)
+            x, _ = block(x)
         return self.head(self.norm(x))
+
+    def step(
+        self,
+        input_ids: torch.Tensor,
+        attention_mask: torch.Tensor,
+        position_ids: torch.Tensor | None,
+        past: list[tuple[torch.Tensor, torch.Tensor]],
+    ) -> tuple[torch.Tensor, list[tuple[torch.Tensor, torch.Tensor]]]:
+        """Logits for new tokens after ``past`` cached ones, and every layer's keys and values."""
+        x = self.embed(input_ids)
+        if self.positions is not None and position_ids is not None:
+            x = x + self.positions(position_ids)
+        presents = []
+        for block, cached in zip(self.blocks, past, strict=True):
+            x, present = block(x, cached, attention_mask)
+            presents.append(present)
+        return self.head(self.norm(x)), presents
 
 
 def build(name: str, seed: int = 0) -> tuple[nn.Module, tuple[torch.Tensor, ...], Preset]:

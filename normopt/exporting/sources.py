@@ -21,7 +21,7 @@ from torch import nn
 
 from normopt.choices import TASKS
 from normopt.errors import UsageError
-from normopt.exporting import presets
+from normopt.exporting import cache, presets
 
 logger = logging.getLogger(__name__)
 
@@ -52,6 +52,8 @@ class Source:
     norms: int
     notes: list[str] = field(default_factory=list)
     max_seq: int | None = None  # positions the model has (learned position tables), when it has a limit
+    varargs: int | None = None  # forward(a, b, *rest): where the rest starts (the dynamo exporter nests it)
+    past: int = 0  # cached tokens in the example (with a KV cache: a position limit covers past + seq)
 
 
 class HiddenState(nn.Module):
@@ -148,23 +150,40 @@ def check_spec(spec: str, task: str | None = None) -> str:
     )
 
 
-def resolve(spec: str, batch: int | None = None, seq: int | None = None, task: str | None = None) -> Source:
+def resolve(
+    spec: str, batch: int | None = None, seq: int | None = None, task: str | None = None, with_past: bool = False
+) -> Source:
     """Resolve a preset name, a Hugging Face model directory, or ``package.module:function``.
 
-    ``task`` picks what a Hugging Face model returns (default ``hidden-states``); presets are causal
-    language models and functions return what they return, so for them only the default is accepted.
+    ``task`` picks what a Hugging Face model returns (default ``hidden-states``; ``causal-lm`` with
+    ``with_past``); presets are causal language models and functions return what they return, so for
+    them only the default is accepted. ``with_past``: a decoder with a KV cache (``cache``).
     """
     kind = check_spec(spec, task)
+    if with_past and kind == "function":
+        raise UsageError("--with-past applies to presets and Hugging Face causal LMs, not module:function")
+    if with_past and task not in (None, "causal-lm"):
+        raise UsageError(f"--with-past exports a causal LM with its cache; --task {task} has no cache")
     if kind == "preset":
-        return _preset(spec, batch, seq)
+        return _preset(spec, batch, seq, with_past)
     if kind == "hf":
-        return _hugging_face(Path(spec), batch, seq, task or "hidden-states")
+        return _hugging_face(Path(spec), batch, seq, task or ("causal-lm" if with_past else "hidden-states"), with_past)
     return _function(spec)
 
 
-def _preset(name: str, batch: int | None, seq: int | None) -> Source:
+def _preset(name: str, batch: int | None, seq: int | None, with_past: bool = False) -> Source:
     model, (ids,), preset = presets.build(name)
     b, s = batch or preset.batch, seq or preset.seq
+    if with_past:
+        positions = preset.family == "gpt2"
+        module, inputs = cache.preset_example(model, preset.vocab, b, s, preset.heads, preset.hidden, positions)
+        return _with_past(
+            module,
+            inputs,
+            f"preset {name} with a KV cache: {preset.description}",
+            presets.count_norm_modules(model),
+            max_seq=_table_size(getattr(model, "positions", None)),
+        )
     ids = torch.randint(0, preset.vocab, (b, s))
     return Source(
         module=PresetModule(model).eval(),
@@ -174,6 +193,31 @@ def _preset(name: str, batch: int | None, seq: int | None) -> Source:
         description=f"preset {name}: {preset.description}",
         norms=presets.count_norm_modules(model),
         max_seq=_table_size(getattr(model, "positions", None)),
+    )
+
+
+def _with_past(
+    module: nn.Module,
+    inputs: dict[str, torch.Tensor],
+    description: str,
+    norms: int,
+    max_seq: int | None,
+    notes: list[str] | None = None,
+) -> Source:
+    """A ``Source`` for a decoder with a KV cache (``cache``'s names and dims)."""
+    layers = sum(1 for name in inputs if name.startswith("past_key_values."))
+    past_names, present_names = cache.names(layers // 2)
+    return Source(
+        module=module.eval(),
+        inputs=inputs,
+        dynamic=cache.dynamic_axes(list(inputs), layers // 2),
+        output_names=["logits", *present_names],
+        description=description,
+        norms=norms,
+        notes=notes or [],
+        max_seq=max_seq,
+        varargs=2,
+        past=int(inputs[past_names[0]].shape[2]),
     )
 
 
@@ -201,7 +245,7 @@ def _function(spec: str) -> Source:
     )
 
 
-def _hugging_face(path: Path, batch: int | None, seq: int | None, task: str) -> Source:
+def _hugging_face(path: Path, batch: int | None, seq: int | None, task: str, with_past: bool = False) -> Source:
     config_path = path / "config.json"
     if not config_path.is_file():
         raise UsageError(f"{path} has no config.json")
@@ -222,7 +266,7 @@ def _hugging_face(path: Path, batch: int | None, seq: int | None, task: str) -> 
     # exporter on several families (pytorch/pytorch#136543, T5 here) and both exporters spell SDPA
     # out into MatMul/Softmax anyway.
     config._attn_implementation = "eager"
-    if task == "causal-lm":
+    if task == "causal-lm" and not with_past:
         config.use_cache = False  # one output, no key/value cache objects in the traced graph
     try:
         if has_weights:
@@ -235,6 +279,18 @@ def _hugging_face(path: Path, batch: int | None, seq: int | None, task: str) -> 
         first = str(error).strip().splitlines()[0][:200]
         raise UsageError(f"{path}: {model_type!r} has no {task} head in transformers ({first})") from error
     b, s = batch or 2, seq or 16
+    if with_past:
+        if _hf_inputs(config, 1, 1)[0].keys() != {"input_ids", "attention_mask"}:
+            raise UsageError(f"--with-past applies to text decoders; {config.model_type} takes no input_ids")
+        module, example = cache.hugging_face_example(model.eval(), config.vocab_size, b, s)
+        return _with_past(
+            module,
+            example,
+            f"Hugging Face {config.model_type} (causal-lm with a KV cache) from {path}",
+            presets.count_norm_modules(model),
+            max_seq=_positions(config),
+            notes=notes,
+        )
     inputs, dynamic = _hf_inputs(config, b, s)
     if task == "hidden-states":
         model, output = _base_encoder(model, config), "last_hidden_state"

@@ -17,12 +17,14 @@ COLUMNS = [
     ("model", "model"),
     ("provider", "provider"),
     ("opt_level", "opt"),
+    ("workload", "workload"),
     ("p50_ms", "p50 ms"),
     ("p90_ms", "p90 ms"),
     ("p99_ms", "p99 ms"),
     ("mean_ms", "mean ms"),
     ("std_ms", "std ms"),
-    ("throughput", "inf/s"),
+    ("tokens_per_s", "tok/s"),
+    ("ms_per_token", "ms/tok"),
     ("session_ms", "session ms"),
     ("first_run_ms", "1st run ms"),
     ("peak_rss_mb", "RSS+ MB"),
@@ -35,6 +37,10 @@ CSV_FIELDS = [
     "path",
     "provider",
     "opt_level",
+    "scenario",
+    "batch",
+    "seq",
+    "past",
     "threads",
     "iters",
     "p50_ms",
@@ -46,6 +52,8 @@ CSV_FIELDS = [
     "min_ms",
     "max_ms",
     "throughput",
+    "tokens_per_s",
+    "ms_per_token",
     "session_ms",
     "first_run_ms",
     "peak_rss_mb",
@@ -57,7 +65,18 @@ CSV_FIELDS = [
 ]
 
 
+def workload(row: BenchRow) -> str:
+    """``prefill b2 s16``, ``decode b1 p128`` (``inputs`` for an .npz)."""
+    sizes = [
+        ("b", row.batch),
+        ("p" if row.scenario == "decode" else "s", row.past if row.scenario == "decode" else row.seq),
+    ]
+    return " ".join([row.scenario, *(f"{k}{v}" for k, v in sizes if v is not None and row.scenario != "inputs")])
+
+
 def _cell(row: BenchRow, key: str) -> str:
+    if key == "workload":
+        return workload(row)
     if key == "speedup_ci":
         if row.speedup_low is None or row.speedup_high is None:
             return "-"
@@ -70,7 +89,7 @@ def _cell(row: BenchRow, key: str) -> str:
     if value is None:
         return "-"
     if isinstance(value, float):
-        return f"{value:.1f}" if key in ("throughput", "peak_rss_mb", "session_ms") else f"{value:.3f}"
+        return f"{value:.1f}" if key in ("tokens_per_s", "peak_rss_mb", "session_ms") else f"{value:.3f}"
     return str(value)
 
 
@@ -85,11 +104,13 @@ def to_markdown(report: BenchReport) -> str:
     lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
     lines += ["| " + " | ".join(r) + " |" for r in rows]
     env = report.environment
-    shapes = ", ".join(f"{k}={'x'.join(map(str, v))}" for k, v in report.shapes.items())
     s = report.settings
+    lines += [""]
+    for load in report.workloads or [{"scenario": "inputs", "shapes": report.shapes}]:
+        shapes = ", ".join(f"{k}={'x'.join(map(str, v))}" for k, v in load["shapes"].items())
+        lines.append(f"Inputs ({load['scenario']}): {shapes}.")
     lines += [
-        "",
-        f"Inputs: {shapes}. Warm-up {s['warmup']}, "
+        f"Warm-up {s['warmup']}, "
         + (f"{s['iters']} timed runs" if s.get("iters") else f"{s['seconds']} s of timed runs")
         + f" per row, interleaved; threads: {s['threads'] or 'ORT default'}.",
         f"onnxruntime {env['onnxruntime']}, onnx {env['onnx']}, torch {env['torch']}, Python {env['python']}; "
@@ -112,7 +133,9 @@ def verdict_lines(report: BenchReport) -> list[str]:
             continue
         ci = SpeedupCI(row.speedup, row.speedup_low, row.speedup_high, row.verdict, row.iters)
         provider = row.provider.replace("ExecutionProvider", "")
-        lines.append(f"{ci.sentence(row.model)}, against the first model ({provider}, opt {row.opt_level}).")
+        lines.append(
+            f"{ci.sentence(f'{row.model} {workload(row)}')}, against the first model ({provider}, opt {row.opt_level})."
+        )
     return [*lines, METHOD] if lines else []
 
 
@@ -123,7 +146,7 @@ def profile_lines(report: BenchReport) -> list[str]:
         if row.profile:
             top = ", ".join(f"{o['op']} {100 * o['share']:.0f}%" for o in row.profile["by_op"][:4])
             lines.append(
-                f"Profile {row.model} ({row.opt_level}): norm ops {row.profile['norm_ms']:.3f} ms of "
+                f"Profile {row.model} ({row.opt_level}, {workload(row)}): norm ops {row.profile['norm_ms']:.3f} ms of "
                 f"{row.profile['total_ms']:.3f} ms kernel time ({100 * row.profile['norm_share']:.1f}%); top: {top}."
             )
     return lines

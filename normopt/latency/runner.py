@@ -21,11 +21,13 @@ import numpy as np
 from normopt import ortsession
 from normopt.errors import ProviderUnavailable, UsageError
 from normopt.latency.environment import environment
+from normopt.latency.scenarios import Scenario, Workload, plan
 from normopt.latency.stats import speedup_ci, summarize
 from normopt.parity import inputs as inp
 from normopt.parity.check import specs_of
+from normopt.parity.roles import Sizes
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 1  # scenarios (prefill/decode rows, workloads) were added as new fields
 
 
 @dataclass
@@ -51,6 +53,12 @@ class BenchRow:
     first_run_ms: float
     peak_rss_mb: float
     io_binding: bool
+    scenario: str = "prefill"
+    batch: int | None = None
+    seq: int | None = None
+    past: int | None = None
+    tokens_per_s: float | None = None
+    ms_per_token: float | None = None
     speedup: float | None = None
     speedup_low: float | None = None
     speedup_high: float | None = None
@@ -75,18 +83,21 @@ class BenchReport:
     environment: dict[str, Any]
     skipped: list[dict[str, str]]
     settings: dict[str, Any]
+    workloads: list[dict[str, Any]] = field(default_factory=list)
 
     def to_dict(self, samples: bool = False) -> dict[str, Any]:
         """JSON-ready form.
 
-        Schema: ``schema_version``, ``results`` (rows), ``shapes`` ({input: dims}), ``environment``
-        (versions, CPU model, GPU name), ``skipped`` ([{provider, reason}]), ``settings`` (warmup,
-        iters/seconds, opt levels, threads).
+        Schema: ``schema_version``, ``results`` (rows; each names its ``scenario``, ``batch``, ``seq``,
+        ``past``), ``shapes`` ({input: dims} of the first workload), ``workloads`` ([{scenario, batch,
+        seq, past, shapes}]), ``environment`` (versions, CPU model, GPU name), ``skipped`` ([{provider,
+        reason}]), ``settings`` (warmup, iters/seconds, opt levels, threads).
         """
         return {
             "schema_version": SCHEMA_VERSION,
             "results": [r.to_dict(samples) for r in self.results],
             "shapes": self.shapes,
+            "workloads": self.workloads,
             "environment": self.environment,
             "skipped": self.skipped,
             "settings": self.settings,
@@ -104,7 +115,7 @@ def _rss_mb() -> float:
 
 
 class _Runner:
-    """A session plus the call that runs it once (plain run on CPU, IO binding on CUDA)."""
+    """A session plus the call that runs it once (plain run on CPU, IO binding on CUDA) on its feeds."""
 
     def __init__(
         self,
@@ -113,24 +124,33 @@ class _Runner:
         provider: ortsession.Provider,
         level: ortsession.OptLevel,
         threads: int | None,
-        feeds: dict[str, np.ndarray],
         profile_dir: str | None,
     ) -> None:
         self.label, self.path, self.provider, self.level = label, path, provider, level
-        before = _rss_mb()
+        self.base_rss = _rss_mb()
         start = time.perf_counter_ns()
         prefix = os.path.join(profile_dir, f"{label}-{provider}-{level}") if profile_dir else None
         self.session = ortsession.create(path, provider, level, threads, profile_prefix=prefix)
         self.session_ms = (time.perf_counter_ns() - start) / 1e6
         self.actual = ortsession.actual_provider(self.session)
-        self.feeds = inp.cast_for(feeds, specs_of(self.session))
-        self.run = self._bind() if provider == "cuda" else self._plain
-        start = time.perf_counter_ns()
-        self.run()
-        self.first_run_ms = (time.perf_counter_ns() - start) / 1e6
-        self.base_rss = before
-        self.peak_rss = max(0.0, _rss_mb() - before)
+        self.specs = specs_of(self.session)
+        self.first_run_ms: float | None = None
+        self.peak_rss = 0.0
         self.samples: list[int] = []
+        self.run: Callable[[], None] = self._plain
+
+    def use(self, feeds: dict[str, np.ndarray]) -> None:
+        """Run on ``feeds`` from now on (timings restart); the first run ever is timed on its own."""
+        from normopt.parity.check import run_checked
+
+        self.feeds = inp.cast_for(feeds, self.specs)
+        self.samples = []
+        start = time.perf_counter_ns()
+        run_checked(self.session, None, self.feeds, self.label)  # a failure names the input shapes
+        if self.first_run_ms is None:
+            self.first_run_ms = (time.perf_counter_ns() - start) / 1e6
+        self.run = self._bind() if self.provider == "cuda" else self._plain
+        self.sample_rss()
 
     def _plain(self) -> None:
         self.session.run(None, self.feeds)
@@ -171,6 +191,10 @@ def bench(
     labels: list[str] | None = None,
     progress: Callable[[int, int], None] | None = None,
     skip_unavailable: bool = False,
+    scenario: Scenario | None = None,
+    batches: Sequence[int] | None = None,
+    seqs: Sequence[int] | None = None,
+    pasts: Sequence[int] | None = None,
 ) -> BenchReport:
     """Benchmark ``models`` side by side.
 
@@ -178,20 +202,24 @@ def bench(
         models: ``.onnx`` paths; every model must take the same inputs.
         providers: ``cpu`` and/or ``cuda`` (default cpu).
         opt_levels: ORT graph optimization levels (default ``disable`` and ``all``).
-        warmup: Untimed runs per session before timing.
-        iters: Timed runs per session (default 100; not together with ``seconds``).
-        seconds: Time budget for the timed rounds instead of a fixed count.
+        warmup: Untimed runs per session and workload before timing.
+        iters: Timed runs per session and workload (default 100; not together with ``seconds``).
+        seconds: Time budget per workload for the timed rounds instead of a fixed count.
         threads: Intra-op threads (None: ORT's default).
-        shapes: Dims for dynamic inputs.
-        inputs: An .npz of inputs instead of generated ones.
+        shapes: Dims for dynamic inputs (they win over batch/seq/past).
+        inputs: An .npz of inputs instead of generated ones (one workload; no scenario or sizes).
         profile: Also run ORT's profiler per session and summarize time per op type.
         labels: Display names for the models (default: file names).
-        progress: Called with (done, total) timed runs.
+        progress: Called with (done, total) timed rounds, over all workloads.
         skip_unavailable: Skip a provider that cannot run here instead of raising (``--provider all``).
+        scenario: ``prefill``, ``decode`` or ``both`` (default: both for decoders with past inputs).
+        batches: Batch sizes to sweep (see ``normopt.latency.scenarios``).
+        seqs: Prefill lengths to sweep.
+        pasts: Cached tokens to sweep for decode steps.
 
     Raises:
         ProviderUnavailable: CUDA asked for and not usable (unless ``skip_unavailable``).
-        UsageError: Missing models, models with different inputs.
+        UsageError: Missing models, models with different inputs, sizes the model cannot take.
 
     """
     from normopt import modelio, options
@@ -226,9 +254,12 @@ def bench(
         if {s.name for s in specs_of(ortsession.create(path, "cpu", "disable"))} != {s.name for s in specs}:
             raise UsageError(f"{path} takes different inputs than {paths[0]}")
     if inputs is not None:
-        feeds = inp.load_npz(inputs, specs)
+        if scenario is not None or batches or seqs or pasts:
+            raise UsageError("--inputs fixes every input; --scenario, --batch, --seq and --past do not apply")
+        workloads = [Workload("inputs", Sizes())]
     else:
-        feeds = inp.generate(specs, shapes, seed=0, limits=inp.vocab_limits(first), float_dtype=np.float32)
+        workloads = plan(specs, scenario, batches, seqs, pasts)
+    limits = inp.vocab_limits(first)
     profile_dir = None
     if profile:
         import tempfile
@@ -236,37 +267,46 @@ def bench(
         profile_dir = tempfile.mkdtemp(prefix="normopt-profile-")
     runners: list[_Runner] = []
     profilers: list[_Runner] = []
+    rows: list[BenchRow] = []
+    described: list[dict[str, Any]] = []
+    total = (iters or 0) * len(workloads)
     try:
         for provider in usable:
             for level in opt_levels:
                 for label, path in zip(labels, paths, strict=True):
-                    runners.append(_Runner(label, path, provider, level, threads, feeds, None))
-        for runner in runners:
-            for _ in range(warmup):
-                runner.run()
-            runner.sample_rss()
-        _timed_rounds(runners, iters, seconds, progress)
-        batch = int(next(iter(feeds.values())).shape[0]) if feeds and next(iter(feeds.values())).ndim else 1
-        rows = [_row(r, threads, batch) for r in runners]
-        if profile_dir is not None:  # extra sessions and runs after the timed ones: profiling never slows them
-            from normopt.latency.profile import summarize_profile
+                    runners.append(_Runner(label, path, provider, level, threads, None))
+        for number, workload in enumerate(workloads):
+            if inputs is not None:
+                feeds = inp.load_npz(inputs, specs)
+            else:
+                feeds = inp.generate(specs, shapes, 0, limits, float_dtype=np.float32, sizes=workload.sizes)
+            described.append(_workload_dict(workload, feeds))
+            for runner in runners:
+                runner.use(feeds)
+                for _ in range(warmup):
+                    runner.run()
+                runner.sample_rss()
+            _timed_rounds(runners, iters, seconds, _offset(progress, number * (iters or 0), total))
+            group = [_row(r, threads, workload, feeds) for r in runners]
+            if profile_dir is not None:  # extra sessions and runs after the timed ones: profiling never slows them
+                from normopt.latency.profile import summarize_profile
 
-            for runner, row in zip(runners, rows, strict=True):
-                profiler = _Runner(
-                    runner.label, runner.path, runner.provider, runner.level, threads, feeds, profile_dir
-                )
-                profilers.append(profiler)
-                for _ in range(PROFILE_RUNS):
-                    profiler.run()
-                row.profile = summarize_profile(profiler.session.end_profiling(), runner.path)
+                for runner, row in zip(runners, group, strict=True):
+                    profiler = _Runner(runner.label, runner.path, runner.provider, runner.level, threads, profile_dir)
+                    profilers.append(profiler)
+                    profiler.use(feeds)
+                    for _ in range(PROFILE_RUNS):
+                        profiler.run()
+                    row.profile = summarize_profile(profiler.session.end_profiling(), runner.path)
+            _speedups(group, [r.samples for r in runners])
+            rows += group
     finally:
         if profile_dir is not None:  # nothing left behind, also on an error or Ctrl-C
             _end_profiles(profilers)
             shutil.rmtree(profile_dir, ignore_errors=True)
-    _speedups(rows, [r.samples for r in runners])
     return BenchReport(
         results=rows,
-        shapes={k: list(v.shape) for k, v in feeds.items()},
+        shapes=described[0]["shapes"] if described else {},
         environment=environment(),
         skipped=skipped,
         settings={
@@ -277,7 +317,27 @@ def bench(
             "threads": threads,
             "providers": list(providers),
         },
+        workloads=described,
     )
+
+
+def _offset(progress: Callable[[int, int], None] | None, done: int, total: int) -> Callable[[int, int], None] | None:
+    """``progress`` for one workload's rounds, counted on from the rounds of the workloads before it."""
+    if progress is None:
+        return None
+    report = progress
+    return lambda rounds, _: report(done + rounds, total)
+
+
+def _workload_dict(workload: Workload, feeds: dict[str, np.ndarray]) -> dict[str, Any]:
+    sizes = workload.sizes
+    return {
+        "scenario": workload.scenario,
+        "batch": sizes.batch,
+        "seq": sizes.seq,
+        "past": sizes.past,
+        "shapes": {k: list(v.shape) for k, v in feeds.items()},
+    }
 
 
 PROFILE_RUNS = 10  # runs per profiled session (after the timed rounds, in sessions of their own)
@@ -320,8 +380,12 @@ def _timed_rounds(
             progress(done, total)
 
 
-def _row(runner: _Runner, threads: int | None, batch: int) -> BenchRow:
+def _row(runner: _Runner, threads: int | None, workload: Workload, feeds: dict[str, np.ndarray]) -> BenchRow:
+    first = next(iter(feeds.values()), None)
+    batch = int(first.shape[0]) if first is not None and first.ndim else 1
     stats = summarize(runner.samples, batch)
+    tokens = workload.tokens
+    sizes = workload.sizes
     return BenchRow(
         model=runner.label,
         path=str(runner.path),
@@ -329,9 +393,15 @@ def _row(runner: _Runner, threads: int | None, batch: int) -> BenchRow:
         opt_level=runner.level,
         threads=threads,
         session_ms=runner.session_ms,
-        first_run_ms=runner.first_run_ms,
+        first_run_ms=runner.first_run_ms or 0.0,
         peak_rss_mb=runner.peak_rss,
         io_binding=runner.provider == "cuda",
+        scenario=workload.scenario,
+        batch=sizes.batch if workload.scenario != "inputs" else batch,
+        seq=sizes.seq,
+        past=sizes.past,
+        tokens_per_s=None if tokens is None else tokens * 1000.0 / stats.p50_ms,
+        ms_per_token=None if tokens is None else stats.p50_ms / tokens,
         samples_ms=[s / 1e6 for s in runner.samples],
         **asdict(stats),
     )

@@ -5,7 +5,8 @@ difference. JSON schema of ``ParityReport.to_dict()`` (schema_version 1): ``pass
 ``outputs`` (list of ``TensorStats`` dicts: name, shape, dtype, max_abs, max_rel, mean_abs, p99_abs,
 cosine, over_tolerance, nan_*/inf_* counts, atol, rtol, passed), ``tolerance`` ({rule, atol, rtol}; None
 means the per-dtype defaults), ``inputs`` (list of {name, shape, dtype}), ``seed``, ``trials``,
-``provider``, ``first_divergence`` (see ``localize``; null when outputs match).
+``provider``, ``first_divergence`` (see ``localize``; null when outputs match), ``cases`` (the size sets
+run, e.g. both If branches of a merged decoder).
 """
 
 from __future__ import annotations
@@ -38,6 +39,7 @@ class ParityReport:
     trials: int
     provider: str
     first_divergence: dict[str, Any] | None = None
+    cases: list[str] = field(default_factory=list)
     feeds: dict[str, np.ndarray] = field(default_factory=dict, repr=False)
 
     SCHEMA_VERSION = 1
@@ -54,6 +56,7 @@ class ParityReport:
             "trials": self.trials,
             "provider": self.provider,
             "first_divergence": self.first_divergence,
+            "cases": self.cases,
         }
 
 
@@ -71,11 +74,31 @@ def run_pair(
 ) -> tuple[dict[str, np.ndarray], dict[str, np.ndarray]]:
     """Run both sessions on ``feeds`` (each cast to its own float types); outputs by name."""
     results = []
-    for session in (reference, candidate):
+    for which, session in (("reference", reference), ("candidate", candidate)):
         wanted = names or [o.name for o in session.get_outputs()]
-        values = session.run(wanted, inp.cast_for(feeds, specs_of(session)))
+        values = run_checked(session, wanted, inp.cast_for(feeds, specs_of(session)), which)
         results.append(dict(zip(wanted, values, strict=True)))
     return results[0], results[1]
+
+
+def run_checked(session: Any, names: list[str] | None, feeds: dict[str, np.ndarray], which: str) -> list[Any]:
+    """``session.run``; a failure is a UsageError that names the input shapes it was given.
+
+    ONNX Runtime's own error log line is silenced: the error says it once.
+    """
+    import onnxruntime as ort
+
+    quiet = ort.RunOptions()
+    quiet.log_severity_level = 4
+    try:
+        return list(session.run(names, feeds, quiet))
+    except Exception as error:
+        shapes = ", ".join(f"{k}[{'x'.join(map(str, v.shape))}]" for k, v in feeds.items())
+        first = str(error).strip().splitlines()[0][:300] if str(error).strip() else type(error).__name__
+        raise UsageError(
+            f"ONNX Runtime cannot run the {which} on inputs {shapes}: {first}; "
+            "set sizes with --batch/--seq/--past or --shape NAME=DIMS, or pass --inputs"
+        ) from error
 
 
 _NARROW_FLOATS = {ir.DataType.FLOAT16: "float16", ir.DataType.BFLOAT16: "bfloat16"}
@@ -134,6 +157,7 @@ def verify(
     trials: int = 1,
     provider: ortsession.Provider = "cpu",
     localize: bool = True,
+    sizes: inp.roles.Sizes | None = None,
 ) -> ParityReport:
     """Check that ``candidate`` computes what ``reference`` computes.
 
@@ -149,6 +173,8 @@ def verify(
         trials: Number of generated input sets.
         provider: ``cpu`` or ``cuda``.
         localize: On failure, name the first fused node whose output diverges.
+        sizes: Batch, new tokens and cached tokens, bound onto the inputs by role (``roles``); a
+            merged decoder is checked on both If branches (past 0 and past ``sizes.past``).
 
     Returns:
         The report; ``passed`` is False when any output is out of tolerance.
@@ -180,21 +206,25 @@ def verify(
     limits = inp.vocab_limits(ref_model)
     floor = narrowest_float(ref_model)
     shapes = inp.check_shapes(shapes or {}, ref_specs)
+    sizes = sizes or inp.roles.Sizes()
+    inp.roles.check_sizes(sizes, ref_specs)
     merged: dict[str, TensorStats] = {}
     failing_feeds: dict[str, np.ndarray] | None = None
     first_feeds: dict[str, np.ndarray] = {}
     count = 1 if inputs is not None else trials
+    runs = [("inputs from " + str(inputs), sizes)] if inputs is not None else inp.roles.cases(ref_specs, sizes)
     for trial in range(count):
-        if inputs is not None:
-            feeds = inp.load_npz(inputs, ref_specs)
-        else:
-            feeds = inp.generate(ref_specs, shapes, seed + trial, limits, float_dtype=np.float32)
-        first_feeds = first_feeds or feeds
-        ref_out, cand_out = run_pair(ref_sess, cand_sess, feeds, ref_names)
-        for stats in compare_outputs(ref_out, cand_out, atol, rtol, floor):
-            merged[stats.name] = merge(merged[stats.name], stats) if stats.name in merged else stats
-            if not stats.passed and failing_feeds is None:
-                failing_feeds = feeds
+        for _, case in runs:
+            if inputs is not None:
+                feeds = inp.load_npz(inputs, ref_specs)
+            else:
+                feeds = inp.generate(ref_specs, shapes, seed + trial, limits, float_dtype=np.float32, sizes=case)
+            first_feeds = first_feeds or feeds
+            ref_out, cand_out = run_pair(ref_sess, cand_sess, feeds, ref_names)
+            for stats in compare_outputs(ref_out, cand_out, atol, rtol, floor):
+                merged[stats.name] = merge(merged[stats.name], stats) if stats.name in merged else stats
+                if not stats.passed and failing_feeds is None:
+                    failing_feeds = feeds
     outputs = [merged[n] for n in ref_names]
     report = ParityReport(
         passed=all(o.passed for o in outputs),
@@ -205,6 +235,7 @@ def verify(
         seed=seed,
         trials=count,
         provider=ortsession.actual_provider(cand_sess),
+        cases=[label for label, _ in runs],
         feeds=first_feeds,
     )
     if not report.passed and localize and failing_feeds is not None:

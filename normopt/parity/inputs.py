@@ -2,8 +2,10 @@
 
 Generated inputs are seeded and sensible for transformer graphs: ids are drawn below the vocabulary
 size found by data flow (the first dimension of the embedding table they index), attention masks are
-ones, position ids count up, token type ids are zeros, and floats are standard normal. Dynamic
-dimensions are bound by ``--shape NAME=DIMS`` or else by name: batch-like dims 2, all others 16.
+ones, position ids count up (from the past length), token type ids are zeros, a merged decoder's
+``use_cache_branch`` is true when there is a past, and floats are standard normal. Dynamic dimensions
+are bound by ``--shape NAME=DIMS``, else by input role from batch, seq and past (``roles``), else by
+name: batch-like dims 2, all others 16.
 """
 
 from __future__ import annotations
@@ -18,9 +20,10 @@ import numpy as np
 import onnx_ir as ir
 
 from normopt.errors import UsageError
+from normopt.parity import roles
 
-DEFAULT_BATCH = 2
-DEFAULT_DIM = 16
+DEFAULT_BATCH = roles.DEFAULT_BATCH
+DEFAULT_DIM = roles.DEFAULT_SEQ
 _NP_TYPES = {
     "tensor(float)": np.float32,
     "tensor(float16)": np.float16,
@@ -74,8 +77,9 @@ def parse_shapes(texts: list[str] | None) -> dict[str, list[int]]:
 def bind_shape(spec: InputSpec, shapes: Mapping[str, list[int]], named: dict[str, int] | None = None) -> list[int]:
     """Concrete dims for ``spec``: its own ``--shape``, else named-dim bindings, else defaults.
 
-    ``named`` remembers the value each dim name got, so a name used twice (in one input or across
-    inputs) is one size, as ONNX means it.
+    ``named`` holds the size of each dim name (``roles.bindings`` fills it from batch/seq/past) and
+    remembers the defaults given here, so a name used twice (in one input or across inputs) is one
+    size, as ONNX means it. A dim written as an expression of other names is evaluated.
     """
     if spec.name in shapes:
         dims = shapes[spec.name]
@@ -93,6 +97,8 @@ def bind_shape(spec: InputSpec, shapes: Mapping[str, list[int]], named: dict[str
             bound.append(shapes[dim][0])
         elif isinstance(dim, str) and dim in named:
             bound.append(named[dim])
+        elif isinstance(dim, str) and (size := roles.dim_size(dim, named)) is not None:
+            bound.append(size)
         else:
             value = DEFAULT_BATCH if index == 0 or (isinstance(dim, str) and "batch" in dim.lower()) else DEFAULT_DIM
             if isinstance(dim, str) and dim:
@@ -142,26 +148,38 @@ def generate(
     seed: int,
     limits: Mapping[str, int] | None = None,
     float_dtype: type | None = None,
+    sizes: roles.Sizes | None = None,
 ) -> dict[str, np.ndarray]:
-    """Seeded inputs for ``specs``; ``float_dtype`` overrides float types (e.g. float32 for a reference)."""
+    """Seeded inputs for ``specs``; ``float_dtype`` overrides float types (e.g. float32 for a reference).
+
+    ``sizes`` (batch, seq, past) bind dims by input role (see ``roles``); ``shapes`` win over them.
+    """
+    sizes = sizes or roles.Sizes()
     rng = np.random.default_rng(seed)
     feeds: dict[str, np.ndarray] = {}
-    named: dict[str, int] = {}
+    named = roles.bindings(specs, shapes, sizes)
+    past = sizes.resolved(roles.has_past(specs))[2]
     for spec in specs:
         dtype = _NP_TYPES.get(spec.type)
         if dtype is None:
             raise UsageError(f"input {spec.name} has type {spec.type}, which normopt cannot generate")
         dims = bind_shape(spec, shapes, named)
         lowered = spec.name.lower()
+        role = roles.role_of(spec)
         if np.issubdtype(dtype, np.floating):
             feeds[spec.name] = rng.standard_normal(dims).astype(float_dtype or dtype)
+        elif role == "cache_flag":
+            feeds[spec.name] = np.full(dims, past > 0, dtype=np.bool_)
         elif dtype is np.bool_:
             feeds[spec.name] = np.ones(dims, dtype=np.bool_)
         elif "mask" in lowered:
             feeds[spec.name] = np.ones(dims, dtype=dtype)
         elif "position" in lowered:
+            start = past if role == "positions" else 0
             feeds[spec.name] = (
-                np.broadcast_to(np.arange(dims[-1], dtype=dtype), dims).copy() if dims else np.zeros(dims, dtype)
+                np.broadcast_to(np.arange(start, start + dims[-1], dtype=dtype), dims).copy()
+                if dims
+                else np.zeros(dims, dtype)
             )
         elif "token_type" in lowered:
             feeds[spec.name] = np.zeros(dims, dtype=dtype)
