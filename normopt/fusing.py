@@ -85,6 +85,7 @@ def fuse(
     verify: bool = False,
     atol: float | None = None,
     rtol: float | None = None,
+    data_name: str | None = None,
 ) -> FuseOutcome:
     """Fuse every norm in the model at ``input`` and write the result atomically.
 
@@ -99,6 +100,7 @@ def fuse(
             raises CheckFailed and leaves no output.
         atol: Tolerance for ``verify`` (None: per-dtype default).
         rtol: Tolerance for ``verify`` (None: per-dtype default).
+        data_name: File name for new external data (default ``<output name>.data``).
 
     Raises:
         UsageError: Bad paths or options.
@@ -109,7 +111,7 @@ def fuse(
     source = Path(input)
     destination = Path(output) if output is not None else default_output(source)
     check_fuse_options(target, skip)
-    data_name = f"{destination.name}.data"
+    data_name = data_name or f"{destination.name}.data"
     modelio.check_destination(destination, source, in_place=in_place)
     with gc_paused():
         model = _load_for_fusing(source, destination, target, skip, external)

@@ -58,9 +58,16 @@ def _summary_table(details: list[dict[str, object]], title: str, stderr: bool) -
 
 @handle_errors
 def fuse(
-    model: Annotated[Path, typer.Argument(help="Input .onnx model (never modified without --in-place).")],
+    model: Annotated[
+        Path,
+        typer.Argument(
+            help="Input .onnx model (never modified without --in-place), or an export folder: every .onnx in it "
+            "fused, the other files copied."
+        ),
+    ],
     output: Annotated[
-        Path | None, typer.Option("--output", "-o", help="Output path (default MODEL.fused.onnx).")
+        Path | None,
+        typer.Option("--output", "-o", help="Output path (default MODEL.fused.onnx; for a folder, DIR.fused/)."),
     ] = None,
     target: Annotated[
         Target,
@@ -85,6 +92,9 @@ def fuse(
 ) -> None:
     """Fuse every decomposed LayerNorm / RMSNorm into one node each."""
     startup.defer_symbolic_shapes()
+    if model.is_dir():
+        _fuse_folder(model, output, target, skip, external, in_place, verify, atol, rtol, format)
+        return
     from normopt.fusing import fuse as run_fuse
 
     outcome = run_fuse(
@@ -102,7 +112,7 @@ def fuse(
     data = outcome.to_dict()
     _summary_table(data["details"], f"fusion of {model.name}", stderr=True)
     info(
-        f"fused {data['fused']}/{data['candidates']} norm candidates {data['by_kind']} "
+        f"fused {data['fused']}/{data['candidates']} norm candidates ({_kinds(data['by_kind'])}) "
         f"({data['nodes_before']} → {data['nodes_after']} nodes) in {data['seconds']:.2f} s; "
         f"checker: {data['checker']}; wrote {outcome.output}"
     )
@@ -110,6 +120,50 @@ def fuse(
         info(f"parity passed (worst max_abs {max(o.max_abs for o in outcome.parity.outputs):.3g})")
     if format == Format.json:
         emit_json(data)
+
+
+def _kinds(by_kind: dict[str, int]) -> str:
+    """``LayerNorm 10, RMSNorm 2`` (``none`` when empty)."""
+    return ", ".join(f"{kind} {count}" for kind, count in by_kind.items()) or "none"
+
+
+def _fuse_folder(
+    folder: Path,
+    output: Path | None,
+    target: Target,
+    skip: bool | None,
+    external: ExternalLayout,
+    in_place: bool,
+    verify: bool,
+    atol: float | None,
+    rtol: float | None,
+    format: Format,
+) -> None:
+    from normopt.errors import UsageError
+    from normopt.folders import fuse_folder
+
+    if in_place or external != "auto":
+        raise UsageError("a folder is fused into a new folder, each model keeping its layout: no --in-place/--external")
+    outcome = fuse_folder(
+        folder,
+        output,
+        target=target,
+        skip=skip,
+        verify=verify,
+        atol=atol,
+        rtol=rtol,
+        progress=lambda name: info(f"fusing {name}"),
+    )
+    for name, result in outcome.models.items():
+        data = result.to_dict()
+        info(
+            f"{name}: fused {data['fused']}/{data['candidates']} ({_kinds(data['by_kind'])}), "
+            f"{data['nodes_before']} → {data['nodes_after']} nodes; checker: {data['checker']}"
+            + ("; parity passed" if result.parity is not None else "")
+        )
+    info(f"copied {len(outcome.copied)} other files: {', '.join(outcome.copied) or 'none'}; wrote {outcome.output}")
+    if format == Format.json:
+        emit_json(outcome.to_dict())
 
 
 @handle_errors
