@@ -1,4 +1,4 @@
-"""``normopt.run``: export → fuse → verify → bench original and fused → report (JSON, Markdown, PNG).
+"""``normopt.run``: export → fuse → verify → bench original and fused → report (JSON, Markdown, HTML, PNG).
 
 ``report.json`` schema (schema_version 1):
 
@@ -23,8 +23,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from normopt.choices import DType, Exporter, Target
+from normopt.choices import DType, Exporter, Target, Task
 from normopt.errors import UsageError
+from normopt.ortsession import OptLevel
 
 Step = Callable[[str], None]
 
@@ -38,6 +39,7 @@ class RunOutcome:
     report_json: Path
     report_md: Path
     chart: Path
+    report_html: Path
 
 
 def run(
@@ -50,19 +52,53 @@ def run(
     target: Target = "auto",
     providers: list[str] | None = None,
     warmup: int = 10,
-    iters: int = 100,
+    iters: int | None = 100,
     threads: int | None = None,
     step: Step | None = None,
     progress: Callable[[int, int], None] | None = None,
+    task: Task | None = None,
+    with_past: bool | None = None,
+    batches: list[int] | None = None,
+    seqs: list[int] | None = None,
+    pasts: list[int] | None = None,
+    seconds: float | None = None,
+    opt_levels: list[OptLevel] | None = None,
+    profile: bool = False,
+    compare_ort: bool = False,
 ) -> RunOutcome:
-    """Run the whole pipeline on ``model`` (default: the built-in default preset) into ``out_dir``."""
+    """Run the whole pipeline on ``model`` (default: the built-in default preset) into ``out_dir``.
+
+    A preset is exported with its KV cache unless ``with_past`` is False, so the benchmark has prefill
+    rows (``seqs``, no past) and decode-step rows (one token after ``pasts`` cached ones); a Hugging Face
+    directory gets a cache with ``with_past``. ``iters`` or ``seconds`` are per workload and row.
+    """
     from normopt.exporting.presets import DEFAULT_PRESET
 
     say = step or (lambda _: None)
     started = time.perf_counter()
     model = model or DEFAULT_PRESET
     out = Path(out_dir)
-    settings = _Settings(exporter, opset, dtype, target, providers, warmup, iters, threads)
+    if seconds is not None and iters == 100:
+        iters = None  # --seconds replaces the default count
+    settings = _Settings(
+        exporter,
+        opset,
+        dtype,
+        target,
+        providers,
+        warmup,
+        iters,
+        threads,
+        task,
+        with_past,
+        batches,
+        seqs,
+        pasts,
+        seconds,
+        opt_levels,
+        profile,
+        compare_ort,
+    )
     _check_run(model, out, settings)
     created = _Created(out)
     try:
@@ -80,8 +116,21 @@ class _Settings:
     target: Target
     providers: list[str] | None
     warmup: int
-    iters: int
+    iters: int | None
     threads: int | None
+    task: Task | None = None
+    with_past: bool | None = None
+    batches: list[int] | None = None
+    seqs: list[int] | None = None
+    pasts: list[int] | None = None
+    seconds: float | None = None
+    opt_levels: list[OptLevel] | None = None
+    profile: bool = False
+    compare_ort: bool = False
+
+    def cached(self, kind: str) -> bool:
+        """Whether the export gets a KV cache: asked for, or by default for a preset."""
+        return self.with_past if self.with_past is not None else kind == "preset"
 
 
 def _check_run(model: str, out: Path, settings: _Settings) -> None:
@@ -89,7 +138,7 @@ def _check_run(model: str, out: Path, settings: _Settings) -> None:
     from normopt import modelio, options
     from normopt.fusing import check_fuse_options
 
-    options.timed_runs(settings.iters, settings.warmup, None)
+    options.timed_runs(settings.iters, settings.warmup, settings.seconds)
     options.threads(settings.threads)
     check_fuse_options(settings.target, None)
     if out.exists() and not out.is_dir():
@@ -108,10 +157,14 @@ def _check_run(model: str, out: Path, settings: _Settings) -> None:
         from normopt.exporting.sources import check_spec
 
         check_export_options(settings.exporter, settings.dtype, settings.opset, None, None)
-        check_spec(model)
+        kind = check_spec(model, settings.task)
+        if settings.with_past and (kind == "function" or settings.task not in (None, "causal-lm")):
+            raise UsageError("--with-past exports a causal LM with its cache (presets and Hugging Face directories)")
+    if model.endswith(".onnx") and (settings.with_past is not None or settings.task is not None):
+        raise UsageError("--with-past and --task apply to exports; an .onnx input is benchmarked as it is")
 
 
-_OUTPUTS = ("original.onnx", "fused.onnx", "report.json", "report.md", "latency.png")
+_OUTPUTS = ("original.onnx", "fused.onnx", "report.json", "report.md", "report.html", "latency.png")
 
 
 class _Created:
@@ -139,6 +192,7 @@ def _pipeline(
     from normopt.fusing import fuse
     from normopt.latency import bench
     from normopt.latency.chart import latency_chart
+    from normopt.latency.html import to_html
     from normopt.parity import verify
 
     out.mkdir(parents=True, exist_ok=True)
@@ -149,11 +203,22 @@ def _pipeline(
         say(f"using {model} as the original model")
     else:
         from normopt.exporting.exporter import export
+        from normopt.exporting.sources import check_spec
 
         original = out / "original.onnx"
-        say(f"[1/4] exporting {model} ({settings.exporter} exporter, {settings.dtype})")
+        cached = settings.cached(check_spec(model, settings.task))
+        say(
+            f"[1/4] exporting {model} ({settings.exporter} exporter, {settings.dtype}"
+            + (", with a KV cache)" if cached else ")")
+        )
         export_info = export(
-            model, original, exporter=settings.exporter, opset=settings.opset, dtype=settings.dtype
+            model,
+            original,
+            exporter=settings.exporter,
+            opset=settings.opset,
+            dtype=settings.dtype,
+            task=settings.task,
+            with_past=cached,
         ).to_dict()
     say("[2/4] fusing norms")
     fusion = fuse(original, fused_path, target=settings.target)
@@ -161,19 +226,25 @@ def _pipeline(
     say("[3/4] verifying parity (ONNX Runtime CPU, optimizations off)")
     parity = verify(original, fused_path)
     say("      parity " + ("passed" if parity.passed else "FAILED"))
-    say(f"[4/4] benchmarking original vs fused ({settings.iters} interleaved runs per row)")
-    shapes = {i["name"]: i["shape"] for i in export_info["inputs"]} if export_info else None
+    runs = f"{settings.iters} interleaved runs" if settings.seconds is None else f"{settings.seconds:g} s"
+    say(f"[4/4] benchmarking original vs fused ({runs} per row and workload)")
+    batches, seqs, pasts = _sizes(model, export_info, settings)
     report = bench(
         [original, fused_path],
         providers=settings.providers or ["cpu", "cuda"],
-        opt_levels=["disable", "all"],
-        shapes=shapes,
+        opt_levels=settings.opt_levels or ["disable", "all"],
         warmup=settings.warmup,
         iters=settings.iters,
+        seconds=settings.seconds,
         threads=settings.threads,
         labels=["original", "fused"],
         skip_unavailable=True,
         progress=progress,
+        batches=batches,
+        seqs=seqs,
+        pasts=pasts,
+        profile=settings.profile,
+        compare_ort=settings.compare_ort,
     )
     chart = latency_chart(report, out / "latency.png", title=f"{model}: original vs fused")
     document = _document(
@@ -182,8 +253,25 @@ def _pipeline(
     report_json = out / "report.json"
     report_json.write_text(json.dumps(document, indent=2) + "\n")
     report_md = out / "report.md"
-    report_md.write_text(render_markdown(document, chart.name))
-    return RunOutcome(out, document, report_json, report_md, chart)
+    markdown = render_markdown(document, chart.name)
+    report_md.write_text(markdown)
+    report_html = out / "report.html"
+    report_html.write_text(to_html(markdown, f"normopt report: {model}", {chart.name: chart}))
+    return RunOutcome(out, document, report_json, report_md, chart, report_html)
+
+
+def _sizes(
+    model: str, export_info: dict[str, Any] | None, settings: _Settings
+) -> tuple[list[int] | None, list[int] | None, list[int] | None]:
+    """Batch, prefill and past sizes to bench: as asked, else a preset's own shape (past = its seq)."""
+    from normopt.exporting.presets import PRESETS
+
+    preset = PRESETS.get(model) if export_info is not None else None
+    has_past = export_info is not None and any(i["name"].startswith("past_key_values.") for i in export_info["inputs"])
+    batches = settings.batches or ([preset.batch] if preset else None)
+    seqs = settings.seqs or ([preset.seq] if preset else None)
+    pasts = settings.pasts or ([preset.seq] if preset and has_past else None)
+    return batches, seqs, pasts
 
 
 def _document(
@@ -217,11 +305,32 @@ def _document(
         },
         "parity": {"passed": parity["passed"], "tolerance": parity["tolerance"], "outputs": parity["outputs"]},
         "latency": bench["results"],
-        "bench_settings": bench["settings"] | {"shapes": bench["shapes"]},
+        "bench_settings": bench["settings"] | {"shapes": bench["shapes"], "workloads": bench["workloads"]},
         "skipped": bench["skipped"],
         "versions": {k: env[k] for k in ("normopt", "torch", "onnx", "onnxruntime", "onnx_ir", "numpy", "python")},
         "machine": {k: env[k] for k in ("cpu", "cpu_count", "gpu", "platform")},
     }
+
+
+def _workload(row: dict[str, Any]) -> str:
+    from normopt.latency.report import workload_label
+
+    return workload_label(row.get("scenario", "prefill"), row.get("batch"), row.get("seq"), row.get("past"))
+
+
+def _verdicts(rows: list[dict[str, Any]]) -> list[str]:
+    """One plain sentence per compared row (see ``stats.SpeedupCI.sentence``)."""
+    from normopt.latency.stats import SpeedupCI
+
+    lines = []
+    for r in rows:
+        if r.get("speedup_low") is None or r.get("verdict") in (None, "baseline"):
+            continue
+        ci = SpeedupCI(r["speedup"], r["speedup_low"], r["speedup_high"], r["verdict"], r["iters"])
+        provider = r["provider"].replace("ExecutionProvider", "")
+        what = f"{r['model']} {_workload(r)}"
+        lines.append(f"- {ci.sentence(what)} ({provider}, opt {r['opt_level']}).")
+    return lines
 
 
 def render_markdown(doc: dict[str, Any], chart_name: str) -> str:
@@ -271,23 +380,36 @@ def render_markdown(doc: dict[str, Any], chart_name: str) -> str:
         "`disable` = ONNX Runtime graph optimizations off (what normopt's fusion alone buys); `all` = ORT's own "
         "fusions on as well. Speedup is against `original` under the same provider and level.",
         "",
-        "| model | provider | opt level | p50 ms | p90 ms | p99 ms | mean ms | std ms | speedup | 95% CI | verdict |",
-        "|---|---|---|---|---|---|---|---|---|---|---|",
+        "| model | provider | opt level | workload | p50 ms | p90 ms | p99 ms | tok/s | ms/token | speedup | 95% CI "
+        "| verdict |",
+        "|---|---|---|---|---|---|---|---|---|---|---|---|",
         *[
             f"| {r['model']} | {r['provider'].replace('ExecutionProvider', '')} | {r['opt_level']} | "
-            f"{r['p50_ms']:.2f} | "
-            f"{r['p90_ms']:.2f} | {r['p99_ms']:.2f} | {r['mean_ms']:.2f} | {r['std_ms']:.2f} | {r['speedup']:.2f}x | "
+            f"{_workload(r)} | {r['p50_ms']:.2f} | {r['p90_ms']:.2f} | {r['p99_ms']:.2f} | "
+            + ("-" if r.get("tokens_per_s") is None else f"{r['tokens_per_s']:.0f}")
+            + " | "
+            + ("-" if r.get("ms_per_token") is None else f"{r['ms_per_token']:.3f}")
+            + f" | {r['speedup']:.2f}x | "
             + (f"{r['speedup_low']:.2f}-{r['speedup_high']:.2f}x" if r.get("speedup_low") is not None else "-")
             + f" | {r.get('verdict') or '-'} |"
             for r in doc["latency"]
         ],
         "",
+        *_verdicts(doc["latency"]),
+        "",
         METHOD,
         "",
-        "Inputs "
-        + ", ".join(f"{k}={'x'.join(map(str, v))}" for k, v in doc["bench_settings"]["shapes"].items())
-        + f", warm-up {doc['bench_settings']['warmup']}, "
-        f"{doc['bench_settings']['iters']} timed runs per row, interleaved.",
+        *[
+            f"Inputs ({w['scenario']}): " + ", ".join(f"{k}={'x'.join(map(str, v))}" for k, v in w["shapes"].items())
+            for w in doc["bench_settings"].get("workloads", [])
+        ],
+        f"Warm-up {doc['bench_settings']['warmup']}, "
+        + (
+            f"{doc['bench_settings']['iters']} timed runs"
+            if doc["bench_settings"].get("iters")
+            else f"{doc['bench_settings']['seconds']} s of timed runs"
+        )
+        + " per row and workload, interleaved.",
     ]
     lines += [f"Skipped {s['provider']}: {s['reason']}." for s in doc["skipped"]]
     lines += ["", f"![latency distribution]({chart_name})", ""]

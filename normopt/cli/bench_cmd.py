@@ -72,6 +72,16 @@ def bench(
         list[str] | None, typer.Option("--past", help="Cached tokens for decode steps, e.g. 128,512 (default 16).")
     ] = None,
     inputs: Annotated[Path | None, typer.Option(help=".npz with one array per model input.")] = None,
+    compare_ort: Annotated[
+        bool,
+        typer.Option(
+            "--compare-ort",
+            help="Also bench the first model as ONNX Runtime's transformers optimizer leaves it (ort-optimized).",
+        ),
+    ] = False,
+    ort_model_type: Annotated[
+        str | None, typer.Option(help="Model type for --compare-ort (default: gpt2 for decoders, bert for encoders).")
+    ] = None,
     profile: Annotated[
         bool, typer.Option("--profile", help="Summarize ORT's profiler per op type, with the norm share.")
     ] = False,
@@ -108,6 +118,8 @@ def bench(
             batches=batches,
             seqs=seqs,
             pasts=pasts,
+            compare_ort=compare_ort,
+            ort_model_type=ort_model_type,
         )
     if chart is not None:
         from normopt.latency.chart import latency_chart

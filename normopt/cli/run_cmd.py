@@ -7,7 +7,8 @@ from typing import Annotated
 
 import typer
 
-from normopt.choices import DType, Exporter, Target
+from normopt.choices import DType, Exporter, Target, Task
+from normopt.cli.bench_cmd import BenchProvider, Level
 from normopt.cli.common import DebugOption, Format, FormatOption, emit_json, handle_errors, info, progress_bar
 
 
@@ -18,26 +19,62 @@ def run(
         typer.Argument(help="Preset, Hugging Face directory, module:function or .onnx file (default: gpt2-small)."),
     ] = None,
     out: Annotated[
-        Path, typer.Option("--out", help="Directory for the ONNX files, report.json, report.md and latency.png.")
+        Path,
+        typer.Option(
+            "--out", help="Directory for the ONNX files, report.json, report.md, report.html and latency.png."
+        ),
     ] = Path("normopt-out"),
     exporter: Annotated[Exporter, typer.Option(help="Exporter for torch models.")] = "legacy",
     opset: Annotated[int | None, typer.Option(help="ONNX opset for the export.")] = None,
     dtype: Annotated[DType, typer.Option(help="Export precision.")] = "fp32",
     target: Annotated[Target, typer.Option(help="Fusion target.")] = "auto",
-    iters: Annotated[int, typer.Option(help="Timed runs per benchmark row.")] = 100,
+    task: Annotated[
+        Task | None, typer.Option(help="Hugging Face output (default hidden-states; causal-lm with --with-past).")
+    ] = None,
+    with_past: Annotated[
+        bool | None,
+        typer.Option(
+            "--with-past/--no-past",
+            help="Export with a KV cache and bench prefill and decode steps (default: on for presets).",
+            show_default=False,
+        ),
+    ] = None,
+    batch: Annotated[list[str] | None, typer.Option("--batch", help="Batch size(s), e.g. 1,4.")] = None,
+    seq: Annotated[list[str] | None, typer.Option("--seq", help="Prefill length(s) to bench.")] = None,
+    past: Annotated[
+        list[str] | None, typer.Option("--past", help="Cached tokens for decode steps, e.g. 128,512.")
+    ] = None,
+    iters: Annotated[int, typer.Option(help="Timed runs per benchmark row and workload.")] = 100,
+    seconds: Annotated[
+        float | None, typer.Option(help="Seconds of timed runs per workload instead of --iters.")
+    ] = None,
     warmup: Annotated[int, typer.Option(help="Warm-up runs per benchmark row.")] = 10,
     threads: Annotated[int | None, typer.Option(help="Intra-op threads for the benchmark.")] = None,
+    provider: Annotated[
+        BenchProvider, typer.Option(help="cpu, cuda, or all (what is usable; default all).")
+    ] = BenchProvider.all,
+    opt_level: Annotated[
+        list[Level] | None,
+        typer.Option("--opt-level", help="ORT optimization level(s) (repeatable; default disable and all)."),
+    ] = None,
+    profile: Annotated[bool, typer.Option("--profile", help="Profile each row after its timed runs.")] = False,
+    compare_ort: Annotated[
+        bool, typer.Option("--compare-ort", help="Add ONNX Runtime's transformers optimizer on the original.")
+    ] = False,
     format: FormatOption = Format.table,
     debug: DebugOption = False,
 ) -> None:
     """Export → fuse → verify → benchmark original vs fused → report (exit 1 if parity fails)."""
+    from normopt import options
     from normopt.run import run as run_pipeline
 
+    providers = ["cpu", "cuda"] if provider == BenchProvider.all else [provider.value]
+
     with progress_bar() as bar:
-        task = bar.add_task("benchmark", total=iters, visible=False)
+        bar_task = bar.add_task("benchmark", total=None, visible=False)
 
         def progress(done: int, total: int) -> None:
-            bar.update(task, completed=done, visible=True)
+            bar.update(bar_task, completed=done, total=total or None, visible=True)
 
         outcome = run_pipeline(
             model,
@@ -51,13 +88,23 @@ def run(
             threads=threads,
             step=lambda line: bar.console.print(line),
             progress=progress,
+            task=task,
+            with_past=with_past,
+            batches=options.int_list("--batch", batch, 1),
+            seqs=options.int_list("--seq", seq, 1),
+            pasts=options.int_list("--past", past, 0),
+            seconds=seconds,
+            providers=providers,
+            opt_levels=[lvl.value for lvl in opt_level] if opt_level else None,
+            profile=profile,
+            compare_ort=compare_ort,
         )
     doc = outcome.report
     if format == Format.json:
         emit_json(doc)
     else:
         typer.echo(outcome.report_md.read_text())
-    info(f"wrote {outcome.report_json}, {outcome.report_md}, {outcome.chart}")
+    info(f"wrote {outcome.report_json}, {outcome.report_md}, {outcome.report_html}, {outcome.chart}")
     if not doc["parity"]["passed"]:
         info("parity FAILED")
         raise typer.Exit(1)

@@ -67,11 +67,15 @@ CSV_FIELDS = [
 
 def workload(row: BenchRow) -> str:
     """``prefill b2 s16``, ``decode b1 p128`` (``inputs`` for an .npz)."""
-    sizes = [
-        ("b", row.batch),
-        ("p" if row.scenario == "decode" else "s", row.past if row.scenario == "decode" else row.seq),
-    ]
-    return " ".join([row.scenario, *(f"{k}{v}" for k, v in sizes if v is not None and row.scenario != "inputs")])
+    return workload_label(row.scenario, row.batch, row.seq, row.past)
+
+
+def workload_label(scenario: str, batch: int | None, seq: int | None, past: int | None) -> str:
+    """``prefill b2 s16``, ``decode b1 p128``; sizes left out where unknown."""
+    if scenario == "inputs":
+        return scenario
+    last = ("p", past) if scenario == "decode" else ("s", seq)
+    return " ".join([scenario, *(f"{k}{v}" for k, v in (("b", batch), last) if v is not None)])
 
 
 def _cell(row: BenchRow, key: str) -> str:

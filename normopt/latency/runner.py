@@ -195,6 +195,8 @@ def bench(
     batches: Sequence[int] | None = None,
     seqs: Sequence[int] | None = None,
     pasts: Sequence[int] | None = None,
+    compare_ort: bool = False,
+    ort_model_type: str | None = None,
 ) -> BenchReport:
     """Benchmark ``models`` side by side.
 
@@ -216,6 +218,9 @@ def bench(
         batches: Batch sizes to sweep (see ``normopt.latency.scenarios``).
         seqs: Prefill lengths to sweep.
         pasts: Cached tokens to sweep for decode steps.
+        compare_ort: Also bench the first model as ONNX Runtime's transformers optimizer leaves it
+            (``normopt.latency.peers``), labelled ``ort-optimized``.
+        ort_model_type: The optimizer's model type (default: guessed from the inputs and outputs).
 
     Raises:
         ProviderUnavailable: CUDA asked for and not usable (unless ``skip_unavailable``).
@@ -232,7 +237,7 @@ def bench(
     first = modelio.load(paths[0])  # kept: its input shapes and vocabulary limits are read below
     for path in paths[1:]:
         modelio.load(path)
-    labels = labels or _labels(paths)
+    labels = list(labels or _labels(paths))
     providers = providers or ["cpu"]
     opt_levels = opt_levels or ["disable", "all"]
     skipped: list[dict[str, str]] = []
@@ -260,6 +265,11 @@ def bench(
     else:
         workloads = plan(specs, scenario, batches, seqs, pasts)
     limits = inp.vocab_limits(first)
+    peer_dir = None
+    if compare_ort:
+        peer_dir, peer_problem = _add_ort_peer(paths, labels, specs, probe, ort_model_type)
+        if peer_problem is not None:
+            skipped.append({"provider": "ort-optimized", "reason": peer_problem})
     profile_dir = None
     if profile:
         import tempfile
@@ -304,6 +314,8 @@ def bench(
         if profile_dir is not None:  # nothing left behind, also on an error or Ctrl-C
             _end_profiles(profilers)
             shutil.rmtree(profile_dir, ignore_errors=True)
+        if peer_dir is not None:
+            shutil.rmtree(peer_dir, ignore_errors=True)
     return BenchReport(
         results=rows,
         shapes=described[0]["shapes"] if described else {},
@@ -319,6 +331,31 @@ def bench(
         },
         workloads=described,
     )
+
+
+def _add_ort_peer(
+    paths: list[Path], labels: list[str], specs: list[inp.InputSpec], probe: Any, model_type: str | None
+) -> tuple[str | None, str | None]:
+    """Append ORT's transformers-optimized first model to ``paths``; (its temp folder, why not)."""
+    import tempfile
+
+    from normopt.latency import peers
+
+    outputs = [o.name for o in probe.get_outputs()]
+    chosen = model_type or peers.guess_model_type(specs, outputs)
+    if chosen is None:
+        return None, "no ONNX Runtime transformers-optimizer model type fits (pass --ort-model-type)"
+    if chosen not in peers.model_types():
+        raise UsageError(f"unknown --ort-model-type {chosen!r}; ONNX Runtime knows {', '.join(peers.model_types())}")
+    folder = tempfile.mkdtemp(prefix="normopt-ort-")
+    output = Path(folder) / "ort-optimized.onnx"
+    problem = peers.ort_optimized(paths[0], output, chosen)
+    if problem is not None:
+        shutil.rmtree(folder, ignore_errors=True)
+        return None, problem
+    paths.append(output)
+    labels.append("ort-optimized")
+    return folder, None
 
 
 def _offset(progress: Callable[[int, int], None] | None, done: int, total: int) -> Callable[[int, int], None] | None:

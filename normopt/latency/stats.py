@@ -82,7 +82,9 @@ class SpeedupCI:
         if self.verdict == "slower":
             return f"{what} {percent:.1f}% slower ({interval})"
         if self.verdict == "no significant difference":
-            return f"{what}: no significant difference, within ±{100 * MARGIN:.0f}% ({interval})"
+            if self.low >= 1 - MARGIN and self.high <= 1 + MARGIN:
+                return f"{what}: no significant difference, within ±{100 * MARGIN:.0f}% ({interval})"
+            return f"{what}: no significant difference ({interval}; more runs would narrow it)"
         return f"{what}: {self.verdict} ({interval}, {self.rounds} rounds)"
 
 
