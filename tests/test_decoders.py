@@ -253,3 +253,23 @@ def test_bench_scenarios_the_model_cannot_run_are_usage_errors(tmp_path: Path) -
     assert result.code == 2 and "needs a decoder with past key/value inputs" in result.stderr
     result = cli("bench", model, "--past", "x", "--iters", "1")
     assert result.code == 2 and "--past takes integers" in result.stderr
+
+
+@pytest.mark.slow
+def test_run_reports_prefill_and_decode_with_the_ort_peer(tmp_path: Path) -> None:
+    out = tmp_path / "run"
+    result = cli(
+        "run", "gpt2-tiny", "--out", out, "--iters", "12", "--warmup", "2", "--provider", "cpu",
+        "--opt-level", "disable", "--past", "8", "--compare-ort", "--format", "json",
+    )  # fmt: skip
+    assert result.code == 0, result.stderr
+    doc = json.loads(result.stdout)
+    assert any(i["name"] == "past_key_values.0.key" for i in doc["export"]["inputs"])
+    rows = {(r["model"], r["scenario"], r["past"]) for r in doc["latency"]}
+    assert rows == {
+        (m, s, p) for m in ("original", "fused", "ort-optimized") for s, p in (("prefill", 0), ("decode", 8))
+    }
+    page = (out / "report.html").read_text()
+    assert page.startswith("<!DOCTYPE html>") and "data:image/png;base64," in page and "<table>" in page
+    assert "decode b2 p8" in (out / "report.md").read_text()
+    assert "{'" not in (out / "report.md").read_text()  # no Python reprs for people
