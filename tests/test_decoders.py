@@ -273,3 +273,18 @@ def test_run_reports_prefill_and_decode_with_the_ort_peer(tmp_path: Path) -> Non
     assert page.startswith("<!DOCTYPE html>") and "data:image/png;base64," in page and "<table>" in page
     assert "decode b2 p8" in (out / "report.md").read_text()
     assert "{'" not in (out / "report.md").read_text()  # no Python reprs for people
+
+
+def test_seq2seq_decoder_cross_attention_cache_keeps_the_encoder_length() -> None:
+    """Optimum's decoder_with_past of an encoder-decoder: the encoder caches follow the encoder's length."""
+    specs = [
+        InputSpec("encoder_attention_mask", I64, ("batch_size", "encoder_sequence_length")),
+        InputSpec("input_ids", I64, ("batch_size", "decoder_sequence_length")),
+        InputSpec("encoder_hidden_states", F32, ("batch_size", "encoder_sequence_length", 32)),
+        InputSpec("past_key_values.0.decoder.key", F32, ("batch_size", 4, "past_decoder_sequence_length", 8)),
+        InputSpec("past_key_values.0.encoder.key", F32, ("batch_size", 4, "encoder_sequence_length", 8)),
+    ]
+    feeds = generate(specs, {"encoder_sequence_length": [11]}, seed=0, sizes=Sizes(batch=1, seq=1, past=30))
+    assert feeds["past_key_values.0.decoder.key"].shape == (1, 4, 30, 8)
+    assert feeds["past_key_values.0.encoder.key"].shape == (1, 4, 11, 8)
+    assert feeds["encoder_attention_mask"].shape == (1, 11) and feeds["input_ids"].shape == (1, 1)

@@ -104,6 +104,23 @@ def check_export_options(exporter: str, dtype: str, opset: int | None, batch: in
         options.at_least("--seq", seq, 1)
 
 
+@contextlib.contextmanager
+def _torch_logs_to(stream: io.StringIO) -> Any:
+    """Route torch's ``torch.onnx`` log records (``W... torchvision is not installed``) into ``stream``.
+
+    torch's logging handlers hold the real stderr, so redirecting ``sys.stderr`` does not reach them.
+    """
+    torch_logger = logging.getLogger("torch.onnx")
+    handler = logging.StreamHandler(stream)
+    saved = torch_logger.propagate, torch_logger.handlers[:]
+    torch_logger.handlers = [handler]
+    torch_logger.propagate = False
+    try:
+        yield
+    finally:
+        torch_logger.propagate, torch_logger.handlers = saved[0], saved[1]
+
+
 def _torch_dtype(dtype: DType) -> Any:
     import torch
 
@@ -209,6 +226,7 @@ def _run_exporter(
         contextlib.redirect_stdout(chatter),
         contextlib.redirect_stderr(chatter),
         warnings.catch_warnings(record=True) as caught,
+        _torch_logs_to(chatter),
     ):
         warnings.simplefilter("always")
         try:

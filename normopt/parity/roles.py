@@ -5,7 +5,8 @@ onnxruntime-genai folders) take token ids ``[B, S]``, an attention mask over pas
 ``[B, P + S]``, positions ``[B, S]`` counting on from ``P``, past keys and values ``[B, heads, P, head_dim]``
 and, in merged decoders, a ``use_cache_branch`` flag. Each exporter names the dims its own way
 (``sequence_length``, ``s0``, ``total_sequence_length``, ``past_sequence_length + sequence_length``), so
-sizes are bound by role: the ids' dims are batch and seq, the past tensors' second-to-last dim is past,
+sizes are bound by role: the ids' dims are batch and seq, the past tensors' second-to-last dim is past
+(not for a seq2seq decoder's ``past_key_values.{i}.encoder.*``, which hold encoder tokens),
 the mask's last dim is past + seq, and a dim written as an expression is evaluated from the others.
 """
 
@@ -29,6 +30,7 @@ DEFAULT_BATCH = 2
 DEFAULT_SEQ = 16
 DEFAULT_PAST = 16
 _FLOATS = ("tensor(float)", "tensor(float16)", "tensor(double)", "tensor(bfloat16)")
+_CROSS = re.compile(r"encoder|cross", re.IGNORECASE)
 _PAST = re.compile(r"^(past|cache)(_|\.|\d|$)|[._](past|cache)[._]", re.IGNORECASE)
 
 
@@ -124,7 +126,8 @@ def bindings(specs: Sequence[InputSpec], shapes: Mapping[str, list[int]], sizes:
             bind(shape[1], seq)
         elif role == "past" and len(shape) >= 3:
             bind(shape[0] if len(shape) <= 4 else shape[-4], batch)
-            bind(shape[-2], past)
+            if not _CROSS.search(spec.name):  # cross-attention caches hold encoder tokens, not past ones
+                bind(shape[-2], past)
     for spec in specs:  # after ids and past: a mask dim named like theirs keeps their size
         if role_of(spec) == "mask" and spec.name not in shapes and spec.shape is not None and len(spec.shape) == 2:
             bind(spec.shape[0], batch)
