@@ -81,3 +81,21 @@ def test_a_bad_model_in_the_folder_leaves_no_output(optimum_folder: Path, tmp_pa
     result = cli("fuse", folder, "-o", out)
     assert result.code == 2 and "zz_broken.onnx" in result.stderr
     assert not out.exists() and [p.name for p in tmp_path.iterdir()] == ["mixed"]  # no staging folder left
+
+
+def test_merged_decoder_benches_prefill_and_decode_without_shapes(optimum_folder: Path, tmp_path: Path) -> None:
+    out = tmp_path / "fused"
+    assert cli("fuse", optimum_folder, "-o", out).code == 0
+    merged = "decoder_model_merged.onnx"
+    result = cli(
+        "bench", optimum_folder / merged, out / merged, "--iters", "12", "--warmup", "1", "--opt-level",
+        "disable", "--past", "24", "--format", "json",
+    )  # fmt: skip
+    assert result.code == 0, result.stderr
+    data = json.loads(result.stdout)
+    assert [(r["scenario"], r["past"]) for r in data["results"]] == [("prefill", 0)] * 2 + [("decode", 24)] * 2
+    flags = [w["shapes"]["use_cache_branch"] for w in data["workloads"]]
+    assert flags == [[1], [1]] and [w["shapes"]["attention_mask"] for w in data["workloads"]] == [[2, 16], [2, 25]]
+    fused_decode = data["results"][3]
+    assert fused_decode["speedup_low"] <= fused_decode["speedup"] <= fused_decode["speedup_high"]
+    assert fused_decode["verdict"] in ("faster", "slower", "no significant difference")

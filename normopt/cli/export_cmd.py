@@ -81,7 +81,9 @@ def export(
     data = outcome.to_dict()
     for note in outcome.notes:
         info(f"note: {note}")
-    inputs = ", ".join(f"{i['name']}{i['shape']}:{i['dtype']}" for i in data["inputs"])
+    inputs = ", ".join(
+        f"{i['name']} [{', '.join(map(str, i['dims'] or i['shape']))}] {i['dtype']}" for i in data["inputs"]
+    )
     info(
         f"wrote {outcome.output}: opset {outcome.opset}, {outcome.nodes} nodes, inputs {inputs}, outputs "
         f"{', '.join(outcome.outputs)}; norm modules {outcome.norm_modules}, "

@@ -161,7 +161,8 @@ def _fuse_folder(
             f"{data['nodes_before']} → {data['nodes_after']} nodes; checker: {data['checker']}"
             + ("; parity passed" if result.parity is not None else "")
         )
-    info(f"copied {len(outcome.copied)} other files: {', '.join(outcome.copied) or 'none'}; wrote {outcome.output}")
+    copied = ", ".join(outcome.copied) or "none"
+    info(f"other files copied: {copied}; wrote {outcome.output}")
     if format == Format.json:
         emit_json(outcome.to_dict())
 

@@ -186,6 +186,10 @@ def export(
     checker = modelio.check(output, full=False)
     reloaded = modelio.load(output)
     nodes = sum(1 for _ in reloaded.graph)
+    dims = {
+        v.name: [d if isinstance(d, int) else str(d) for d in v.shape] if v.shape is not None else None
+        for v in reloaded.graph.inputs
+    }
     candidates = fuse_model(reloaded, target="ort", skip=False).candidates
     return ExportOutcome(
         output=output,
@@ -194,7 +198,13 @@ def export(
         dtype=dtype,
         description=source.description,
         inputs=[
-            {"name": k, "shape": list(v.shape), "dtype": str(v.dtype).replace("torch.", "")} for k, v in inputs.items()
+            {
+                "name": k,
+                "shape": list(v.shape),  # the example's
+                "dims": dims.get(k),  # the model's: symbolic names where dynamic
+                "dtype": str(v.dtype).replace("torch.", ""),
+            }
+            for k, v in inputs.items()
         ],
         outputs=source.output_names,
         nodes=nodes,
