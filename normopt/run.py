@@ -333,8 +333,28 @@ def _verdicts(rows: list[dict[str, Any]]) -> list[str]:
     return lines
 
 
+def _parity_rows(outputs: list[dict[str, Any]], shown: int = 4) -> list[str]:
+    """Table rows for the first ``shown`` outputs, then one row for the rest (their worst values)."""
+    shown = len(outputs) if len(outputs) <= shown + 1 else shown
+    rows = [
+        f"| {o['name']} | {o['max_abs']:.3g} | {o['max_rel']:.3g} | {o['mean_abs']:.3g} | {o['cosine']:.6f} | "
+        f"{o['over_tolerance']} |"
+        for o in outputs[:shown]
+    ]
+    rest = outputs[shown:]
+    if rest:
+        rows.append(
+            f"| {len(rest)} more ({rest[0]['name']} … {rest[-1]['name']}), worst | "
+            f"{max(o['max_abs'] for o in rest):.3g} | {max(o['max_rel'] for o in rest):.3g} | "
+            f"{max(o['mean_abs'] for o in rest):.3g} | {min(o['cosine'] for o in rest):.6f} | "
+            f"{sum(o['over_tolerance'] for o in rest)} |"
+        )
+    return rows
+
+
 def render_markdown(doc: dict[str, Any], chart_name: str) -> str:
     """``report.md``: readable on its own, with the chart embedded."""
+    from normopt.latency.report import shapes_line
     from normopt.latency.stats import METHOD
 
     fusion, parity = doc["fusion"], doc["parity"]
@@ -369,11 +389,7 @@ def render_markdown(doc: dict[str, Any], chart_name: str) -> str:
         "",
         "| output | max_abs | max_rel | mean_abs | cosine | over tolerance |",
         "|---|---|---|---|---|---|",
-        *[
-            f"| {o['name']} | {o['max_abs']:.3g} | {o['max_rel']:.3g} | {o['mean_abs']:.3g} | {o['cosine']:.6f} | "
-            f"{o['over_tolerance']} |"
-            for o in parity["outputs"]
-        ],
+        *_parity_rows(parity["outputs"]),
         "",
         "## Latency",
         "",
@@ -399,10 +415,7 @@ def render_markdown(doc: dict[str, Any], chart_name: str) -> str:
         "",
         METHOD,
         "",
-        *[
-            f"Inputs ({w['scenario']}): " + ", ".join(f"{k}={'x'.join(map(str, v))}" for k, v in w["shapes"].items())
-            for w in doc["bench_settings"].get("workloads", [])
-        ],
+        *[f"Inputs ({w['scenario']}): {shapes_line(w['shapes'])}." for w in doc["bench_settings"].get("workloads", [])],
         f"Warm-up {doc['bench_settings']['warmup']}, "
         + (
             f"{doc['bench_settings']['iters']} timed runs"

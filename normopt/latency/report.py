@@ -65,6 +65,21 @@ CSV_FIELDS = [
 ]
 
 
+def shapes_line(shapes: dict[str, list[int]]) -> str:
+    """``input_ids=1x1, past_key_values.*=1x12x128x64 (24 inputs)``: a cache's tensors of one shape once."""
+    import re
+
+    groups: dict[tuple[str, tuple[int, ...]], list[str]] = {}
+    for name, dims in shapes.items():
+        match = re.fullmatch(r"(past_key_values|past|present)\.\d+\..+", name)
+        groups.setdefault((f"{match.group(1)}.*" if match else name, tuple(dims)), []).append(name)
+    parts = []
+    for (label, sizes), names in groups.items():
+        count = f" ({len(names)} inputs)" if len(names) > 1 else ""
+        parts.append(f"{label}={'x'.join(map(str, sizes))}{count}")
+    return ", ".join(parts)
+
+
 def workload(row: BenchRow) -> str:
     """``prefill b2 s16``, ``decode b1 p128`` (``inputs`` for an .npz)."""
     return workload_label(row.scenario, row.batch, row.seq, row.past)
@@ -111,8 +126,7 @@ def to_markdown(report: BenchReport) -> str:
     s = report.settings
     lines += [""]
     for load in report.workloads or [{"scenario": "inputs", "shapes": report.shapes}]:
-        shapes = ", ".join(f"{k}={'x'.join(map(str, v))}" for k, v in load["shapes"].items())
-        lines.append(f"Inputs ({load['scenario']}): {shapes}.")
+        lines.append(f"Inputs ({load['scenario']}): {shapes_line(load['shapes'])}.")
     lines += [
         f"Warm-up {s['warmup']}, "
         + (f"{s['iters']} timed runs" if s.get("iters") else f"{s['seconds']} s of timed runs")
