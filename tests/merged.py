@@ -8,6 +8,7 @@ weights, so a test can change one branch of a model and see whether a check noti
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import onnx
 from onnx import helper
@@ -47,19 +48,17 @@ def _branch(graph: onnx.GraphProto, prefix: str, empty_past: bool) -> onnx.Graph
         copy.input[:] = [name(i) for i in node.input]
         copy.output[:] = [name(o) for o in node.output]
         nodes.append(copy)
-    initializers = []
-    for tensor in graph.initializer:
-        copy = onnx.TensorProto()
-        copy.CopyFrom(tensor)
-        copy.name = name(tensor.name)
-        initializers.append(copy)
-    outputs = []
-    for value in graph.output:
-        copy = onnx.ValueInfoProto()
-        copy.CopyFrom(value)
-        copy.name = name(value.name)
-        outputs.append(copy)
+    initializers = [_renamed(t, name(t.name)) for t in graph.initializer]
+    outputs = [_renamed(v, name(v.name)) for v in graph.output]
     return helper.make_graph(nodes, prefix + "branch", [], outputs, initializers)
+
+
+def _renamed(message: Any, name: str) -> Any:
+    """A copy of a named protobuf message (tensor, value info) under ``name``."""
+    copy = type(message)()
+    copy.CopyFrom(message)
+    copy.name = name
+    return copy
 
 
 def make_merged(with_past: Path, output: Path) -> Path:
