@@ -113,17 +113,22 @@ def fuse(
     check_fuse_options(target, skip)
     data_name = data_name or f"{destination.name}.data"
     modelio.check_destination(destination, source, in_place=in_place)
-    with gc_paused():
-        model = _load_for_fusing(source, destination, target, skip, external)
-        protected = {p.resolve() for p in modelio.external_files(model)}
-        writes_data = modelio.layout(model, destination, external) == "new"
-        modelio.check_destination(
-            destination, source, in_place=in_place, protected=protected, data_name=data_name if writes_data else None
-        )
-        result = fuse_model(model, target=target, skip=skip)
-        staged = modelio.stage(model, destination, external=external, data_name=data_name)
-    staging = staged.model_path
+    created: list[Path] = []  # staging paths, recorded the moment they exist (a signal may land anywhere)
     try:
+        with gc_paused():
+            model = _load_for_fusing(source, destination, target, skip, external)
+            protected = {p.resolve() for p in modelio.external_files(model)}
+            writes_data = modelio.layout(model, destination, external) == "new"
+            modelio.check_destination(
+                destination,
+                source,
+                in_place=in_place,
+                protected=protected,
+                data_name=data_name if writes_data else None,
+            )
+            result = fuse_model(model, target=target, skip=skip)
+            staged = modelio.stage(model, destination, external=external, data_name=data_name, created=created)
+        staging = staged.model_path
         ort_only = _ort_only_ops(result, model)
         problem = None if ort_only else modelio.check(staging, full=True)
         checker = "passed" if problem is None else f"failed: {problem}"
@@ -146,7 +151,7 @@ def fuse(
         in_place_write = destination.resolve() == source.resolve()
         info = staged.commit(mode_like=source if in_place_write else None)
     except BaseException:
-        staged.discard()
+        modelio.discard_created(created)
         raise
     return FuseOutcome(result, destination, info.data_files, checker, time.perf_counter() - start, parity)
 

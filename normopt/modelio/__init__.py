@@ -258,6 +258,7 @@ def stage(
     *,
     external: ExternalLayout = "auto",
     data_name: str | None = None,
+    created: list[Path] | None = None,
 ) -> Staged:
     """Write ``model`` into a private folder beside ``destination`` (see ``Staged``).
 
@@ -268,6 +269,8 @@ def stage(
             directory), ``new`` writes ``<data_name>`` beside the output, ``inline`` embeds every weight,
             ``auto`` picks ``same`` when possible, else ``new`` when the model has external weights.
         data_name: File name for ``new`` external data (default ``<output name>.data``).
+        created: The staging path is appended here the moment it exists, so a caller whose ``try`` starts
+            before this call can remove it (``discard_created``) however early a signal lands.
 
     """
     destination = Path(destination)
@@ -277,13 +280,17 @@ def stage(
     external = layout(model, destination, external)
     # New weights are staged with the model in a private folder (the model names them relatively); a model
     # that keeps or embeds its weights is staged beside the destination, where its references resolve.
-    if external == "new":
-        folder = Path(tempfile.mkdtemp(prefix=f".{destination.name}.", suffix=".staging", dir=destination.parent))
-        tmp = folder / destination.name
-    else:
-        fd, name = tempfile.mkstemp(prefix=f".{destination.name}.", suffix=".staging", dir=destination.parent)
-        os.close(fd)
-        folder = tmp = Path(name)
+    # Signals are held from creating it to recording it in ``created``: Ctrl-C / SIGTERM cannot land between.
+    with _signals_held():
+        if external == "new":
+            folder = Path(tempfile.mkdtemp(prefix=f".{destination.name}.", suffix=".staging", dir=destination.parent))
+            tmp = folder / destination.name
+        else:
+            fd, name = tempfile.mkstemp(prefix=f".{destination.name}.", suffix=".staging", dir=destination.parent)
+            os.close(fd)
+            folder = tmp = Path(name)
+        if created is not None:
+            created.append(folder)
     staged_data: list[Path] = []
     try:
         if isinstance(model, ProtoGraph):
@@ -332,8 +339,22 @@ def save(
     check_destination(
         path, source, in_place=in_place, protected=external_files(model), data_name=name if writes_data else None
     )
-    staged = stage(model, path, external=external, data_name=name)
-    return staged.commit(mode_like=path if in_place and path.exists() else None)
+    created: list[Path] = []
+    try:
+        staged = stage(model, path, external=external, data_name=name, created=created)
+        return staged.commit(mode_like=path if in_place and path.exists() else None)
+    except BaseException:
+        discard_created(created)
+        raise
+
+
+def discard_created(created: list[Path]) -> None:
+    """Remove staging paths ``stage`` recorded that are still there (after a failure or a signal)."""
+    for path in created:
+        if path.is_dir():
+            shutil.rmtree(path, ignore_errors=True)
+        elif path.exists():
+            path.unlink(missing_ok=True)
 
 
 def _cap_ir_version(model: ir.Model) -> None:
