@@ -26,6 +26,14 @@ def _files(folder: Path) -> dict[str, bytes]:
     return {p.name: p.read_bytes() for p in folder.iterdir()}
 
 
+INTERPRETER_UP = 0.15  # seconds: interpreter start-up is ~30 ms here; normopt's imports take ~0.3 s more
+
+
+def _default_sigint() -> None:
+    """In the child: SIGINT as a terminal delivers it (a background job, e.g. CI, inherits it ignored)."""
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
 def _wait_for_start(proc: subprocess.Popen[bytes], seconds: float) -> None:
     end = time.monotonic() + seconds
     while time.monotonic() < end and proc.poll() is None:
@@ -53,10 +61,12 @@ def test_signal_during_fuse_leaves_both_files_or_neither(signum: int, tmp_path: 
     whole = min(runs)  # the signals land at fractions of an uninterrupted run
     outcomes = set()
     for fraction in (0.1, 0.2, 0.35, 0.5, 0.6, 0.7, 0.8, 0.88, 0.95):
-        delay = whole * fraction
+        # Not before the interpreter is up: CPython itself dies on a signal while importing ``site``
+        # ("Fatal Python error: init_import_site"), before any normopt code exists to handle it.
+        delay = max(whole * fraction, INTERPRETER_UP)
         for p in out_dir.iterdir():
             p.unlink()
-        proc = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+        proc = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, preexec_fn=_default_sigint)
         _wait_for_start(proc, delay)
         if proc.poll() is None:
             proc.send_signal(signum)
@@ -73,3 +83,43 @@ def test_signal_during_fuse_leaves_both_files_or_neither(signum: int, tmp_path: 
         outcomes.add(bool(names))
         assert _files(source_dir) == before
     assert False in outcomes, "no signal landed before the commit: the test did not test anything"
+
+
+def test_a_signal_inside_the_commit_section_is_delivered_after_it() -> None:
+    """``_signals_held``: the handler's exception comes after the whole section (both renames), not inside."""
+    from normopt import modelio
+
+    steps: list[str] = []
+
+    def interrupt(_signum: int, _frame: object) -> None:
+        raise KeyboardInterrupt
+
+    old = signal.signal(signal.SIGTERM, interrupt)
+    try:
+        with pytest.raises(KeyboardInterrupt), modelio._signals_held():
+            signal.raise_signal(signal.SIGTERM)
+            steps.append("data renamed")
+            steps.append("model renamed")
+        assert steps == ["data renamed", "model renamed"]
+        assert signal.getsignal(signal.SIGTERM) is interrupt  # the handler is back
+    finally:
+        signal.signal(signal.SIGTERM, old)
+
+
+def test_a_signal_wrapped_by_python_is_still_an_interruption() -> None:
+    """A SIGTERM raised inside ``__set_name__`` during an import reaches normopt as a RuntimeError."""
+    import typer
+
+    from normopt.cli.common import Terminated, handle_errors
+
+    class Field:
+        def __set_name__(self, owner: type, name: str) -> None:
+            raise Terminated(signal.SIGTERM)
+
+    @handle_errors
+    def command(debug: bool = False) -> None:
+        type("Model", (), {"field": Field()})
+
+    with pytest.raises(typer.Exit) as stop:
+        command()
+    assert stop.value.exit_code == 128 + signal.SIGTERM

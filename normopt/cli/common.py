@@ -87,6 +87,27 @@ def _raise_terminated(signum: int, _frame: Any) -> None:
     raise Terminated(signum)
 
 
+def _interrupted(stop: KeyboardInterrupt) -> typer.Exit:
+    """Say how the process was stopped; exit 128 + the signal (130 for Ctrl-C)."""
+    if isinstance(stop, Terminated):
+        info(f"normopt: terminated by signal {stop.signum}; nothing half-written was left")
+        return typer.Exit(128 + stop.signum)
+    info("normopt: interrupted; nothing half-written was left")
+    return typer.Exit(130)
+
+
+def _interrupt_behind(error: BaseException) -> KeyboardInterrupt | None:
+    """The Ctrl-C / SIGTERM that caused ``error``, if any (Python wraps some, e.g. in ``__set_name__``)."""
+    seen: set[int] = set()
+    cause: BaseException | None = error
+    while cause is not None and id(cause) not in seen:
+        if isinstance(cause, KeyboardInterrupt):
+            return cause
+        seen.add(id(cause))
+        cause = cause.__cause__ or cause.__context__
+    return None
+
+
 def handle_errors(command: F) -> F:
     """Map normopt's errors to exit codes with one line on stderr (a traceback only with --debug).
 
@@ -112,13 +133,12 @@ def handle_errors(command: F) -> F:
                 raise
             info("normopt: error: " + " ".join(str(error).split()))
             raise typer.Exit(error.exit_code) from None
-        except Terminated as stop:
-            info(f"normopt: terminated by signal {stop.signum}; nothing half-written was left")
-            raise typer.Exit(128 + stop.signum) from None
-        except KeyboardInterrupt:
-            info("normopt: interrupted; nothing half-written was left")
-            raise typer.Exit(130) from None
+        except KeyboardInterrupt as stop:
+            raise _interrupted(stop) from None
         except Exception as error:
+            wrapped = _interrupt_behind(error)
+            if wrapped is not None:  # e.g. a signal during an import, wrapped by Python in a RuntimeError
+                raise _interrupted(wrapped) from None
             if debug:
                 raise
             text = " ".join(str(error).split())[:300]

@@ -17,6 +17,7 @@ import tempfile
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import onnx
 import onnx_ir as ir
@@ -178,17 +179,42 @@ class Staged:
 
 @contextlib.contextmanager
 def _signals_held() -> Iterator[None]:
-    """Hold SIGINT, SIGTERM and SIGHUP for the duration (delivered on exit); a no-op where unsupported."""
-    held = {signal.SIGINT, signal.SIGTERM, signal.SIGHUP}
+    """Hold SIGINT, SIGTERM and SIGHUP for the duration and deliver them on exit.
+
+    Blocking them at the OS level is not enough: a signal that arrived just before has already tripped
+    Python's flag, and its handler (raising KeyboardInterrupt) would run at the next bytecode, between two
+    renames. So in the main thread the handlers themselves are swapped for one that only records the
+    signal; on exit the old handlers come back and each recorded signal is raised again. Elsewhere (not
+    the main thread) the signals are blocked with ``pthread_sigmask`` where the platform has it.
+    """
+    held: tuple[int, ...] = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
+    received: list[int] = []
+    previous: dict[int, Any] = {}
     try:
-        previous = signal.pthread_sigmask(signal.SIG_BLOCK, held)
+        for signum in held:
+            previous[signum] = signal.signal(signum, lambda number, _frame: received.append(number))
+    except ValueError:  # not the main thread: Python handlers do not run here anyway
+        for signum, handler in previous.items():
+            signal.signal(signum, signal.SIG_DFL if handler is None else handler)
+        previous.clear()
+    if previous:
+        try:
+            yield
+        finally:
+            for signum, handler in previous.items():
+                signal.signal(signum, signal.SIG_DFL if handler is None else handler)
+            for signum in dict.fromkeys(received):
+                signal.raise_signal(signum)
+        return
+    try:
+        mask = signal.pthread_sigmask(signal.SIG_BLOCK, set(held))
     except (AttributeError, ValueError, OSError):
         yield
         return
     try:
         yield
     finally:
-        signal.pthread_sigmask(signal.SIG_SETMASK, previous)
+        signal.pthread_sigmask(signal.SIG_SETMASK, mask)
 
 
 def _chmod_new(path: Path) -> None:
