@@ -18,7 +18,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from normopt import modelio
 from normopt.choices import Target
 from normopt.errors import UsageError
 from normopt.fusing import FuseOutcome, fuse
@@ -110,24 +109,22 @@ def fuse_folder(
             name = path.relative_to(source).as_posix()
             if progress is not None:
                 progress(name)
-            data = {p.resolve() for p in modelio.external_files(modelio.load(path))}
-            weights |= data
             target_path = staging / name
             target_path.parent.mkdir(parents=True, exist_ok=True)
-            try:
+            try:  # external "auto": new data beside the output when the input has some (another folder), else inline
                 outcomes[name] = fuse(
                     path,
                     target_path,
                     target=target,
                     skip=skip,
-                    external="new" if data else "inline",
                     verify=verify,
                     atol=atol,
                     rtol=rtol,
-                    data_name=next(iter(data)).name if len(data) == 1 else None,
+                    keep_data_name=True,
                 )
             except UsageError as error:
                 raise UsageError(f"{name}: {error}") from error
+            weights |= set(outcomes[name].input_data_files)
         copied = []
         for path in files:
             if path.suffix == ".onnx" or path.resolve() in weights:

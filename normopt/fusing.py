@@ -7,7 +7,7 @@ import gc
 import os
 import time
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -34,6 +34,7 @@ class FuseOutcome:
     checker: str
     seconds: float
     parity: ParityReport | None = None
+    input_data_files: list[Path] = field(default_factory=list)  # the external data the input read
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready form: the fusion result plus ``output``, ``checker``, ``seconds``, ``parity``."""
@@ -86,6 +87,7 @@ def fuse(
     atol: float | None = None,
     rtol: float | None = None,
     data_name: str | None = None,
+    keep_data_name: bool = False,
 ) -> FuseOutcome:
     """Fuse every norm in the model at ``input`` and write the result atomically.
 
@@ -101,6 +103,8 @@ def fuse(
         atol: Tolerance for ``verify`` (None: per-dtype default).
         rtol: Tolerance for ``verify`` (None: per-dtype default).
         data_name: File name for new external data (default ``<output name>.data``).
+        keep_data_name: Name new external data like the input's data file when it has exactly one
+            (``model.onnx_data`` stays ``model.onnx_data``), instead of the default.
 
     Raises:
         UsageError: Bad paths or options.
@@ -111,13 +115,14 @@ def fuse(
     source = Path(input)
     destination = Path(output) if output is not None else default_output(source)
     check_fuse_options(target, skip)
-    data_name = data_name or f"{destination.name}.data"
     modelio.check_destination(destination, source, in_place=in_place)
     created: list[Path] = []  # staging paths, recorded the moment they exist (a signal may land anywhere)
     try:
         with gc_paused():
             model = _load_for_fusing(source, destination, target, skip, external)
             protected = {p.resolve() for p in modelio.external_files(model)}
+            kept = next(iter(protected)).name if keep_data_name and len(protected) == 1 else None
+            data_name = data_name or kept or f"{destination.name}.data"
             writes_data = modelio.layout(model, destination, external) == "new"
             modelio.check_destination(
                 destination,
@@ -153,7 +158,9 @@ def fuse(
     except BaseException:
         modelio.discard_created(created)
         raise
-    return FuseOutcome(result, destination, info.data_files, checker, time.perf_counter() - start, parity)
+    return FuseOutcome(
+        result, destination, info.data_files, checker, time.perf_counter() - start, parity, sorted(protected)
+    )
 
 
 # From this size on, flat graphs take the protobuf engine (~3x faster end to end than building onnx_ir
