@@ -85,3 +85,10 @@ def int_list(name: str, texts: list[str] | None, low: int) -> list[int] | None:
                 raise UsageError(f"{name} takes integers (a list: 128,512), got {part.strip()!r}") from None
             values.append(at_least(name, value, low))
     return list(dict.fromkeys(values))
+
+
+def size_lists(
+    batch: list[str] | None, seq: list[str] | None, past: list[str] | None
+) -> tuple[list[int] | None, list[int] | None, list[int] | None]:
+    """``--batch``, ``--seq`` and ``--past`` lists as ints (batch and seq ≥ 1, past ≥ 0)."""
+    return int_list("--batch", batch, 1), int_list("--seq", seq, 1), int_list("--past", past, 0)

@@ -21,11 +21,15 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from normopt.choices import DType, Exporter, Target, Task
 from normopt.errors import UsageError
+from normopt.options import DEFAULT_ITERS
 from normopt.ortsession import OptLevel
+
+if TYPE_CHECKING:
+    from normopt.latency.runner import BenchRow
 
 Step = Callable[[str], None]
 
@@ -52,7 +56,7 @@ def run(
     target: Target = "auto",
     providers: list[str] | None = None,
     warmup: int = 10,
-    iters: int | None = 100,
+    iters: int | None = None,
     threads: int | None = None,
     step: Step | None = None,
     progress: Callable[[int, int], None] | None = None,
@@ -70,7 +74,8 @@ def run(
 
     A preset is exported with its KV cache unless ``with_past`` is False, so the benchmark has prefill
     rows (``seqs``, no past) and decode-step rows (one token after ``pasts`` cached ones); a Hugging Face
-    directory gets a cache with ``with_past``. ``iters`` or ``seconds`` are per workload and row.
+    directory gets a cache with ``with_past``. ``iters`` (default 100) or ``seconds`` are per workload and
+    row, not both.
     """
     from normopt.exporting.presets import DEFAULT_PRESET
 
@@ -78,8 +83,6 @@ def run(
     started = time.perf_counter()
     model = model or DEFAULT_PRESET
     out = Path(out_dir)
-    if seconds is not None and iters == 100:
-        iters = None  # --seconds replaces the default count
     settings = _Settings(
         exporter,
         opset,
@@ -198,6 +201,7 @@ def _pipeline(
     out.mkdir(parents=True, exist_ok=True)
     fused_path = out / "fused.onnx"
     export_info = None
+    cached = False  # whether the export has a KV cache (an .onnx input is benchmarked as it is)
     if model.endswith(".onnx"):
         original = Path(model)  # read where it is: a copy would lose the external data it references
         say(f"using {model} as the original model")
@@ -226,9 +230,11 @@ def _pipeline(
     say("[3/4] verifying parity (ONNX Runtime CPU, optimizations off)")
     parity = verify(original, fused_path)
     say("      parity " + ("passed" if parity.passed else "FAILED"))
-    runs = f"{settings.iters} interleaved runs" if settings.seconds is None else f"{settings.seconds:g} s"
+    runs = (
+        f"{settings.iters or DEFAULT_ITERS} interleaved runs" if settings.seconds is None else f"{settings.seconds:g} s"
+    )
     say(f"[4/4] benchmarking original vs fused ({runs} per row and workload)")
-    batches, seqs, pasts = _sizes(model, export_info, settings)
+    batches, seqs, pasts = _sizes(model, cached, settings)
     report = bench(
         [original, fused_path],
         providers=settings.providers or ["cpu", "cuda"],
@@ -261,16 +267,15 @@ def _pipeline(
 
 
 def _sizes(
-    model: str, export_info: dict[str, Any] | None, settings: _Settings
+    model: str, cached: bool, settings: _Settings
 ) -> tuple[list[int] | None, list[int] | None, list[int] | None]:
     """Batch, prefill and past sizes to bench: as asked, else a preset's own shape (past = its seq)."""
     from normopt.exporting.presets import PRESETS
 
-    preset = PRESETS.get(model) if export_info is not None else None
-    has_past = export_info is not None and any(i["name"].startswith("past_key_values.") for i in export_info["inputs"])
+    preset = PRESETS.get(model)  # None for an .onnx path or a Hugging Face directory
     batches = settings.batches or ([preset.batch] if preset else None)
     seqs = settings.seqs or ([preset.seq] if preset else None)
-    pasts = settings.pasts or ([preset.seq] if preset and has_past else None)
+    pasts = settings.pasts or ([preset.seq] if preset and cached else None)
     return batches, seqs, pasts
 
 
@@ -312,24 +317,15 @@ def _document(
     }
 
 
-def _workload(row: dict[str, Any]) -> str:
-    from normopt.latency.report import workload_label
-
-    return workload_label(row.get("scenario", "prefill"), row.get("batch"), row.get("seq"), row.get("past"))
-
-
-def _verdicts(rows: list[dict[str, Any]]) -> list[str]:
-    """One plain sentence per compared row (see ``stats.SpeedupCI.sentence``)."""
-    from normopt.latency.stats import SpeedupCI
+def _verdicts(rows: list[BenchRow]) -> list[str]:
+    """One plain sentence per compared row (``report.verdict_sentence``), with its provider and level."""
+    from normopt.latency.report import verdict_sentence
 
     lines = []
-    for r in rows:
-        if r.get("speedup_low") is None or r.get("verdict") in (None, "baseline"):
-            continue
-        ci = SpeedupCI(r["speedup"], r["speedup_low"], r["speedup_high"], r["verdict"], r["iters"])
-        provider = r["provider"].replace("ExecutionProvider", "")
-        what = f"{r['model']} {_workload(r)}"
-        lines.append(f"- {ci.sentence(what)} ({provider}, opt {r['opt_level']}).")
+    for row in rows:
+        sentence = verdict_sentence(row)
+        if sentence is not None:
+            lines.append(f"- {sentence} ({row.provider.replace('ExecutionProvider', '')}, opt {row.opt_level}).")
     return lines
 
 
@@ -354,9 +350,11 @@ def _parity_rows(outputs: list[dict[str, Any]], shown: int = 4) -> list[str]:
 
 def render_markdown(doc: dict[str, Any], chart_name: str) -> str:
     """``report.md``: readable on its own, with the chart embedded."""
-    from normopt.latency.report import shapes_line
+    from normopt.latency.report import shapes_line, workload
+    from normopt.latency.runner import BenchRow
     from normopt.latency.stats import METHOD
 
+    rows = [BenchRow(**r) for r in doc["latency"]]
     fusion, parity = doc["fusion"], doc["parity"]
     lines = [
         f"# normopt report: {doc['model']}",
@@ -401,17 +399,17 @@ def render_markdown(doc: dict[str, Any], chart_name: str) -> str:
         "|---|---|---|---|---|---|---|---|---|---|---|---|",
         *[
             f"| {r['model']} | {r['provider'].replace('ExecutionProvider', '')} | {r['opt_level']} | "
-            f"{_workload(r)} | {r['p50_ms']:.2f} | {r['p90_ms']:.2f} | {r['p99_ms']:.2f} | "
+            f"{workload(row)} | {r['p50_ms']:.2f} | {r['p90_ms']:.2f} | {r['p99_ms']:.2f} | "
             + ("-" if r.get("tokens_per_s") is None else f"{r['tokens_per_s']:.0f}")
             + " | "
             + ("-" if r.get("ms_per_token") is None else f"{r['ms_per_token']:.3f}")
             + f" | {r['speedup']:.2f}x | "
             + (f"{r['speedup_low']:.2f}-{r['speedup_high']:.2f}x" if r.get("speedup_low") is not None else "-")
             + f" | {r.get('verdict') or '-'} |"
-            for r in doc["latency"]
+            for r, row in zip(doc["latency"], rows, strict=True)
         ],
         "",
-        *_verdicts(doc["latency"]),
+        *_verdicts(rows),
         "",
         METHOD,
         "",

@@ -10,7 +10,16 @@ from typing import Annotated
 import typer
 
 from normopt.choices import Scenario
-from normopt.cli.common import DebugOption, ShapeOption, handle_errors, info, progress_bar
+from normopt.cli.common import (
+    BatchesOption,
+    DebugOption,
+    PastsOption,
+    SeqsOption,
+    ShapeOption,
+    handle_errors,
+    info,
+    progress_bar,
+)
 
 
 class BenchProvider(str, Enum):
@@ -19,6 +28,10 @@ class BenchProvider(str, Enum):
     cpu = "cpu"
     cuda = "cuda"
     all = "all"
+
+    def providers(self) -> list[str]:
+        """The providers this choice names (``all``: cpu and cuda, what is unusable is skipped)."""
+        return ["cpu", "cuda"] if self == BenchProvider.all else [self.value]
 
 
 class Level(str, Enum):
@@ -64,13 +77,9 @@ def bench(
             "with a KV cache; others: prefill)."
         ),
     ] = None,
-    batch: Annotated[
-        list[str] | None, typer.Option("--batch", help="Batch size(s), e.g. 1,4 (repeatable; default 2).")
-    ] = None,
-    seq: Annotated[list[str] | None, typer.Option("--seq", help="Prefill length(s), e.g. 16,128 (default 16).")] = None,
-    past: Annotated[
-        list[str] | None, typer.Option("--past", help="Cached tokens for decode steps, e.g. 128,512 (default 16).")
-    ] = None,
+    batch: BatchesOption = None,
+    seq: SeqsOption = None,
+    past: PastsOption = None,
     inputs: Annotated[Path | None, typer.Option(help=".npz with one array per model input.")] = None,
     compare_ort: Annotated[
         bool,
@@ -96,14 +105,12 @@ def bench(
     from normopt.latency import report as render
     from normopt.parity.inputs import parse_shapes
 
-    providers = ["cpu", "cuda"] if provider == BenchProvider.all else [provider.value]
-    batches, seqs = options.int_list("--batch", batch, 1), options.int_list("--seq", seq, 1)
-    pasts = options.int_list("--past", past, 0)
+    batches, seqs, pasts = options.size_lists(batch, seq, past)
     with progress_bar() as bar:
         task = bar.add_task("timing", total=None)
         report = run_bench(
             models,
-            providers=providers,
+            providers=provider.providers(),
             opt_levels=[lvl.value for lvl in opt_level] if opt_level else None,
             warmup=warmup,
             iters=iters,

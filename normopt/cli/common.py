@@ -44,6 +44,19 @@ PastOption = Annotated[
     typer.Option("--past", help="Cached tokens for decoders with past key/value inputs (default 16; 0: first step)."),
 ]
 
+# Lists for bench and run (sweeps); in ``run`` on a preset the defaults are the preset's own batch and seq.
+BatchesOption = Annotated[
+    list[str] | None,
+    typer.Option("--batch", help="Batch size(s), e.g. 1,4 (repeatable; default 2, run: the preset's)."),
+]
+SeqsOption = Annotated[
+    list[str] | None, typer.Option("--seq", help="Prefill length(s), e.g. 16,128 (default 16, run: the preset's).")
+]
+PastsOption = Annotated[
+    list[str] | None,
+    typer.Option("--past", help="Cached tokens for decode steps, e.g. 128,512 (default 16, run: the preset's seq)."),
+]
+
 
 def progress_bar() -> Any:
     """A transient rich progress bar on stderr (description, bar, done/total, elapsed).

@@ -9,7 +9,18 @@ import typer
 
 from normopt.choices import DType, Exporter, Target, Task
 from normopt.cli.bench_cmd import BenchProvider, Level
-from normopt.cli.common import DebugOption, Format, FormatOption, emit_json, handle_errors, info, progress_bar
+from normopt.cli.common import (
+    BatchesOption,
+    DebugOption,
+    Format,
+    FormatOption,
+    PastsOption,
+    SeqsOption,
+    emit_json,
+    handle_errors,
+    info,
+    progress_bar,
+)
 
 
 @handle_errors
@@ -39,12 +50,12 @@ def run(
             show_default=False,
         ),
     ] = None,
-    batch: Annotated[list[str] | None, typer.Option("--batch", help="Batch size(s), e.g. 1,4.")] = None,
-    seq: Annotated[list[str] | None, typer.Option("--seq", help="Prefill length(s) to bench.")] = None,
-    past: Annotated[
-        list[str] | None, typer.Option("--past", help="Cached tokens for decode steps, e.g. 128,512.")
+    batch: BatchesOption = None,
+    seq: SeqsOption = None,
+    past: PastsOption = None,
+    iters: Annotated[
+        int | None, typer.Option(help="Timed runs per benchmark row and workload (default 100).", show_default=False)
     ] = None,
-    iters: Annotated[int, typer.Option(help="Timed runs per benchmark row and workload.")] = 100,
     seconds: Annotated[
         float | None, typer.Option(help="Seconds of timed runs per workload instead of --iters.")
     ] = None,
@@ -68,7 +79,7 @@ def run(
     from normopt import options
     from normopt.run import run as run_pipeline
 
-    providers = ["cpu", "cuda"] if provider == BenchProvider.all else [provider.value]
+    batches, seqs, pasts = options.size_lists(batch, seq, past)
 
     with progress_bar() as bar:
         bar_task = bar.add_task("benchmark", total=None, visible=False)
@@ -90,11 +101,11 @@ def run(
             progress=progress,
             task=task,
             with_past=with_past,
-            batches=options.int_list("--batch", batch, 1),
-            seqs=options.int_list("--seq", seq, 1),
-            pasts=options.int_list("--past", past, 0),
+            batches=batches,
+            seqs=seqs,
+            pasts=pasts,
             seconds=seconds,
-            providers=providers,
+            providers=provider.providers(),
             opt_levels=[lvl.value for lvl in opt_level] if opt_level else None,
             profile=profile,
             compare_ort=compare_ort,

@@ -205,12 +205,12 @@ def _with_past(
     notes: list[str] | None = None,
 ) -> Source:
     """A ``Source`` for a decoder with a KV cache (``cache``'s names and dims)."""
-    layers = sum(1 for name in inputs if name.startswith("past_key_values."))
-    past_names, present_names = cache.names(layers // 2)
+    layers = sum(1 for name in inputs if name.startswith("past_key_values.")) // 2  # a key and a value each
+    past_names, present_names = cache.names(layers)
     return Source(
         module=module.eval(),
         inputs=inputs,
-        dynamic=cache.dynamic_axes(list(inputs), layers // 2),
+        dynamic=cache.dynamic_axes(list(inputs), layers),
         output_names=["logits", *present_names],
         description=description,
         norms=norms,

@@ -143,18 +143,25 @@ def to_markdown(report: BenchReport) -> str:
 
 def verdict_lines(report: BenchReport) -> list[str]:
     """One plain sentence per compared row: faster, slower or no significant difference, with the 95% CI."""
-    from normopt.latency.stats import METHOD, SpeedupCI
+    from normopt.latency.stats import METHOD
 
     lines = []
     for row in report.results:
-        if row.speedup is None or row.speedup_low is None or row.speedup_high is None or row.verdict is None:
-            continue
-        ci = SpeedupCI(row.speedup, row.speedup_low, row.speedup_high, row.verdict, row.iters)
-        provider = row.provider.replace("ExecutionProvider", "")
-        lines.append(
-            f"{ci.sentence(f'{row.model} {workload(row)}')}, against the first model ({provider}, opt {row.opt_level})."
-        )
+        sentence = verdict_sentence(row)
+        if sentence is not None:
+            provider = row.provider.replace("ExecutionProvider", "")
+            lines.append(f"{sentence}, against the first model ({provider}, opt {row.opt_level}).")
     return [*lines, METHOD] if lines else []
+
+
+def verdict_sentence(row: BenchRow) -> str | None:
+    """``fused decode b1 p128 4.1% faster (95% CI ...)`` for a compared row; None for a baseline."""
+    from normopt.latency.stats import SpeedupCI
+
+    if row.speedup is None or row.speedup_low is None or row.speedup_high is None or row.verdict is None:
+        return None
+    ci = SpeedupCI(row.speedup, row.speedup_low, row.speedup_high, row.verdict, row.iters)
+    return ci.sentence(f"{row.model} {workload(row)}")
 
 
 def profile_lines(report: BenchReport) -> list[str]:

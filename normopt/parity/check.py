@@ -23,6 +23,7 @@ from normopt import modelio, options, ortsession
 from normopt.errors import ProviderUnavailable, UsageError
 from normopt.fusion.graph_utils import graphs_of
 from normopt.parity import inputs as inp
+from normopt.parity import roles
 from normopt.parity.compare import RULE, TensorStats, compare, default_tolerance, merge
 
 
@@ -157,7 +158,7 @@ def verify(
     trials: int = 1,
     provider: ortsession.Provider = "cpu",
     localize: bool = True,
-    sizes: inp.roles.Sizes | None = None,
+    sizes: roles.Sizes | None = None,
 ) -> ParityReport:
     """Check that ``candidate`` computes what ``reference`` computes.
 
@@ -206,13 +207,13 @@ def verify(
     limits = inp.vocab_limits(ref_model)
     floor = narrowest_float(ref_model)
     shapes = inp.check_shapes(shapes or {}, ref_specs)
-    sizes = sizes or inp.roles.Sizes()
-    inp.roles.check_sizes(sizes, ref_specs)
+    sizes = sizes or roles.Sizes()
+    roles.check_sizes(sizes, ref_specs)
     merged: dict[str, TensorStats] = {}
     failing_feeds: dict[str, np.ndarray] | None = None
     first_feeds: dict[str, np.ndarray] = {}
     count = 1 if inputs is not None else trials
-    runs = [("inputs from " + str(inputs), sizes)] if inputs is not None else inp.roles.cases(ref_specs, sizes)
+    runs = [("inputs from " + str(inputs), sizes)] if inputs is not None else roles.cases(ref_specs, sizes)
     for trial in range(count):
         for _, case in runs:
             if inputs is not None:

@@ -107,15 +107,15 @@ def bindings(specs: Sequence[InputSpec], shapes: Mapping[str, list[int]], sizes:
     """
     batch, seq, past = sizes.resolved(has_past(specs))
     named: dict[str, int] = {k: v[0] for k, v in shapes.items() if len(v) == 1 and k not in {s.name for s in specs}}
-    for spec in specs:
-        if spec.name in shapes and spec.shape is not None:
-            for dim, size in zip(spec.shape, shapes[spec.name], strict=False):
-                if _is_name(dim):
-                    named.setdefault(str(dim), size)
 
     def bind(dim: int | str | None, size: int) -> None:
         if _is_name(dim):
             named.setdefault(str(dim), size)
+
+    for spec in specs:
+        if spec.name in shapes and spec.shape is not None:
+            for dim, size in zip(spec.shape, shapes[spec.name], strict=False):
+                bind(dim, size)
 
     for spec in specs:
         role, shape = role_of(spec), spec.shape
