@@ -408,6 +408,9 @@ def layernorm_lookalikes() -> None:
     single("neg_ln_pow4", "fourth power instead of square", Norm(exponent=4.0), no("exponent 4"), lookalike=True)
     single("neg_ln_keepdims0", "mean with keepdims=0 broadcasts along the wrong axis", Norm(keepdims=0, gamma=None, beta=None),
            no("keepdims=0"), shape=(4, 4, 4), lookalike=True)
+    single("unproven_ln_sum_div_dynamic_hidden", "ReduceSum(x)/16 over a hidden dim of unknown size: a LayerNorm that cannot be proved "
+           "(16 may not be the element count), refused with the reason, never silently skipped", Norm(sum_over=16.0),
+           no("reduced dims unknown"), shape=("batch", "seq", "hidden"))
     single("neg_ln_non_trailing_axis", "normalization over axis 1 of 3", Norm(axes=[1], gamma=None, beta=None), no("not the trailing"), lookalike=True)
     single("neg_ln_axes_mismatch", "mean over one axis, variance over another", Norm(var_axes=[-2], gamma=None, beta=None), no("variance over axes"),
            shape=(2, 16, 16), lookalike=True)
@@ -497,6 +500,9 @@ def rmsnorm_lookalikes() -> None:
            lookalike=True)
     single("neg_rms_sum_div_wrong_n", "ReduceSum(x²) / 15 over 16 elements", Norm(kind="rmsnorm", beta=None, sum_over=15.0),
            {t: refused(0) for t in ("auto", "onnx", "ort")}, lookalike=True)
+    single("unproven_rms_sum_div_dynamic_hidden", "ReduceSum(x²)/16 over a hidden dim of unknown size: an RMSNorm that cannot be proved, "
+           "refused with the reason, never silently skipped", Norm(kind="rmsnorm", beta=None, sum_over=16.0), no("reduced dims unknown"),
+           shape=("batch", "seq", "hidden"))
     single("neg_rms_keepdims0", "mean square with keepdims=0", Norm(kind="rmsnorm", gamma=None, beta=None, var_keepdims=0), no("keepdims=0"), shape=(4, 4, 4), lookalike=True)
     g = G("neg_rms_scales_other", opset=18)
     x, z = g.inp("x", (2, 4, 16)), g.inp("z", (2, 4, 16))

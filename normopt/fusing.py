@@ -17,7 +17,7 @@ from normopt import modelio
 from normopt.choices import ExternalLayout
 from normopt.errors import CheckFailed, UsageError
 from normopt.fusion import FusionResult, Target, fuse_model
-from normopt.fusion.graph_utils import graphs_of
+from normopt.fusion.ir_engine import engine_for
 from normopt.fusion.ops import NORM_OPS
 from normopt.fusion.pipeline import count_nodes, option_problem, wants_skip
 from normopt.modelio.protograph import ProtoGraph
@@ -231,8 +231,8 @@ def inspect(path: str | os.PathLike[str], target: Target = "auto") -> InspectRep
         flat = None if wants_skip(target, None) else modelio.load_flat(path, FLAT_PATH_MIN_NODES, proto)  # no Skip
         model: ir.Model | ProtoGraph = flat if flat is not None else modelio.load(path, proto)
         existing: dict[str, int] = {}
-        for graph in graphs_of(model):
-            for node in graph:
+        for scope in engine_for(model).scopes():
+            for node in scope.graph:
                 if node.op_type in NORM_OPS:
                     existing[node.op_type] = existing.get(node.op_type, 0) + 1
         nodes = count_nodes(model)

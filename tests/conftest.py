@@ -23,7 +23,7 @@ def manifest() -> list[dict[str, Any]]:
 
 def op_counts(path: Path) -> Counter[str]:
     """Node op types over the main graph, subgraphs and functions."""
-    from normopt.fusion.graph_utils import graphs_of
+    from normopt.fusion.ir_engine import graphs_of
 
     model = ir.load(path)
     return Counter(n.op_type for g in graphs_of(model) for n in g)

@@ -16,7 +16,7 @@ import pytest
 transformers = pytest.importorskip("transformers")
 
 from normopt import export, fuse, modelio, verify  # noqa: E402
-from normopt.fusion.graph_utils import graphs_of  # noqa: E402
+from normopt.fusion.ir_engine import graphs_of  # noqa: E402
 from normopt.fusion.ops import PLAIN_NORM_OPS as NORM_OPS  # noqa: E402
 from normopt.modelio.protograph import flat_graph_problem  # noqa: E402
 from tests.engines import assert_engines_agree  # noqa: E402

@@ -16,7 +16,7 @@ from typing import Any
 import pytest
 
 from normopt import fusing
-from normopt.fusion.graph_utils import graphs_of
+from normopt.fusion.ir_engine import graphs_of
 from normopt.fusion.ops import NORM_OPS
 from normopt.modelio import load
 from tests.conftest import ROOT

@@ -1,4 +1,4 @@
-"""Small, side-effect-free helpers for reading an onnx_ir graph during matching.
+"""Small, side-effect-free helpers for reading a graph (either engine, through ``views``) during matching.
 
 Every helper here answers a local question (who produced this value, is it a constant, which axes does
 this reduction use) in O(1) or O(consumers) so the passes stay linear in the number of nodes.
@@ -7,12 +7,13 @@ this reduction use) in O(1) or O(consumers) so the passes stay linear in the num
 from __future__ import annotations
 
 from collections.abc import Iterable, Iterator
-from typing import cast
+from dataclasses import dataclass
 
 import numpy as np
 import onnx_ir as ir
 
-from normopt.modelio.protograph import ProtoGraph, ProtoValue
+from normopt.fusion.outcome import MatchResult
+from normopt.fusion.views import NodeView, ValueView
 
 FLOAT_TYPES = frozenset({ir.DataType.FLOAT, ir.DataType.FLOAT16, ir.DataType.BFLOAT16, ir.DataType.DOUBLE})
 
@@ -20,7 +21,7 @@ FLOAT_TYPES = frozenset({ir.DataType.FLOAT, ir.DataType.FLOAT16, ir.DataType.BFL
 _SMALL_CONSTANT_ELEMENTS = 16
 
 
-def producer(value: ir.Value | None, op_type: str) -> ir.Node | None:
+def producer(value: ValueView | None, op_type: str) -> NodeView | None:
     """Return the default-domain node of type ``op_type`` that produces ``value``, if any."""
     if value is None:
         return None
@@ -30,20 +31,20 @@ def producer(value: ir.Value | None, op_type: str) -> ir.Node | None:
     return node
 
 
-def consumers(value: ir.Value) -> list[ir.Node]:
+def consumers(value: ValueView) -> list[NodeView]:
     """Distinct nodes that read ``value`` (a node reading it twice counts once)."""
-    seen: dict[int, ir.Node] = {}
+    seen: dict[int, NodeView] = {}
     for user, _ in value.uses():
         seen.setdefault(id(user), user)
     return list(seen.values())
 
 
-def is_graph_output(value: ir.Value) -> bool:
+def is_graph_output(value: ValueView) -> bool:
     """True when ``value`` is an output of the graph (or function) that owns it."""
     return value.is_graph_output()
 
 
-def only_consumer(value: ir.Value) -> ir.Node | None:
+def only_consumer(value: ValueView) -> NodeView | None:
     """The single node reading ``value``, or None when it has several readers or is a graph output."""
     users = consumers(value)
     if len(users) != 1 or is_graph_output(value):
@@ -51,7 +52,32 @@ def only_consumer(value: ir.Value) -> ir.Node | None:
     return users[0]
 
 
-def small_constant(value: ir.Value | None) -> np.ndarray | None:
+def const_tensor(value: ValueView) -> ir.TensorProtocol | None:
+    """The constant tensor behind ``value``: its initializer, or the attribute of the Constant node writing it.
+
+    As ``onnx_ir.convenience.get_const_tensor`` reads it, for either engine; None where there is none
+    (a reference attribute, a sparse or string constant, a malformed Constant).
+    """
+    if value.const_value is not None:
+        return value.const_value
+    node = value.producer()
+    if node is None or node.op_type != "Constant" or node.domain not in ("", "ai.onnx"):
+        return None
+    if len(node.outputs) != 1 or len(node.attributes) != 1:
+        return None
+    name, attr = next(iter(node.attributes.items()))
+    if attr.is_ref():
+        return None
+    if name in ("value_float", "value_floats"):
+        return ir.Tensor(np.array(attr.value, dtype=np.float32), name=value.name)
+    if name in ("value_int", "value_ints"):
+        return ir.Tensor(np.array(attr.value, dtype=np.int64), name=value.name)
+    if name == "value":
+        return attr.as_tensor()
+    return None
+
+
+def small_constant(value: ValueView | None) -> np.ndarray | None:
     """Return the value of a small constant (initializer, Constant node, or a float Cast of one), else None.
 
     A constant is a value nobody can override: an initializer that is also a graph input (an overridable
@@ -70,16 +96,13 @@ def small_constant(value: ir.Value | None) -> np.ndarray | None:
             return None
     elif value.const_value.size > _SMALL_CONSTANT_ELEMENTS:
         return None
-    try:
-        tensor = ir.convenience.get_const_tensor(value)
-    except ValueError:
-        return None
-    if tensor is None or tensor.size > _SMALL_CONSTANT_ELEMENTS:
+    tensor = const_tensor(value)
+    if tensor is None or tensor.size > _SMALL_CONSTANT_ELEMENTS or tensor.dtype == ir.DataType.STRING:
         return None
     return np.asarray(tensor.numpy())
 
 
-def _cast_constant(cast: ir.Node) -> np.ndarray | None:
+def _cast_constant(cast: NodeView) -> np.ndarray | None:
     """``Cast(constant, to)`` evaluated as ONNX does (numpy's conversion for numeric types)."""
     to = cast.attributes.get("to")
     source = small_constant(cast.inputs[0])
@@ -95,7 +118,7 @@ def _cast_constant(cast: ir.Node) -> np.ndarray | None:
         return source.astype(target)
 
 
-def scalar_constant(value: ir.Value | None, max_rank: int | None = 1) -> float | None:
+def scalar_constant(value: ValueView | None, max_rank: int | None = 1) -> float | None:
     """Value of a constant holding exactly one element, else None.
 
     Args:
@@ -114,7 +137,7 @@ def scalar_constant(value: ir.Value | None, max_rank: int | None = 1) -> float |
         return None
 
 
-def is_constant(value: ir.Value | None) -> bool:
+def is_constant(value: ValueView | None) -> bool:
     """True for initializers, Constant outputs, and Casts of either (weights are not read)."""
     if value is None:
         return False
@@ -128,12 +151,8 @@ def is_constant(value: ir.Value | None) -> bool:
     return node.op_type == "Cast" and is_constant(node.inputs[0])
 
 
-def constant_shape(value: ir.Value) -> tuple[int, ...] | None:
+def constant_shape(value: ValueView) -> tuple[int, ...] | None:
     """Static shape of a constant value without reading its data."""
-    if isinstance(value, ProtoValue):  # the fast path: straight from the TensorProto's dims
-        dims = value.initializer_dims()
-        if dims is not None:
-            return dims
     if value.const_value is not None:
         return tuple(value.const_value.shape.numpy())
     node = value.producer()
@@ -142,15 +161,12 @@ def constant_shape(value: ir.Value) -> tuple[int, ...] | None:
     if node.op_type == "Cast":
         return constant_shape(node.inputs[0]) if node.inputs[0] is not None else None
     if node.op_type == "Constant":
-        try:
-            tensor = ir.convenience.get_const_tensor(value)
-        except ValueError:
-            return None
+        tensor = const_tensor(value)
         return None if tensor is None else tuple(tensor.shape.numpy())
     return None
 
 
-def dtype_of(value: ir.Value | None, depth: int = 8) -> ir.DataType | None:
+def dtype_of(value: ValueView | None, depth: int = 8) -> ir.DataType | None:
     """Element type of ``value``: declared, or followed back through Casts and elementwise ops."""
     if value is None:
         return None
@@ -175,12 +191,12 @@ def dtype_of(value: ir.Value | None, depth: int = 8) -> ir.DataType | None:
     return None
 
 
-def rank_of(value: ir.Value) -> int | None:
+def rank_of(value: ValueView) -> int | None:
     """Rank of ``value`` when its shape is known."""
     return None if value.shape is None else len(value.shape)
 
 
-def static_shape(value: ir.Value) -> tuple[int, ...] | None:
+def static_shape(value: ValueView) -> tuple[int, ...] | None:
     """``value``'s shape (declared or inferred) when every dim of it is a number."""
     shape = value.shape
     if shape is None:
@@ -189,7 +205,7 @@ def static_shape(value: ir.Value) -> tuple[int, ...] | None:
     return tuple(numbers) if len(numbers) == len(shape) else None
 
 
-def static_dims(value: ir.Value, axes: Iterable[int]) -> tuple[int, ...] | None:
+def static_dims(value: ValueView, axes: Iterable[int]) -> tuple[int, ...] | None:
     """Concrete sizes of ``value`` along ``axes`` (negative, counted from the end), or None."""
     if value.shape is None:
         return None
@@ -202,8 +218,16 @@ def static_dims(value: ir.Value, axes: Iterable[int]) -> tuple[int, ...] | None:
     return tuple(dims)
 
 
-def reduce_axes(node: ir.Node, rank: int | None = None) -> tuple[list[int] | None, int, str | None]:
-    """Axes, keepdims and a refusal reason for a ReduceMean/ReduceSum node (attribute or input form).
+@dataclass(frozen=True)
+class Reduction:
+    """What a ReduceMean/ReduceSum reduces: ``axes`` as written (or every axis), and ``keepdims``."""
+
+    axes: list[int]
+    keepdims: int
+
+
+def reduce_axes(node: NodeView, rank: int | None = None) -> MatchResult[Reduction]:
+    """The axes and keepdims of a ReduceMean/ReduceSum node (attribute or input form), or why not known.
 
     No axes (or an empty axes input) means every axis unless ``noop_with_empty_axes`` is set, in which
     case the node is an identity; every axis needs ``rank`` (the input's rank) to be known.
@@ -212,45 +236,46 @@ def reduce_axes(node: ir.Node, rank: int | None = None) -> tuple[list[int] | Non
     keepdims = 1 if keepdims_attr is None else keepdims_attr.as_int()
     axes_attr = node.attributes.get("axes")
     if axes_attr is not None:
-        return list(axes_attr.as_ints()), keepdims, None
+        return MatchResult.success(Reduction(list(axes_attr.as_ints()), keepdims))
     axes: list[int] = []
-    if len(node.inputs) > 1 and node.inputs[1] is not None:
-        array = small_constant(node.inputs[1])
+    operand = node.inputs[1] if len(node.inputs) > 1 else None
+    if operand is not None:
+        array = small_constant(operand)
         if array is None:
-            return None, keepdims, "reduction axes are not a constant"
+            return MatchResult.failure("reduction axes are not a constant", operand)
         axes = [int(a) for a in array.reshape(-1)]
     if axes:
-        return axes, keepdims, None
+        return MatchResult.success(Reduction(axes, keepdims))
     noop = node.attributes.get("noop_with_empty_axes")
     if noop is not None and noop.as_int() != 0:
-        return None, keepdims, "no reduction axes and noop_with_empty_axes=1: the node is an identity"
+        return MatchResult.failure("no reduction axes and noop_with_empty_axes=1: the node is an identity")
     if rank is None:
-        return None, keepdims, "reduction over all axes of an input of unknown rank"
-    return list(range(rank)), keepdims, None
+        return MatchResult.failure("reduction over all axes of an input of unknown rank", node.inputs[0])
+    return MatchResult.success(Reduction(list(range(rank)), keepdims))
 
 
-def trailing_axis_count(axes: list[int], rank: int | None) -> tuple[int | None, str | None]:
-    """How many trailing axes ``axes`` covers, or a reason why they are not exactly the trailing ones."""
+def trailing_axis_count(axes: list[int], rank: int | None) -> MatchResult[int]:
+    """How many trailing axes ``axes`` covers, or why they are not exactly the trailing ones."""
     if not axes:
-        return None, "empty reduction axes"
+        return MatchResult.failure("empty reduction axes")
     if rank is None:
         if any(a >= 0 for a in axes):
-            return None, f"positive axes {axes} with unknown input rank"
+            return MatchResult.failure(f"positive axes {axes} with unknown input rank")
         normalized = sorted(axes)
         count = len(normalized)
         if normalized != list(range(-count, 0)):
-            return None, f"axes {axes} are not the trailing axes"
-        return count, None
+            return MatchResult.failure(f"axes {axes} are not the trailing axes")
+        return MatchResult.success(count)
     normalized = sorted(a + rank if a < 0 else a for a in axes)
     if len(set(normalized)) != len(normalized) or any(a < 0 or a >= rank for a in normalized):
-        return None, f"axes {axes} are invalid for rank {rank}"
+        return MatchResult.failure(f"axes {axes} are invalid for rank {rank}")
     count = len(normalized)
     if normalized != list(range(rank - count, rank)):
-        return None, f"axes {axes} are not the trailing axes of a rank-{rank} input"
-    return count, None
+        return MatchResult.failure(f"axes {axes} are not the trailing axes of a rank-{rank} input")
+    return MatchResult.success(count)
 
 
-def same_value(a: ir.Value | None, b: ir.Value | None) -> bool:
+def same_value(a: ValueView | None, b: ValueView | None) -> bool:
     """True when ``a`` and ``b`` are the same tensor, or identical Casts of the same tensor."""
     if a is None or b is None:
         return False
@@ -265,7 +290,7 @@ def same_value(a: ir.Value | None, b: ir.Value | None) -> bool:
     return pa.inputs[0] is pb.inputs[0]
 
 
-def operand_pairs(node: ir.Node) -> Iterator[tuple[ir.Value, ir.Value]]:
+def operand_pairs(node: NodeView) -> Iterator[tuple[ValueView, ValueView]]:
     """Both orders of a commutative binary node's operands."""
     a, b = node.inputs[0], node.inputs[1]
     if a is None or b is None:
@@ -273,27 +298,3 @@ def operand_pairs(node: ir.Node) -> Iterator[tuple[ir.Value, ir.Value]]:
     yield a, b
     if a is not b:
         yield b, a
-
-
-def graphs_of(model: ir.Model | ProtoGraph) -> Iterator[ir.Graph | ir.Function]:
-    """The main graph, every subgraph (If/Loop/Scan bodies) and every function, each once.
-
-    A ``ProtoGraph`` (protobuf fast path) is flat by construction: it is its only graph.
-    """
-    if isinstance(model, ProtoGraph):
-        yield cast(ir.Graph, model)  # duck-typed: same read surface (see normopt.modelio.protograph)
-        return
-    seen: set[int] = set()
-    stack: list[ir.Graph | ir.Function] = [model.graph, *model.functions.values()]
-    while stack:
-        graph = stack.pop()
-        if id(graph) in seen:
-            continue
-        seen.add(id(graph))
-        yield graph
-        for node in graph:
-            for attr in node.attributes.values():
-                if attr.type == ir.AttributeType.GRAPH:
-                    stack.append(attr.as_graph())
-                elif attr.type == ir.AttributeType.GRAPHS:
-                    stack.extend(attr.as_graphs())

@@ -13,23 +13,24 @@ subtracted is the mean of the same x; exponent exactly 2; the variance is the bi
 from __future__ import annotations
 
 from collections.abc import Callable
-
-import onnx_ir as ir
+from dataclasses import dataclass
 
 from normopt.fusion import graph_utils as gu
 from normopt.fusion import means
 from normopt.fusion.base import NormPass
-from normopt.fusion.norm_match import NormMatch, Refusal, finish, match_tail
+from normopt.fusion.norm_match import NormMatch, finish, match_tail
+from normopt.fusion.outcome import MatchResult, Refusal
+from normopt.fusion.views import NodeView, ValueView
 
 
-def square_of(value: ir.Value, is_base: Callable[[ir.Value], bool]) -> list[ir.Node]:
+def square_of(value: ValueView, is_base: Callable[[ValueView], bool]) -> list[NodeView]:
     """Nodes reading ``value`` that square it: ``Pow(v, 2)`` or ``Mul(v, v')`` with v' the same tensor.
 
     Raises:
         Refusal: When the only power taken has an exponent other than 2.
 
     """
-    squares: list[ir.Node] = []
+    squares: list[NodeView] = []
     wrong_exponent: float | None = None
     for user in value.consumers():
         if user.op_type == "Pow" and user.inputs[0] is value:
@@ -45,7 +46,7 @@ def square_of(value: ir.Value, is_base: Callable[[ir.Value], bool]) -> list[ir.N
             if (a is value and is_base(b)) or (b is value and is_base(a)):
                 squares.append(user)
     if not squares and wrong_exponent is not None:
-        raise Refusal(f"power with exponent {wrong_exponent:g}, not a square")
+        raise Refusal(f"power with exponent {wrong_exponent:g}, not a square", value)
     return squares
 
 
@@ -55,81 +56,99 @@ class LayerNormPass(NormPass):
     kind = "LayerNorm"
     anchor_ops = means.REDUCTIONS
 
-    def match(self, anchor: ir.Node) -> list[NormMatch | Refusal]:
+    def match(self, anchor: NodeView) -> list[MatchResult[NormMatch]]:
         """The LayerNorm candidate centred by this mean (its subtractions, and its twins' if needed)."""
         if anchor.inputs[0] is None:
             return []
-        chain = means.follow(anchor, "mean")
-        subs = _subtractions(chain) if chain.is_mean else []
-        if not subs:
+        followed = means.follow(anchor, "mean")
+        chain = followed.reached
+        subs = _subtractions(chain) if chain is not None else []
+        if chain is None or not subs:
             return []
         x = chain.source
         centred = [s for s in subs if means.same_data(s.inputs[0], x)]
         if not centred:
-            return [Refusal("the mean is subtracted from a different tensor than it was taken of")]
-        try:
-            if chain.problem:
-                raise Refusal(chain.problem)
-            return [self._match_centred(chain, x, centred, [])]
-        except Refusal as refusal:
-            first = refusal
+            return [MatchResult.failure("the mean is subtracted from a different tensor than it was taken of", x)]
+        if not followed:
+            first: MatchResult[NormMatch] = MatchResult(reason=followed.reason, value=followed.value)
+        else:
+            first = self._try(chain, x, centred, [])
+            if first:
+                return [first]
         twins, led = _twins(chain, x)
-        if twins and not chain.problem:
-            try:  # the mean is computed twice (x.var() beside x.mean()): the centred tensors are the same
-                return [self._match_centred(chain, x, centred, twins)]
-            except Refusal as refusal:
-                first = refusal  # it got further: its reason is the one that explains
+        if twins and followed:  # the mean is computed twice (x.var() beside x.mean()): the centred tensors are the same
+            first = self._try(chain, x, centred, twins)  # it got further: its reason is the one that explains
+            if first:
+                return [first]
         return [] if led else [first]
 
-    def _match_centred(self, chain: means.MeanChain, x: ir.Value, subs: list[ir.Node], twins: list[_Twin]) -> NormMatch:
-        subs = [*subs, *(s for _, twin_subs in twins for s in twin_subs)]
+    def _try(
+        self, chain: means.MeanChain, x: ValueView, subs: list[NodeView], twins: list[_Twin]
+    ) -> MatchResult[NormMatch]:
+        try:
+            return MatchResult.success(self._match_centred(chain, x, subs, twins))
+        except Refusal as refusal:
+            return MatchResult.refused(refusal)
+
+    def _match_centred(
+        self, chain: means.MeanChain, x: ValueView, subs: list[NodeView], twins: list[_Twin]
+    ) -> NormMatch:
+        subs = [*subs, *(s for twin in twins for s in twin.subs)]
         centred = [s.outputs[0] for s in subs]
         centred += [c.outputs[0] for d in centred for c in d.consumers() if means.is_float_cast(c)]
         centred_values = {id(v) for v in centred}
 
-        def is_centred(value: ir.Value) -> bool:
+        def is_centred(value: ValueView) -> bool:
             return id(value) in centred_values
 
         for value in centred:
             for square in square_of(value, is_centred):
                 reducer = means.next_user(square.outputs[0])  # a Shape of the square may spell the restore
-                variance = (
+                followed = (
                     means.follow(reducer, "variance", like=x)
                     if reducer is not None and _is_reduction(reducer)
                     else None
                 )
-                if variance is None or not variance.is_mean:
-                    raise Refusal("variance is not the mean of squares (unbiased var/std divides by N-1)")
+                variance = None if followed is None else followed.reached
+                if followed is None or variance is None:
+                    raise Refusal("variance is not the mean of squares (unbiased var/std divides by N-1)", value)
                 if variance.axes and _canonical(variance.axes, x) != _canonical(chain.axes, x):
-                    raise Refusal(f"mean over axes {chain.axes} but variance over axes {variance.axes}")
-                if variance.problem:
-                    raise Refusal(variance.problem)
-                n, form, eps, eps_dtype, tail = match_tail(variance.value, is_centred)
+                    raise Refusal(f"mean over axes {chain.axes} but variance over axes {variance.axes}", value)
+                if not followed:
+                    raise Refusal(followed.reason, variance.value)
+                tail = match_tail(variance.value, is_centred)
                 casts = [v.producer() for v in centred if v.producer() not in subs]
-                twin_nodes = [node for twin, _ in twins for node in twin.nodes]
+                twin_nodes = [node for twin in twins for node in twin.chain.nodes]
                 nodes = [
                     *means.round_trip(chain.source)[1], *chain.nodes, *twin_nodes, *subs,
-                    *[c for c in casts if c is not None], square, *variance.nodes, *tail,
+                    *[c for c in casts if c is not None], square, *variance.nodes, *tail.nodes,
                 ]  # fmt: skip
                 # a Cast between x and the statistics: ε's dtype then says nothing about x's
-                cast = any(c is not None for c in casts) or any(t.source is not x for t, _ in twins)
-                minuend = _numerator_minuend(tail[-1], is_centred) if any(s.inputs[0] is not x for s in subs) else x
+                cast = any(c is not None for c in casts) or any(t.chain.source is not x for t in twins)
+                scaling = tail.nodes[-1]
+                minuend = _numerator_minuend(scaling, is_centred) if any(s.inputs[0] is not x for s in subs) else x
                 if minuend is not None and not gu.same_value(minuend, x):
                     x, cast = minuend, True  # x16 − mean(float(x16)): normalize what is scaled
-                return finish(x, n, chain.count, eps, f"layernorm/{form}", nodes, eps_dtype, casts_input=cast)
-        raise Refusal("the centred tensor is never squared")
+                rule = f"layernorm/{tail.form}"
+                return finish(x, tail.n, chain.count, tail.epsilon, rule, nodes, tail.epsilon_dtype, casts_input=cast)
+        raise Refusal("the centred tensor is never squared", x)
 
 
-_Twin = tuple[means.MeanChain, list[ir.Node]]
+@dataclass
+class _Twin:
+    """Another mean of the same data over the same axes, and the subtractions it centres."""
+
+    chain: means.MeanChain
+    subs: list[NodeView]
 
 
-def _subtractions(chain: means.MeanChain) -> list[ir.Node]:
+def _subtractions(chain: means.MeanChain) -> list[NodeView]:
     """``Sub(·, μ)`` nodes reading the mean this chain ends in."""
     mean = chain.value
     return [u for u in mean.consumers() if u.op_type == "Sub" and u.domain in ("", "ai.onnx") and u.inputs[1] is mean]
 
 
-def _twins(chain: means.MeanChain, x: ir.Value) -> tuple[list[_Twin], bool]:
+def _twins(chain: means.MeanChain, x: ValueView) -> tuple[list[_Twin], bool]:
     """Other means of ``x`` over the same axes that something is centred by, and whether one leads.
 
     ``x`` here includes exact float Casts of it and what it is an exact Cast of. Exporters write ``x.var()``
@@ -139,7 +158,7 @@ def _twins(chain: means.MeanChain, x: ir.Value) -> tuple[list[_Twin], bool]:
     is one candidate, not two.
     """
     root = means.widened_root(x)
-    readers: list[tuple[ir.Node, ir.Node | None]] = []
+    readers: list[tuple[NodeView, NodeView | None]] = []
     for user in gu.consumers(root):
         readers.append((user, None))
         if means.is_float_cast(user):
@@ -153,8 +172,8 @@ def _twins(chain: means.MeanChain, x: ir.Value) -> tuple[list[_Twin], bool]:
             continue
         if not _is_reduction(user) or user.graph is not chain.reduce.graph:
             continue
-        twin = means.follow(user, "mean")
-        if not twin.is_mean or twin.problem or not means.same_data(twin.source, x):
+        twin = means.follow(user, "mean").found
+        if twin is None or not means.same_data(twin.source, x):
             continue
         if _canonical(twin.axes, x) != _canonical(chain.axes, x):
             continue
@@ -162,12 +181,12 @@ def _twins(chain: means.MeanChain, x: ir.Value) -> tuple[list[_Twin], bool]:
         if subs:
             if via is not None:
                 twin.nodes.insert(0, via)
-            twins.append((twin, subs))
+            twins.append(_Twin(twin, subs))
             led = led or not seen_self
     return twins, led
 
 
-def _numerator_minuend(scaling: ir.Node, is_centred: Callable[[ir.Value], bool]) -> ir.Value | None:
+def _numerator_minuend(scaling: NodeView, is_centred: Callable[[ValueView], bool]) -> ValueView | None:
     """The ``x`` of the ``x − μ`` (possibly Cast) that ``scaling`` (the Div or Mul of the tail) reads."""
     operands = [scaling.inputs[0]] if scaling.op_type == "Div" else list(scaling.inputs)
     for operand in operands:
@@ -181,11 +200,11 @@ def _numerator_minuend(scaling: ir.Node, is_centred: Callable[[ir.Value], bool])
     return None
 
 
-def _is_reduction(node: ir.Node) -> bool:
+def _is_reduction(node: NodeView) -> bool:
     return node.op_type in means.REDUCTIONS and node.domain in ("", "ai.onnx") and node.inputs[0] is not None
 
 
-def _canonical(axes: list[int], x: ir.Value) -> list[int]:
+def _canonical(axes: list[int], x: ValueView) -> list[int]:
     rank = gu.rank_of(x)
     if rank is None:
         return sorted(axes)

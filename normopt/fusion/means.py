@@ -11,7 +11,9 @@ The Reshape must only put the reduced axes back as 1s (its target is proved dim 
 reduced tensor or of ``x`` at the same position, or a literal that equals the static dim), and the
 Expand may not change anything (every target dim is 1 or the dim already there). ``N`` must equal the
 number of reduced elements, read from static dims: ``ReduceSum / (N-1)`` (unbiased variance) is not a
-mean. ``follow`` walks forward from a reduction; ``traced_mean`` finds the reduction behind a value.
+mean, and a ``ReduceSum / c`` over dims of unknown size is a candidate refused as unproven, never a
+silent non-candidate. ``follow`` walks forward from a reduction; ``traced_mean`` finds the reduction
+behind a value.
 """
 
 from __future__ import annotations
@@ -22,6 +24,8 @@ from dataclasses import dataclass, field
 import onnx_ir as ir
 
 from normopt.fusion import graph_utils as gu
+from normopt.fusion.outcome import MatchResult
+from normopt.fusion.views import NodeView, ValueView
 
 REDUCTIONS = ("ReduceMean", "ReduceSum")
 RESCALED_VARIANCE = "the variance is rescaled before epsilon is added (unbiased var/std: N/(N-1))"
@@ -39,49 +43,53 @@ class MeanChain:
         axes: Axes as written in the model.
         count: Number of trailing axes covered (when they are trailing).
         nodes: The chain's nodes, producers first (shape computations included).
-        is_mean: False for a ReduceSum never divided by the element count: not a mean at all.
-        problem: Why this mean cannot be part of a norm (axes, keepdims), or None.
 
     """
 
-    reduce: ir.Node
-    source: ir.Value
-    value: ir.Value
+    reduce: NodeView
+    source: ValueView
+    value: ValueView
     axes: list[int] = field(default_factory=list)
     count: int = 0
-    nodes: list[ir.Node] = field(default_factory=list)
-    is_mean: bool = True
-    problem: str | None = None
+    nodes: list[NodeView] = field(default_factory=list)
 
 
-def follow(reduce: ir.Node, what: str, like: ir.Value | None = None) -> MeanChain:
+UNPROVEN_COUNT = "reduced dims unknown: cannot prove the divisor is the number of reduced elements"
+
+
+def follow(reduce: NodeView, what: str, like: ValueView | None = None) -> MatchResult[MeanChain]:
     """Walk from ``reduce`` through the steps that keep it a mean (restore, identity Expand, 1/N).
 
     ``like``: a tensor known to have the reduced tensor's shape (x for a square of x or of x − μ),
     whose Shape may also spell the restore target.
+
+    Returns:
+        The chain on success. A failure carries the chain as ``partial`` when it is a mean (or a
+        ``ReduceSum / c`` that could be one) that a norm cannot be built on, with the reason; a failure
+        without ``partial`` is not a mean at all (a ReduceSum never divided by the element count).
+
     """
     source = reduce.inputs[0]
     assert source is not None
     chain = MeanChain(reduce, source, reduce.outputs[0], nodes=[reduce])
     rank = gu.rank_of(source)
-    axes, keepdims, reason = gu.reduce_axes(reduce, rank)
     summed = reduce.op_type == "ReduceSum"
-    if reason or axes is None:
-        chain.problem, chain.is_mean = reason or "reduction axes unknown", not summed
-        return chain
+    reduction = gu.reduce_axes(reduce, rank)
+    if reduction.found is None:
+        return _unusable(reduction.reason, source, None if summed else chain)
+    axes, keepdims = reduction.found.axes, reduction.found.keepdims
     chain.axes = axes
-    count, reason = gu.trailing_axis_count(axes, rank)
-    if count is None:
-        chain.problem, chain.is_mean = reason or "axes not trailing", not summed
-        return chain
-    chain.count = count
-    restored, expanded, divided = keepdims == 1, False, not summed
-    user: ir.Node | None = None
+    trailing = gu.trailing_axis_count(axes, rank)
+    if trailing.found is None:
+        return _unusable(trailing.reason, source, None if summed else chain)
+    count = chain.count = trailing.found
+    restored, expanded, divided, unproven = keepdims == 1, False, not summed, False
+    user: NodeView | None = None
     while True:
         user = next_user(chain.value)
         if user is None or user.domain not in ("", "ai.onnx"):
             break
-        step: list[ir.Node] | None = None
+        step: list[NodeView] | None = None
         if is_float_cast(user):  # the mean in another precision (fp16 models computing in float32)
             data_dtype = gu.dtype_of(widened_root(like if like is not None else source)) or ir.DataType.FLOAT
             if not holds(ir.DataType(user.attributes["to"].as_int()), data_dtype):
@@ -94,19 +102,27 @@ def follow(reduce: ir.Node, what: str, like: ir.Value | None = None) -> MeanChai
             step = _identity_expand(user, chain.value, (source, like), rank, count)
             expanded = step is not None
         if step is None and not divided:
-            step = _divide_by_count(user, chain.value, source, axes, _current_rank(rank, count, restored))
-            divided = step is not None
+            division = _divide_by_count(user, chain.value, source, axes, _current_rank(rank, count, restored))
+            divided, unproven = division is not None, division is not None and division.found is None
+            step = None if division is None else division.reached
         if step is None:
             break
         chain.nodes.extend(step)
         chain.value = step[-1].outputs[0]
     if not divided:
-        chain.is_mean = False
-    elif not restored and user is not None and user.op_type in ("Mul", "Div") and what == "variance":
-        chain.problem = RESCALED_VARIANCE
-    elif not restored:
-        chain.problem = f"{what} taken with keepdims=0 (reduced axis dropped)"
-    return chain
+        return MatchResult.failure(f"{reduce.op_type} is not divided by the number of reduced elements", source)
+    if unproven:
+        return _unusable(UNPROVEN_COUNT, source, chain)
+    if not restored and user is not None and user.op_type in ("Mul", "Div") and what == "variance":
+        return _unusable(RESCALED_VARIANCE, chain.value, chain)
+    if not restored:
+        return _unusable(f"{what} taken with keepdims=0 (reduced axis dropped)", chain.value, chain)
+    return MatchResult.success(chain)
+
+
+def _unusable(reason: str, value: ValueView, chain: MeanChain | None) -> MatchResult[MeanChain]:
+    """A mean (``chain``) that a norm cannot be built on; with ``chain`` None, no mean at all."""
+    return MatchResult.failure(reason, value, partial=chain)
 
 
 def _current_rank(rank: int | None, count: int, restored: bool) -> int | None:
@@ -126,7 +142,7 @@ def holds(target: ir.DataType, source: ir.DataType) -> bool:
     return target == source or (source in _WIDTH and _width(target) > _width(source))
 
 
-def widened_root(value: ir.Value) -> ir.Value:
+def widened_root(value: ValueView) -> ValueView:
     """What ``value`` holds exactly, with float Casts stripped (else ``value`` itself).
 
     A widening Cast (fp16 → float32, float32 → float64) gives its input, and so does a round trip
@@ -146,7 +162,7 @@ def widened_root(value: ir.Value) -> ir.Value:
     return value
 
 
-def _round_trip_casts(outer: ir.Node) -> tuple[ir.Value, ir.Node, ir.Node] | None:
+def _round_trip_casts(outer: NodeView) -> tuple[ValueView, NodeView, NodeView] | None:
     """``(x, inner, outer)`` when ``outer`` is ``Cast(Cast(x, wider), x's type)``: an exact round trip."""
     wide = outer.inputs[0]
     inner = gu.producer(wide, "Cast") if wide is not None else None
@@ -160,9 +176,9 @@ def _round_trip_casts(outer: ir.Node) -> tuple[ir.Value, ir.Node, ir.Node] | Non
     return x, inner, outer
 
 
-def round_trip(value: ir.Value) -> tuple[ir.Value, list[ir.Node]]:
+def round_trip(value: ValueView) -> tuple[ValueView, list[NodeView]]:
     """``x`` and the Casts when ``value`` is ``Cast(Cast(x, wider), x's type)`` (exact), else ``(value, [])``."""
-    casts: list[ir.Node] = []
+    casts: list[NodeView] = []
     for _ in range(4):
         outer = gu.producer(value, "Cast")
         trip = _round_trip_casts(outer) if outer is not None else None
@@ -173,18 +189,18 @@ def round_trip(value: ir.Value) -> tuple[ir.Value, list[ir.Node]]:
     return value, casts
 
 
-def same_data(a: ir.Value | None, b: ir.Value | None) -> bool:
+def same_data(a: ValueView | None, b: ValueView | None) -> bool:
     """True when ``a`` and ``b`` hold the same numbers: one tensor, identical Casts, or exact upcasts."""
     return gu.same_value(a, b) or (a is not None and b is not None and widened_root(a) is widened_root(b))
 
 
-def is_float_cast(node: ir.Node) -> bool:
+def is_float_cast(node: NodeView) -> bool:
     """True for a Cast between floating-point types."""
     to = node.attributes.get("to") if node.op_type == "Cast" and node.domain in ("", "ai.onnx") else None
     return to is not None and ir.DataType(to.as_int()) in gu.FLOAT_TYPES
 
 
-def next_user(value: ir.Value) -> ir.Node | None:
+def next_user(value: ValueView) -> NodeView | None:
     """The one reader of ``value`` other than Shape nodes (which may compute its restore target)."""
     readers = value.consumers()
     if len(readers) == 1:  # the common case, without building a list
@@ -196,10 +212,10 @@ def next_user(value: ir.Value) -> ir.Node | None:
     return users[0] if len(users) == 1 else None
 
 
-def traced_mean(value: ir.Value | None) -> MeanChain | None:
+def traced_mean(value: ValueView | None) -> MeanChain | None:
     """The mean chain that ends in ``value`` (found by walking back to its reduction), or None.
 
-    The chain may carry a ``problem``: it is still a mean, only not one a norm can be built on.
+    The chain may be one a norm cannot be built on (``follow`` failed with it as ``partial``): it is still a mean.
     """
     current = value
     for _ in range(6):
@@ -207,15 +223,15 @@ def traced_mean(value: ir.Value | None) -> MeanChain | None:
         if node is None or node.domain not in ("", "ai.onnx"):
             return None
         if node.op_type in REDUCTIONS and node.inputs[0] is not None:
-            chain = follow(node, "mean")
-            return chain if chain.value is value and chain.is_mean else None
+            chain = follow(node, "mean").reached
+            return chain if chain is not None and chain.value is value else None
         if node.op_type not in ("Reshape", "Unsqueeze", "Expand", "Div", "Mul", "Cast"):  # follow's steps
             return None
         current = node.inputs[0] if node.op_type != "Mul" or gu.is_constant(node.inputs[1]) else node.inputs[1]
     return None
 
 
-def _restore(user: ir.Node, value: ir.Value, sources: _Sources, rank: int, count: int) -> list[ir.Node] | None:
+def _restore(user: NodeView, value: ValueView, sources: _Sources, rank: int, count: int) -> list[NodeView] | None:
     """Nodes of a Reshape/Unsqueeze that only puts the ``count`` reduced trailing axes back as 1s."""
     if user.inputs[0] is not value or len(user.outputs) != 1:
         return None
@@ -249,7 +265,9 @@ def _restore(user: ir.Node, value: ir.Value, sources: _Sources, rank: int, count
     return [*nodes, user]
 
 
-def _identity_expand(user: ir.Node, value: ir.Value, sources: _Sources, rank: int, count: int) -> list[ir.Node] | None:
+def _identity_expand(
+    user: NodeView, value: ValueView, sources: _Sources, rank: int, count: int
+) -> list[NodeView] | None:
     """Nodes of an Expand whose target is, at every position, 1 or the dim the tensor already has."""
     if user.inputs[0] is not value or len(user.inputs) < 2 or user.inputs[1] is None:
         return None
@@ -263,33 +281,40 @@ def _identity_expand(user: ir.Node, value: ir.Value, sources: _Sources, rank: in
 
 
 def _divide_by_count(
-    user: ir.Node, value: ir.Value, source: ir.Value, axes: list[int], rank: int | None
-) -> list[ir.Node] | None:
+    user: NodeView, value: ValueView, source: ValueView, axes: list[int], rank: int | None
+) -> MatchResult[list[NodeView]] | None:
     """``[Div(value, N)]`` or ``[Mul(value, 1/N)]`` where N is the number of reduced elements.
 
-    ``rank`` is ``value``'s own rank (the reduced axes dropped or not): N may not raise it.
+    ``rank`` is ``value``'s own rank (the reduced axes dropped or not): N may not raise it. None when
+    ``user`` is no such division; a failure (with the step as ``partial``) when it divides by a
+    constant but the reduced dims are not known, so N cannot be proved.
     """
-    dims = gu.static_dims(source, axes)
-    if dims is None or rank is None or user.op_type not in ("Div", "Mul") or len(user.inputs) != 2:
+    if user.op_type not in ("Div", "Mul") or len(user.inputs) != 2:
         return None
+    operands = [user.inputs[1]] if user.op_type == "Div" and user.inputs[0] is value else []
+    if user.op_type == "Mul":
+        operands = [other for operand, other in gu.operand_pairs(user) if operand is value]
+    constants = [c for o in operands if (c := gu.scalar_constant(o, rank)) is not None]
+    if not constants:
+        return None
+    dims = gu.static_dims(source, axes)
+    if dims is None or rank is None:
+        return MatchResult.failure(UNPROVEN_COUNT, source, partial=[user])
     elements = math.prod(dims)
     if user.op_type == "Div":
-        divisor = gu.scalar_constant(user.inputs[1], rank) if user.inputs[0] is value else None
-        return [user] if divisor is not None and divisor == elements else None
-    for operand, other in gu.operand_pairs(user):
-        factor = gu.scalar_constant(other, rank) if operand is value else None
-        if factor is not None and abs(factor * elements - 1.0) <= 1e-6:
-            return [user]
+        return MatchResult.success([user]) if constants[0] == elements else None
+    if any(abs(factor * elements - 1.0) <= 1e-6 for factor in constants):
+        return MatchResult.success([user])
     return None
 
 
 # The reduced tensor, and a tensor of the same shape (or None).
-_Sources = tuple[ir.Value, ir.Value | None]
+_Sources = tuple[ValueView, ValueView | None]
 # A dim is ("dim", tensor, position) when read from a Shape, or an int when written as a literal.
-_Dim = tuple[ir.Value, int] | int
+_Dim = tuple[ValueView, int] | int
 
 
-def _shape_dims(value: ir.Value) -> tuple[list[_Dim] | None, list[ir.Node]]:
+def _shape_dims(value: ValueView) -> tuple[list[_Dim] | None, list[NodeView]]:
     """The dims a 1-D shape tensor holds, from a constant or a Concat of Shape slices and constants."""
     literal = _constant_ints(value)
     if literal is not None:
@@ -297,7 +322,7 @@ def _shape_dims(value: ir.Value) -> tuple[list[_Dim] | None, list[ir.Node]]:
     concat = gu.producer(value, "Concat")
     pieces = list(concat.inputs) if concat is not None else [value]
     dims: list[_Dim] = []
-    nodes: list[ir.Node] = []
+    nodes: list[NodeView] = []
     for piece in pieces:
         literal = _constant_ints(piece)
         if literal is not None:
@@ -316,9 +341,9 @@ def _shape_dims(value: ir.Value) -> tuple[list[_Dim] | None, list[ir.Node]]:
     return dims, nodes
 
 
-def _shape_slice(value: ir.Value | None, nodes: list[ir.Node]) -> list[_Dim] | None:
+def _shape_slice(value: ValueView | None, nodes: list[NodeView]) -> list[_Dim] | None:
     """Dims of a piece of ``Shape(t)`` (through 1-D Reshape/Squeeze/Unsqueeze hops), appending its nodes."""
-    hops: list[ir.Node] = []
+    hops: list[NodeView] = []
     node = value.producer() if value is not None else None
     while node is not None and node.op_type in _SHAPE_HOPS and node.domain in ("", "ai.onnx"):
         hops.append(node)
@@ -334,7 +359,7 @@ def _shape_slice(value: ir.Value | None, nodes: list[ir.Node]) -> list[_Dim] | N
     return dims
 
 
-def _shape_source(node: ir.Node | None) -> tuple[list[_Dim], list[ir.Node]] | None:
+def _shape_source(node: NodeView | None) -> tuple[list[_Dim], list[NodeView]] | None:
     """Dims held by ``Shape(t, start, end)``, or a ``Gather`` / ``Slice`` of one (constant indices), with the nodes."""
     if node is None or node.domain not in ("", "ai.onnx") or node.inputs[0] is None:
         return None
@@ -368,7 +393,7 @@ def _shape_source(node: ir.Node | None) -> tuple[list[_Dim], list[ir.Node]] | No
     return None
 
 
-def _slice_bounds(node: ir.Node) -> tuple[int, int] | None:
+def _slice_bounds(node: NodeView) -> tuple[int, int] | None:
     """``(start, end)`` of a step-1 Slice along axis 0 with constant bounds (inputs, or opset-1 attributes)."""
     if len(node.inputs) >= 3:
         starts, ends = _constant_ints(node.inputs[1]), _constant_ints(node.inputs[2])
@@ -387,7 +412,7 @@ def _slice_bounds(node: ir.Node) -> tuple[int, int] | None:
     return starts[0], ends[0]  # Python's slice clamps as ONNX does for step 1
 
 
-def _same_dim(dim: _Dim, position: int, value: ir.Value, sources: _Sources) -> bool:
+def _same_dim(dim: _Dim, position: int, value: ValueView, sources: _Sources) -> bool:
     """True when ``dim`` is, for sure, dim ``position`` of the reduced tensor (the same in its source)."""
     source, like = sources
     if isinstance(dim, tuple):
@@ -401,7 +426,7 @@ def _same_dim(dim: _Dim, position: int, value: ir.Value, sources: _Sources) -> b
     return static is not None and static[0] == dim
 
 
-def _shape_root(value: ir.Value) -> ir.Value:
+def _shape_root(value: ValueView) -> ValueView:
     """``value`` with every Cast in front of it stripped (a Cast keeps the shape)."""
     for _ in range(4):
         cast = gu.producer(value, "Cast")
@@ -411,7 +436,7 @@ def _shape_root(value: ir.Value) -> ir.Value:
     return value
 
 
-def _constant_ints(value: ir.Value | None) -> list[int] | None:
+def _constant_ints(value: ValueView | None) -> list[int] | None:
     array = gu.small_constant(value)
     if array is None or array.ndim > 1 or array.dtype.kind not in "iu":
         return None

@@ -24,10 +24,10 @@ import onnx_ir as ir
 from normopt.fusion import graph_utils as gu
 from normopt.fusion import means
 from normopt.fusion.means import RESCALED_VARIANCE
+from normopt.fusion.outcome import Refusal
+from normopt.fusion.views import NodeView, ValueView
 
-
-class Refusal(Exception):
-    """A candidate is not a norm (or not provably one); ``str(self)`` is the reason."""
+__all__ = ["NormMatch", "Refusal", "Tail", "constant_array", "constant_producers", "finish", "match_tail"]
 
 
 @dataclass
@@ -47,22 +47,22 @@ class NormMatch:
 
     """
 
-    x: ir.Value
-    y: ir.Value
+    x: ValueView
+    y: ValueView
     axes: int
     epsilon: float
-    scale: ir.Value | None
-    bias: ir.Value | None
+    scale: ValueView | None
+    bias: ValueView | None
     dtype: ir.DataType
     rule: str
-    nodes: list[ir.Node] = field(default_factory=list)
+    nodes: list[NodeView] = field(default_factory=list)
 
 
 @dataclass
 class _Affine:
-    value: ir.Value
+    value: ValueView
     after_cast: bool
-    node: ir.Node
+    node: NodeView
 
     @property
     def runtime(self) -> bool:
@@ -70,12 +70,21 @@ class _Affine:
         return not gu.is_constant(self.value)
 
 
-def _rank_floor(value: ir.Value) -> int:
+def _rank_floor(value: ValueView) -> int:
     """The rank ``value`` has, or 1 (a mean with keepdims over at least one axis) when unknown."""
     return max(gu.rank_of(value) or 1, 1)
 
 
-def _epsilon_add(variance: ir.Value) -> tuple[ir.Node, float, ir.DataType | None]:
+@dataclass(frozen=True)
+class _Epsilon:
+    """The Add of ε to the variance, ε's value, and the dtype it is written in."""
+
+    add: NodeView
+    value: float
+    dtype: ir.DataType | None
+
+
+def _epsilon_add(variance: ValueView) -> _Epsilon:
     for user in variance.consumers():
         if user.op_type != "Add" or user.domain not in ("", "ai.onnx"):
             continue
@@ -84,20 +93,20 @@ def _epsilon_add(variance: ir.Value) -> tuple[ir.Node, float, ir.DataType | None
                 eps = gu.scalar_constant(other, _rank_floor(variance))
                 if eps is not None and math.isfinite(eps) and eps >= 0:
                     eps_dtype = gu.dtype_of(other)
-                    _check_epsilon_survives(eps, eps_dtype)
-                    return user, eps, eps_dtype
+                    _check_epsilon_survives(eps, eps_dtype, other)
+                    return _Epsilon(user, eps, eps_dtype)
     for user in variance.consumers():
         if user.op_type == "Sqrt":
             after_sqrt = list(user.outputs[0].consumers())
             after_sqrt += [a for c in after_sqrt if c.op_type == "Cast" for a in c.outputs[0].consumers()]
             if any(after.op_type == "Add" for after in after_sqrt):
-                raise Refusal("epsilon is added outside the square root: (x-mean)/(std+eps)")
+                raise Refusal("epsilon is added outside the square root: (x-mean)/(std+eps)", variance)
     if any(user.op_type in ("Mul", "Div") for user in variance.consumers()):
-        raise Refusal(RESCALED_VARIANCE)
-    raise Refusal("no constant epsilon Add after the variance")
+        raise Refusal(RESCALED_VARIANCE, variance)
+    raise Refusal("no constant epsilon Add after the variance", variance)
 
 
-def _check_epsilon_survives(eps: float, dtype: ir.DataType | None) -> None:
+def _check_epsilon_survives(eps: float, dtype: ir.DataType | None, value: ValueView) -> None:
     """Refuse an ε that the fused op's float32 ``epsilon`` attribute cannot hold to its own precision.
 
     An ε of the compute type float16/bfloat16/float32 converts exactly; a float64 ε must round to a
@@ -108,79 +117,111 @@ def _check_epsilon_survives(eps: float, dtype: ir.DataType | None) -> None:
     with np.errstate(all="ignore"):
         stored = float(np.float32(eps))
     if stored == 0.0 or not math.isfinite(stored) or abs(stored - eps) > eps * 2.0**-23:
-        raise Refusal(f"epsilon {eps:g} does not survive the float32 epsilon attribute (it becomes {stored:g})")
+        raise Refusal(f"epsilon {eps:g} does not survive the float32 epsilon attribute (it becomes {stored:g})", value)
 
 
-def _is_exponent(value: ir.Value | None, exponent: float, base: ir.Value) -> bool:
+def _is_exponent(value: ValueView | None, exponent: float, base: ValueView) -> bool:
     found = gu.scalar_constant(value, _rank_floor(base))
     return found is not None and found == exponent
 
 
-def _inverse_sqrt_steps(var_eps: ir.Value) -> list[tuple[str, ir.Value, list[ir.Node], bool]]:
-    """All (form, value, nodes, is_divisor) reachable from var+ε that compute sqrt or 1/sqrt of it."""
-    steps: list[tuple[str, ir.Value, list[ir.Node], bool]] = []
+@dataclass(frozen=True)
+class _InverseSqrt:
+    """A value computing √(var+ε) (``divides``: the numerator is divided by it) or 1/√(var+ε)."""
+
+    form: str
+    value: ValueView
+    nodes: list[NodeView]
+    divides: bool
+
+
+def _inverse_sqrt_steps(var_eps: ValueView) -> list[_InverseSqrt]:
+    """Every value reachable from var+ε that computes sqrt or 1/sqrt of it."""
+    steps: list[_InverseSqrt] = []
     for user in var_eps.consumers():
         out = user.outputs[0]
         is_pow = user.op_type == "Pow" and user.inputs[0] is var_eps
         if user.op_type == "Sqrt" or (is_pow and _is_exponent(user.inputs[1], 0.5, var_eps)):
             sqrt_form = "sqrt" if user.op_type == "Sqrt" else "pow-half"
-            steps.append((f"div-{sqrt_form}", out, [user], True))
+            steps.append(_InverseSqrt(f"div-{sqrt_form}", out, [user], True))
             for after in out.consumers():
                 if after.op_type == "Reciprocal":
-                    steps.append((f"mul-reciprocal-{sqrt_form}", after.outputs[0], [user, after], False))
+                    steps.append(_InverseSqrt(f"mul-reciprocal-{sqrt_form}", after.outputs[0], [user, after], False))
                 elif after.op_type == "Div" and after.inputs[1] is out and _is_exponent(after.inputs[0], 1.0, out):
-                    steps.append((f"mul-div-one-{sqrt_form}", after.outputs[0], [user, after], False))
+                    steps.append(_InverseSqrt(f"mul-div-one-{sqrt_form}", after.outputs[0], [user, after], False))
         elif is_pow and _is_exponent(user.inputs[1], -0.5, var_eps):
-            steps.append(("mul-pow-neg-half", out, [user], False))
+            steps.append(_InverseSqrt("mul-pow-neg-half", out, [user], False))
     return steps
 
 
-def match_tail(
-    variance: ir.Value, is_numerator: Callable[[ir.Value], bool]
-) -> tuple[ir.Value, str, float, ir.DataType | None, list[ir.Node]]:
+@dataclass(frozen=True)
+class Tail:
+    """A norm's tail from the ε Add to the normalized value.
+
+    Attributes:
+        n: The normalized value (numerator scaled by 1/√(var+ε)).
+        form: Spelling of the inverse square root, for the rule name.
+        epsilon: ε's value.
+        epsilon_dtype: The dtype the core computes in (Add binds both operands to one), known even where
+            values carry no types, as inside functions.
+        nodes: From the ε Add to ``n``.
+
+    """
+
+    n: ValueView
+    form: str
+    epsilon: float
+    epsilon_dtype: ir.DataType | None
+    nodes: list[NodeView]
+
+
+def match_tail(variance: ValueView, is_numerator: Callable[[ValueView], bool]) -> Tail:
     """Follow a mean of squares down to the normalized value ``n``.
 
     Args:
         variance: Output of the ReduceMean over the squares.
         is_numerator: Says whether a value is the tensor being normalized (x−μ or x).
 
-    Returns:
-        ``(n, form, epsilon, epsilon_dtype, nodes)``; ``nodes`` run from the ε Add to ``n``. ε's dtype
-        is the dtype the core computes in (Add needs both operands alike), known even where values
-        carry no types, as inside functions.
-
     Raises:
         Refusal: With the reason when the chain is not a norm.
 
     """
-    add, eps, eps_dtype = _epsilon_add(variance)
-    steps = _inverse_sqrt_steps(add.outputs[0])
+    eps = _epsilon_add(variance)
+    steps = _inverse_sqrt_steps(eps.add.outputs[0])
     if not steps:
-        raise Refusal("no Sqrt, Reciprocal or Pow(-0.5) of variance+epsilon")
-    for form, value, nodes, is_divisor in steps:
-        for user in value.consumers():
-            if is_divisor:
+        raise Refusal("no Sqrt, Reciprocal or Pow(-0.5) of variance+epsilon", eps.add.outputs[0])
+    for step in steps:
+        for user in step.value.consumers():
+            found = False
+            if step.divides:
                 numerator = user.inputs[0]
-                if (
+                found = (
                     user.op_type == "Div"
-                    and user.inputs[1] is value
+                    and user.inputs[1] is step.value
                     and numerator is not None
                     and is_numerator(numerator)
-                ):
-                    return user.outputs[0], form, eps, eps_dtype, [add, *nodes, user]
+                )
             elif user.op_type == "Mul":
-                for operand, other in gu.operand_pairs(user):
-                    if operand is value and is_numerator(other):
-                        return user.outputs[0], form, eps, eps_dtype, [add, *nodes, user]
-    raise Refusal("the inverse square root does not scale the same tensor the variance came from")
+                found = any(operand is step.value and is_numerator(other) for operand, other in gu.operand_pairs(user))
+            if found:
+                return Tail(user.outputs[0], step.form, eps.value, eps.dtype, [eps.add, *step.nodes, user])
+    raise Refusal("the inverse square root does not scale the same tensor the variance came from", variance)
 
 
-def _affine_chain(
-    n: ir.Value, allow_bias: bool
-) -> tuple[list[ir.Node], ir.Node | None, _Affine | None, _Affine | None]:
+@dataclass
+class _AffineChain:
+    """The Cast / Mul(γ) / Add(β) nodes after the normalized value, in order."""
+
+    nodes: list[NodeView]
+    cast: NodeView | None
+    scale: _Affine | None
+    bias: _Affine | None
+
+
+def _affine_chain(n: ValueView, allow_bias: bool) -> _AffineChain:
     """Walk Cast / Mul(γ) / Add(β) after ``n`` while each value has exactly one reader."""
-    nodes: list[ir.Node] = []
-    cast: ir.Node | None = None
+    nodes: list[NodeView] = []
+    cast: NodeView | None = None
     scale: _Affine | None = None
     bias: _Affine | None = None
     current = n
@@ -210,10 +251,10 @@ def _affine_chain(
             break
         nodes.append(user)
         current = user.outputs[0]
-    return nodes, cast, scale, bias
+    return _AffineChain(nodes, cast, scale, bias)
 
 
-def _check_affine_shape(affine: _Affine, axes: int, x: ir.Value, what: str) -> None:
+def _check_affine_shape(affine: _Affine, axes: int, x: ValueView, what: str) -> None:
     value = affine.value
     if affine.runtime:  # taken as it is: exactly the normalized dims, no broadcasting to rewrite
         dims = gu.static_dims(x, range(-axes, 0)) if (gu.rank_of(x) or 0) >= axes else None
@@ -239,12 +280,12 @@ def _check_affine_shape(affine: _Affine, axes: int, x: ir.Value, what: str) -> N
 
 
 def finish(
-    x: ir.Value,
-    n: ir.Value,
+    x: ValueView,
+    n: ValueView,
     axes: int,
     epsilon: float,
     rule: str,
-    nodes: list[ir.Node],
+    nodes: list[NodeView],
     compute_dtype: ir.DataType | None,
     allow_bias: bool = True,
     casts_input: bool = False,
@@ -256,7 +297,8 @@ def finish(
     With ``casts_input`` (a Cast between ``x`` and the statistics) an untyped ``x`` is refused instead of
     being assumed to have the compute dtype.
     """
-    chain, cast, scale, bias = _affine_chain(n, allow_bias)
+    affine_chain = _affine_chain(n, allow_bias)
+    chain, cast, scale, bias = affine_chain.nodes, affine_chain.cast, affine_chain.scale, affine_chain.bias
     for affine, what in ((scale, "scale"), (bias, "bias")):
         if affine is None:
             continue
@@ -271,10 +313,10 @@ def finish(
             break
     x_dtype = gu.dtype_of(x)
     if x_dtype is None and casts_input:
-        raise Refusal("element type of the input is unknown and the pattern casts it (no declared type)")
+        raise Refusal("element type of the input is unknown and the pattern casts it (no declared type)", x)
     x_dtype = x_dtype or compute_dtype
     if x_dtype is None:
-        raise Refusal("element type of the input is unknown")
+        raise Refusal("element type of the input is unknown", x)
     source = _cast_source(x)
     if source is None and compute_dtype is not None and compute_dtype != x_dtype:
         source = x  # mean taken in x's type, the rest upcast (legacy exporter, fp16 LayerNorm)
@@ -294,7 +336,7 @@ def finish(
         x, x_dtype = source, gu.dtype_of(source) or x_dtype
         rule += "/cast-wrapped"
     elif compute_dtype is not None and compute_dtype != x_dtype:
-        raise Refusal(f"computes in {compute_dtype.name} on a {x_dtype.name} input without casting back")
+        raise Refusal(f"computes in {compute_dtype.name} on a {x_dtype.name} input without casting back", x)
     for affine in (scale, bias):  # Mul/Add bind one type to both operands, so this holds in valid models
         if affine is not None and affine.runtime and gu.dtype_of(affine.value) != x_dtype:
             raise Refusal("a scale/bias computed at run time has another element type than the fused input")
@@ -314,19 +356,19 @@ def finish(
     )
 
 
-def constant_array(value: ir.Value) -> np.ndarray:
+def constant_array(value: ValueView) -> np.ndarray:
     """Read a constant (initializer, Constant node, or a Cast of one) as numpy, applying the Cast."""
     cast = gu.producer(value, "Cast")
     if cast is not None and cast.inputs[0] is not None:
         to = ir.DataType(cast.attributes["to"].as_int())
         return constant_array(cast.inputs[0]).astype(to.numpy())
-    tensor = ir.convenience.get_const_tensor(value)
+    tensor = gu.const_tensor(value)
     if tensor is None:
-        raise Refusal(f"{value.name} is not a constant")
+        raise Refusal(f"{value.name} is not a constant", value)
     return np.asarray(tensor.numpy())
 
 
-def representable(value: ir.Value, dtype: ir.DataType) -> bool:
+def representable(value: ValueView, dtype: ir.DataType) -> bool:
     """True when the constant ``value`` converts to ``dtype`` and back without change."""
     if gu.dtype_of(value) == dtype:
         return True
@@ -335,7 +377,7 @@ def representable(value: ir.Value, dtype: ir.DataType) -> bool:
     return bool(np.array_equal(converted.astype(array.dtype), array))
 
 
-def _cast_source(x: ir.Value) -> ir.Value | None:
+def _cast_source(x: ValueView) -> ValueView | None:
     """The lower-precision tensor ``x`` was exactly cast up from, if ``x`` is such a Cast.
 
     Only a widening Cast qualifies (fp16 → float32, float32 → float64): a norm of ``Cast(x32, fp16)``
@@ -352,14 +394,14 @@ def _cast_source(x: ir.Value) -> ir.Value | None:
     return None
 
 
-def constant_producers(nodes: list[ir.Node]) -> list[ir.Node]:
+def constant_producers(nodes: list[NodeView]) -> list[NodeView]:
     """Constant nodes (and Casts of constants) feeding ``nodes``: ε, exponents, axes; producers first.
 
     They go with the pattern when nothing else reads them.
     """
-    found: list[ir.Node] = []
+    found: list[NodeView] = []
 
-    def visit(value: ir.Value | None) -> None:
+    def visit(value: ValueView | None) -> None:
         node = value.producer() if value is not None else None
         if node is None or node in found or node.domain not in ("", "ai.onnx"):
             return

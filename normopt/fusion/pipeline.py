@@ -7,21 +7,20 @@ import logging
 import onnx_ir as ir
 
 from normopt.choices import TARGETS, Target
-from normopt.fusion import graph_utils as gu
 from normopt.fusion.base import FusionContext
+from normopt.fusion.ir_engine import engine_for, ir_engine
 from normopt.fusion.layernorm import LayerNormPass
 from normopt.fusion.result import FusionResult
 from normopt.fusion.rmsnorm import RMSNormPass
 from normopt.fusion.skip import SkipNormPass
-from normopt.modelio.inference import Annotations, infer_model
-from normopt.modelio.protograph import ProtoGraph
+from normopt.fusion.views import Engine
 
 logger = logging.getLogger(__name__)
 
 
-def count_nodes(model: ir.Model | ProtoGraph) -> int:
+def count_nodes(model: ir.Model | Engine) -> int:
     """Nodes in every graph, subgraph and function of ``model``."""
-    return sum(len(g) for g in gu.graphs_of(model))
+    return engine_for(model).count_nodes()
 
 
 def wants_skip(target: Target, skip: bool | None) -> bool:
@@ -39,13 +38,13 @@ def option_problem(target: str, skip: bool | None) -> str | None:
 
 
 def fuse_model(
-    model: ir.Model | ProtoGraph, target: Target = "auto", skip: bool | None = None, infer_shapes: bool = True
+    model: ir.Model | Engine, target: Target = "auto", skip: bool | None = None, infer_shapes: bool = True
 ) -> FusionResult:
     """Fuse every decomposed LayerNorm and RMSNorm of ``model`` in place.
 
     Args:
-        model: The model, modified in place: an onnx_ir model, or a flat ``ProtoGraph`` (no Skip pass
-            there; ``normopt.fuse`` picks it for big flat graphs).
+        model: The model, modified in place: an onnx_ir model, or another ``views.Engine`` such as a
+            flat ``ProtoGraph`` (no Skip pass there; ``normopt.fuse`` picks it for big flat graphs).
         target: ``auto``, ``onnx`` or ``ort`` (see ``normopt.fusion.emit``).
         skip: Merge residual Adds into Skip* ops; defaults to True for ``ort`` and is refused for ``onnx``.
         infer_shapes: Run ONNX's shape inference first (default True), on the side: the matcher
@@ -59,29 +58,20 @@ def fuse_model(
     problem = option_problem(target, skip)
     if problem is not None:
         raise ValueError(problem)
-    if isinstance(model, ProtoGraph):
-        if skip:
-            raise ValueError("the protobuf fast path has no Skip pass")
-        if infer_shapes:
-            model.infer_shapes()
-        return _run_passes(model, target, skip=False, annotations=None)
-    annotations = infer_model(model) if infer_shapes else None
+    engine = engine_for(model)
+    skip_engine = ir_engine(engine) if wants_skip(target, skip) else None
+    if wants_skip(target, skip) and skip_engine is None:
+        raise ValueError("the Skip pass needs an onnx_ir model (the protobuf fast path has none)")
+    undo = engine.infer_shapes() if infer_shapes else None
     try:
-        return _run_passes(model, target, skip, annotations)
+        ctx = FusionContext(engine=engine, target=target)
+        result = FusionResult(target=target, opset=engine.opset_imports.get("", 1), nodes_before=engine.count_nodes())
+        result.details.extend(LayerNormPass().run(ctx))
+        result.details.extend(RMSNormPass().run(ctx))
+        if skip_engine is not None:
+            result.details.extend(SkipNormPass().run(ctx, skip_engine))
+        result.nodes_after = engine.count_nodes()
+        return result
     finally:
-        if annotations is not None:
-            annotations.restore()
-
-
-def _run_passes(
-    model: ir.Model | ProtoGraph, target: Target, skip: bool | None, annotations: Annotations | None
-) -> FusionResult:
-    ctx = FusionContext(model=model, target=target, annotations=annotations or Annotations())
-    result = FusionResult(target=target, opset=model.opset_imports.get("", 1), nodes_before=count_nodes(model))
-    passes: list[LayerNormPass | RMSNormPass | SkipNormPass] = [LayerNormPass(), RMSNormPass()]
-    if wants_skip(target, skip):
-        passes.append(SkipNormPass())
-    for fusion_pass in passes:
-        result.details.extend(fusion_pass.run(ctx))
-    result.nodes_after = count_nodes(model)
-    return result
+        if undo is not None:
+            undo()

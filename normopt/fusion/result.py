@@ -20,6 +20,7 @@ class Candidate:
         status: ``fused`` or ``rejected``.
         rule: Variant that matched, e.g. ``layernorm/div-sqrt`` (None when rejected early).
         reason: Why it was not fused (None when fused).
+        value: Name of the value the refusal concerns, when one does (None when fused).
         epsilon: Epsilon found by data flow, when known.
         axes: Number of trailing axes normalized, when known.
         dtype: Element type of the fused node's input, when known.
@@ -36,6 +37,7 @@ class Candidate:
     status: Status
     rule: str | None = None
     reason: str | None = None
+    value: str | None = None
     epsilon: float | None = None
     axes: int | None = None
     dtype: str | None = None

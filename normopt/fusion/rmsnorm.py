@@ -10,16 +10,16 @@ node then reads ``x16`` directly. A square of ``x − mean(x)`` belongs to the L
 
 from __future__ import annotations
 
-import onnx_ir as ir
-
 from normopt.fusion import graph_utils as gu
 from normopt.fusion import means
 from normopt.fusion.base import NormPass
 from normopt.fusion.layernorm import square_of
-from normopt.fusion.norm_match import NormMatch, Refusal, finish, match_tail
+from normopt.fusion.norm_match import NormMatch, finish, match_tail
+from normopt.fusion.outcome import MatchResult, Refusal
+from normopt.fusion.views import NodeView, ValueView
 
 
-def _is_centred(value: ir.Value) -> bool:
+def _is_centred(value: ValueView) -> bool:
     """True for ``x − mean(x)`` (possibly Cast): the LayerNorm pass owns squares of it."""
     cast = gu.producer(value, "Cast")
     if cast is not None and cast.inputs[0] is not None:
@@ -37,7 +37,7 @@ class RMSNormPass(NormPass):
     kind = "RMSNorm"
     anchor_ops = means.REDUCTIONS
 
-    def match(self, anchor: ir.Node) -> list[NormMatch | Refusal]:
+    def match(self, anchor: NodeView) -> list[MatchResult[NormMatch]]:
         """The RMSNorm candidate whose mean of squares is this reduction, if it is one."""
         summed = anchor.inputs[0]
         if summed is None:
@@ -50,22 +50,22 @@ class RMSNormPass(NormPass):
         x = square.inputs[0]
         if x is None or _is_centred(x):
             return []
-        chain = means.follow(anchor, "mean of squares", like=x)
-        if not chain.is_mean:
+        followed = means.follow(anchor, "mean of squares", like=x)
+        if followed.reached is None:
             return []
         try:
             if square not in square_of(x, lambda v: gu.same_value(v, x)):
                 return []
+            if followed.found is None:
+                return [MatchResult(reason=followed.reason, value=followed.value)]
+            return [
+                MatchResult.success(self._match(followed.found, [square] if upcast is None else [square, upcast], x))
+            ]
         except Refusal as refusal:
-            return [refusal]
-        try:
-            if chain.problem:
-                raise Refusal(chain.problem)
-            return [self._match(chain, [square] if upcast is None else [square, upcast], x)]
-        except Refusal as refusal:
-            return [refusal]
+            return [MatchResult.refused(refusal)]
 
-    def _match(self, chain: means.MeanChain, squares: list[ir.Node], x: ir.Value) -> NormMatch:
-        n, form, eps, eps_dtype, tail = match_tail(chain.value, lambda v: means.same_data(v, x))
-        nodes = [*squares, *chain.nodes, *tail]
-        return finish(x, n, chain.count, eps, f"rmsnorm/{form}", nodes, eps_dtype, allow_bias=False)
+    def _match(self, chain: means.MeanChain, squares: list[NodeView], x: ValueView) -> NormMatch:
+        tail = match_tail(chain.value, lambda v: means.same_data(v, x))
+        nodes = [*squares, *chain.nodes, *tail.nodes]
+        rule = f"rmsnorm/{tail.form}"
+        return finish(x, tail.n, chain.count, tail.epsilon, rule, nodes, tail.epsilon_dtype, allow_bias=False)

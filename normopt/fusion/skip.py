@@ -15,9 +15,9 @@ from __future__ import annotations
 import onnx_ir as ir
 
 from normopt.fusion import graph_utils as gu
-from normopt.fusion.base import FusionContext, owner_name
-from normopt.fusion.emit import remove_dead
-from normopt.fusion.norm_match import Refusal
+from normopt.fusion.base import FusionContext
+from normopt.fusion.ir_engine import IrEngine, remove_dead
+from normopt.fusion.outcome import Refusal
 from normopt.fusion.result import Candidate
 
 _SKIP_OPS = {
@@ -37,8 +37,8 @@ def _residual_add(norm: ir.Node) -> ir.Node:
     dtype = gu.dtype_of(x)
     if dtype not in _SKIP_DTYPES:
         raise Refusal("element type has no Skip kernel")
-    add = gu.producer(x, "Add")
-    if add is None:
+    add = x.producer()
+    if add is None or add.op_type != "Add" or add.domain not in ("", "ai.onnx"):
         raise Refusal("input is not a residual Add")
     if add.graph is not norm.graph:
         raise Refusal("the residual Add is in another graph scope than the norm")
@@ -67,13 +67,16 @@ class SkipNormPass:
 
     kind = "SkipNorm"
 
-    def run(self, ctx: FusionContext) -> list[Candidate]:
-        """Rewrite every eligible (Add, norm) pair; record the refused ones that had an Add before them."""
+    def run(self, ctx: FusionContext, engine: IrEngine) -> list[Candidate]:
+        """Rewrite every eligible (Add, norm) pair; record the refused ones that had an Add before them.
+
+        It runs on the onnx_ir engine only (``engine`` is ``ctx.engine``): its node has up to four outputs.
+        """
         records: list[Candidate] = []
-        for owner in gu.graphs_of(ctx.model):
+        for scope, owner in engine.owned_scopes():
             norms = [n for n in owner if n.op_type in _SKIP_OPS and n.domain in ("", "ai.onnx")]
             for norm in norms:
-                record = Candidate(self.kind, norm.name or "?", owner_name(owner, ctx.model), "rejected")
+                record = Candidate(self.kind, norm.name or "?", scope.name, "rejected")
                 try:
                     add = _residual_add(norm)
                 except Refusal as refusal:
@@ -83,12 +86,14 @@ class SkipNormPass:
                     continue
                 record.op = _SKIP_OPS[norm.op_type]
                 record.rule = f"skip/{norm.op_type}"
-                record.fused_node = self._rewrite(ctx, owner, add, norm)
+                record.fused_node = self._rewrite(ctx, engine, owner, add, norm)
                 record.status = "fused"
                 records.append(record)
         return records
 
-    def _rewrite(self, ctx: FusionContext, owner: ir.Graph | ir.Function, add: ir.Node, norm: ir.Node) -> str:
+    def _rewrite(
+        self, ctx: FusionContext, engine: IrEngine, owner: ir.Graph | ir.Function, add: ir.Node, norm: ir.Node
+    ) -> str:
         total = add.outputs[0]
         eps = norm.attributes.get("epsilon")
         extra = list(norm.inputs[2:3]) if norm.op_type == "LayerNormalization" else []
@@ -111,13 +116,13 @@ class SkipNormPass:
             name=name,
         )
         owner.insert_after(norm, [skip])
-        ctx.annotations.derive(out, norm.outputs[0])
+        engine.annotations.derive(out, norm.outputs[0])
         norm.outputs[0].replace_all_uses_with(out, replace_graph_outputs=True)
         if new_sum is not None:
-            ctx.annotations.derive(new_sum, total)
+            engine.annotations.derive(new_sum, total)
             total.replace_all_uses_with(new_sum, replace_graph_outputs=True)
         remove_dead(owner, [add, norm])
-        ctx.model.opset_imports.setdefault("com.microsoft", 1)
+        engine.model.opset_imports.setdefault("com.microsoft", 1)
         if isinstance(owner, ir.Function):
             owner.opset_imports.setdefault("com.microsoft", 1)
         return name

@@ -2,12 +2,11 @@
 
 Building an onnx_ir model costs ~30 µs a node, and writing it back ~12 µs: for a 30,000-node graph
 that is most of a second each way, whereas protobuf parses and serializes it in ~30 ms. This module
-lets the norm passes run on the ``ModelProto`` itself. It presents the same read surface as onnx_ir
-(``Node.op_type/inputs/outputs/attributes``, ``Value.producer()/uses()/consumers()/const_value/dtype/
-shape`` ...), with node and value objects made once per node and per name as the matcher reaches them,
-so ``normopt.fusion`` runs unchanged on it. Types, shapes, attributes and constant tensors are read
-through onnx_ir's own deserializers, value by value, so the matcher sees exactly what it would see
-on an onnx_ir model.
+lets the norm passes run on the ``ModelProto`` itself. ``ProtoGraph`` is a ``normopt.fusion.views.Engine``
+(one scope, which is its own ``Editor``), ``ProtoNode`` and ``ProtoValue`` the ``NodeView`` and
+``ValueView`` of the passes, with node and value objects made once per node and per name as the matcher
+reaches them. Types, shapes, attributes and constant tensors are read through onnx_ir's own
+deserializers, value by value, so the matcher sees exactly what it would see on an onnx_ir model.
 
 Edits are recorded (nodes marked removed, new nodes attached after a node) and written back into the
 ``ModelProto`` once by ``finish``: nodes in order, initializers nobody reads dropped, the ``value_info``
@@ -20,13 +19,13 @@ from __future__ import annotations
 
 import math
 import os
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
-from typing import Any
 
 import onnx
 import onnx_ir as ir
 
+from normopt.fusion.views import NewNode, NewValue, NodeView, Scope, ValueView
 from normopt.modelio.inference import infer_proto, merge, read_info
 
 _SUBGRAPH_TYPES = (onnx.AttributeProto.GRAPH, onnx.AttributeProto.GRAPHS)
@@ -57,7 +56,7 @@ class ProtoValue:
         self._graph = graph
         self.name = name
         self._info: object = self  # sentinel: not looked up yet
-        self._const: Any = self  # sentinel: not read yet
+        self._const: object = self  # sentinel: not read yet
 
     def __repr__(self) -> str:
         return f"ProtoValue({self.name!r})"
@@ -87,17 +86,13 @@ class ProtoValue:
         return self.name in self._graph._initializers
 
     @property
-    def const_value(self) -> Any:
+    def const_value(self) -> ir.TensorProtocol | None:
         """The initializer as an onnx_ir tensor (external data stays on disk), else None."""
-        if self._const is self:
+        found = self._const
+        if found is self:
             proto = self._graph._initializers.get(self.name)
-            self._const = None if proto is None else _tensor(proto, self._graph.base_dir)
-        return self._const
-
-    def initializer_dims(self) -> tuple[int, ...] | None:
-        """The dims of the initializer holding this value (no tensor object built), else None."""
-        proto = self._graph._initializers.get(self.name)
-        return None if proto is None else tuple(proto.dims)
+            found = self._const = None if proto is None else _tensor(proto, self._graph.base_dir)
+        return found  # type: ignore[return-value]  # the sentinel is replaced above
 
     def _annotation(self) -> tuple[ir.TypeProtocol | None, ir.Shape | None]:
         """Declared type and shape, with unknown parts filled by the graph's side inference (if run)."""
@@ -133,12 +128,6 @@ class ProtoValue:
     def type(self) -> ir.TypeProtocol | None:
         """Type (None when unknown)."""
         return self._annotation()[0]
-
-    def _add_usage(self, node: object, index: int) -> None:
-        """Called by ``ir.Node`` built as a description of a node to add; ``ProtoGraph.splice`` links it."""
-
-    def _remove_usage(self, node: object, index: int) -> None:
-        """See ``_add_usage``."""
 
 
 class ProtoNode:
@@ -237,17 +226,15 @@ class ProtoGraph:
                     else:
                         readers.append((node, index))
 
-    # -- the onnx_ir Model / Graph surface the passes use -------------------------------------------
+    # -- views.Engine and views.GraphView --------------------------------------------------------------
 
-    @property
-    def graph(self) -> ProtoGraph:
-        """Itself: a flat model has one graph."""
-        return self
+    def scopes(self) -> list[Scope]:
+        """One scope, the main graph, edited by this object itself."""
+        return [Scope(self, self, "main", self.opset_imports.get("", 1), self)]
 
-    @property
-    def functions(self) -> dict[str, Any]:
-        """No functions: only flat models qualify."""
-        return {}
+    def count_nodes(self) -> int:
+        """Live nodes (a flat graph has no other scope)."""
+        return self._live
 
     @property
     def name(self) -> str:
@@ -273,10 +260,11 @@ class ProtoGraph:
     def __len__(self) -> int:
         return self._live
 
-    def infer_shapes(self) -> None:
+    def infer_shapes(self) -> Callable[[], None]:
         """Run ONNX's C++ shape inference on the side: the matcher sees it, the output never gets it.
 
         Inline initializers over 1 KB are given to inference as typed inputs, so no weight is copied.
+        Nothing inferred is ever written, so the returned undo has nothing to do.
         """
         skeleton = onnx.ModelProto()
         graph = self.model.graph
@@ -298,6 +286,7 @@ class ProtoGraph:
         self._inferred = {} if inferred is None else {v.name: v for v in inferred.graph.value_info}
         for value in self._values.values():
             value._info = value  # read again with the inferred types
+        return _nothing
 
     def external_files(self) -> set[Path]:
         """Absolute paths of the data files external initializers point to."""
@@ -318,25 +307,17 @@ class ProtoGraph:
 
     # -- edits --------------------------------------------------------------------------------------
 
-    def splice(self, old: Any, new_nodes: list[ir.Node], pattern: Sequence[Any]) -> int:
-        """Insert ``new_nodes`` (the last writes ``old``'s name) after ``old``'s producer; drop dead pattern nodes.
+    def replace(self, y: ValueView, nodes: Sequence[NewNode], pattern: Sequence[NodeView]) -> int:
+        """See ``views.Editor.replace``: the new nodes go right after ``y``'s producer, typed by value_info.
 
-        ``old`` and ``pattern`` are this graph's ``ProtoValue`` / ``ProtoNode`` objects, typed ``Any``
-        because the matcher that found them is written (and type-checked) against onnx_ir.
-
-        Args:
-            old: The value the last new node now produces under the same name.
-            new_nodes: onnx_ir nodes describing what to add (serialized here, never linked).
-            pattern: The matched nodes in topological order (producers first).
-
-        Returns:
-            How many pattern nodes stay because something outside the pattern reads them.
-
+        The last new node's output takes ``y``'s name, so ``y``'s declared value_info (if any) now
+        describes it; new values get no value_info.
         """
+        old = self.value(y.name or "")
         anchor = old.producer()
         if anchor is None:
             raise ValueError(f"{old.name} has no producer to replace")
-        added = [ProtoNode(self, _node_proto(node)) for node in new_nodes]
+        added = [ProtoNode(self, _node_proto(node, old.name if node is nodes[-1] else None)) for node in nodes]
         self._after.setdefault(id(anchor), []).extend(added)
         self._remove(anchor)  # its one output now comes from the new node: no reader is left for it
         for node in added:
@@ -344,7 +325,7 @@ class ProtoGraph:
         self._live += len(added)
         kept = 0
         graph_outputs, uses = self._output_names, self._uses
-        for node in reversed(list(dict.fromkeys(pattern))):
+        for node in reversed(list(dict.fromkeys(_own(n) for n in pattern))):
             if node.removed:
                 continue
             for value in node.outputs:
@@ -355,6 +336,9 @@ class ProtoGraph:
             else:
                 self._remove(node)
         return kept
+
+    def flush(self) -> None:
+        """Nothing to do: ``finish`` drops the initializers nobody reads, once, when the model is written."""
 
     def finish(self) -> onnx.ModelProto:
         """Write the edits into the ``ModelProto`` and return it."""
@@ -446,16 +430,29 @@ def _tensor(proto: onnx.TensorProto, base_dir: str) -> ir.TensorProtocol:
     return tensor
 
 
-def _node_proto(node: ir.Node) -> onnx.NodeProto:
-    """A NodeProto for a new node (names only for its values: its types live in the graph's value_info)."""
+def _nothing() -> None:
+    """The undo of a side inference that wrote nothing."""
+
+
+def _own(node: NodeView) -> ProtoNode:
+    if not isinstance(node, ProtoNode):
+        raise TypeError(f"not a node of this ProtoGraph: {node!r}")
+    return node
+
+
+def _node_proto(node: NewNode, writes: str | None) -> onnx.NodeProto:
+    """A NodeProto for a new node: names only (types live in the graph's value_info); ``writes`` names output 0."""
+    names = [out.name for out in node.outputs]
+    if writes is not None:
+        names[0] = writes
     proto = onnx.NodeProto(
         op_type=node.op_type,
         domain=node.domain,
-        name=node.name or "",
-        input=[v.name if v is not None and v.name else "" for v in node.inputs],
-        output=[v.name or "" for v in node.outputs],
+        name=node.name,
+        input=["" if v is None else v.name or "" if not isinstance(v, NewValue) else v.name for v in node.inputs],
+        output=names,
     )
-    proto.attribute.extend(_attribute_proto(a) for a in node.attributes.values())
+    proto.attribute.extend(_attribute_proto(a) for a in node.attributes)
     return proto
 
 

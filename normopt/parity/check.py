@@ -21,7 +21,7 @@ import onnx_ir as ir
 
 from normopt import modelio, options, ortsession
 from normopt.errors import ProviderUnavailable, UsageError
-from normopt.fusion.graph_utils import graphs_of
+from normopt.fusion.ir_engine import graphs_of
 from normopt.parity import inputs as inp
 from normopt.parity import roles
 from normopt.parity.compare import RULE, TensorStats, compare, default_tolerance, merge
