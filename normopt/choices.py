@@ -14,6 +14,7 @@ Exporter = Literal["legacy", "dynamo"]
 DType = Literal["fp32", "fp16", "bf16"]
 Task = Literal["hidden-states", "causal-lm", "masked-lm", "sequence-classification"]
 Scenario = Literal["prefill", "decode", "both"]
+Part = Literal["encoder", "decoder"]
 
 TARGETS: tuple[Target, ...] = get_args(Target)
 EXTERNAL_LAYOUTS: tuple[ExternalLayout, ...] = get_args(ExternalLayout)
@@ -21,3 +22,4 @@ EXPORTERS: tuple[Exporter, ...] = get_args(Exporter)
 DTYPES: tuple[DType, ...] = get_args(DType)
 TASKS: tuple[Task, ...] = get_args(Task)
 SCENARIOS: tuple[Scenario, ...] = get_args(Scenario)
+PARTS: tuple[Part, ...] = get_args(Part)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import sys
+from typing import Annotated
 
 import click
 import typer
@@ -21,6 +22,32 @@ app = typer.Typer(
     add_completion=False,
     pretty_exceptions_enable=False,
 )
+
+
+def _version(value: bool) -> None:
+    if value:
+        from importlib.metadata import PackageNotFoundError, version
+
+        from normopt import __version__
+
+        try:
+            installed = version("normopt")
+        except PackageNotFoundError:
+            installed = __version__
+        typer.echo(f"normopt {installed}")
+        raise typer.Exit()
+
+
+@app.callback()
+def _options(
+    show_version: Annotated[
+        bool,
+        typer.Option("--version", callback=_version, is_eager=True, help="Print normopt's version and exit."),
+    ] = False,
+) -> None:
+    """Export transformer models to ONNX, fuse every LayerNorm/RMSNorm, verify parity, benchmark on ONNX Runtime."""
+
+
 app.command()(export)
 app.command()(fuse)
 app.command()(inspect)

@@ -7,7 +7,7 @@ from typing import Annotated
 
 import typer
 
-from normopt.choices import DType, Exporter, Task
+from normopt.choices import DType, Exporter, Part, Task
 from normopt.cli.common import DebugOption, Format, FormatOption, emit_json, handle_errors, info
 
 
@@ -29,7 +29,14 @@ def export(
     ] = None,
     task: Annotated[
         Task | None,
-        typer.Option(help="Hugging Face output: base model hidden states (default) or a head's logits."),
+        typer.Option(
+            help="Hugging Face output: hidden states or a head's logits (default: the checkpoint's own "
+            "architecture, e.g. ...ForCausalLM → causal-lm; hidden states when it names none)."
+        ),
+    ] = None,
+    part: Annotated[
+        Part | None,
+        typer.Option(help="Encoder-decoders: the encoder (default) or the decoder (takes encoder_hidden_states)."),
     ] = None,
     with_past: Annotated[
         bool,
@@ -76,6 +83,7 @@ def export(
             dynamic=dynamic,
             external_data=external_data,
             task=task,
+            part=part,
             with_past=with_past,
         )
     data = outcome.to_dict()
@@ -86,7 +94,8 @@ def export(
     )
     info(
         f"wrote {outcome.output}: opset {outcome.opset}, {outcome.nodes} nodes, inputs {inputs}, outputs "
-        f"{', '.join(outcome.outputs)}; norm modules {outcome.norm_modules}, "
+        f"{', '.join(outcome.outputs)}; norm calls {outcome.norm_calls}"
+        f"{'' if outcome.norm_calls == outcome.norm_modules else f' ({outcome.norm_modules} modules)'}, "
         f"norm candidates {outcome.norm_candidates}; "
         f"checker {outcome.checker}; {outcome.seconds:.1f} s"
     )

@@ -11,6 +11,7 @@ import contextlib
 import io
 import logging
 import os
+import re
 import tempfile
 import time
 import warnings
@@ -19,7 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from normopt import modelio
-from normopt.choices import DTYPES, EXPORTERS, DType, Exporter
+from normopt.choices import DTYPES, EXPORTERS, DType, Exporter, Part
 from normopt.errors import UsageError
 
 logger = logging.getLogger(__name__)
@@ -43,6 +44,7 @@ class ExportOutcome:
     nodes: int
     norm_modules: int
     norm_candidates: int
+    norm_calls: int
     checker: str
     seconds: float
     data_files: list[Path] = field(default_factory=list)
@@ -60,6 +62,7 @@ class ExportOutcome:
             "outputs": self.outputs,
             "nodes": self.nodes,
             "norm_modules": self.norm_modules,
+            "norm_calls": self.norm_calls,
             "norm_candidates": self.norm_candidates,
             "checker": self.checker,
             "seconds": round(self.seconds, 3),
@@ -106,19 +109,25 @@ def check_export_options(exporter: str, dtype: str, opset: int | None, batch: in
 
 @contextlib.contextmanager
 def _torch_logs_to(stream: io.StringIO) -> Any:
-    """Route torch's ``torch.onnx`` log records (``W... torchvision is not installed``) into ``stream``.
+    """Route torch's log records (``W... torchvision is not installed``, symbolic-shape warnings) into ``stream``.
 
     torch's logging handlers hold the real stderr, so redirecting ``sys.stderr`` does not reach them.
     """
-    torch_logger = logging.getLogger("torch.onnx")
     handler = logging.StreamHandler(stream)
-    saved = torch_logger.propagate, torch_logger.handlers[:]
-    torch_logger.handlers = [handler]
-    torch_logger.propagate = False
+    names = {"torch", "torch.onnx"}
+    for name, found in list(logging.root.manager.loggerDict.items()):  # torch._logging's own handlers
+        if name.startswith("torch") and isinstance(found, logging.Logger) and found.handlers:
+            names.add(name)
+    loggers = [logging.getLogger(name) for name in sorted(names)]
+    saved = [(logger_.propagate, logger_.handlers[:]) for logger_ in loggers]
+    for logger_ in loggers:
+        logger_.handlers = [handler]
+        logger_.propagate = False
     try:
         yield
     finally:
-        torch_logger.propagate, torch_logger.handlers = saved[0], saved[1]
+        for logger_, (propagate, handlers) in zip(loggers, saved, strict=True):
+            logger_.propagate, logger_.handlers = propagate, handlers
 
 
 def _torch_dtype(dtype: DType) -> Any:
@@ -140,6 +149,7 @@ def export(
     external_data: bool | None = None,
     task: str | None = None,
     with_past: bool = False,
+    part: Part | None = None,
 ) -> ExportOutcome:
     """Export ``model`` (preset, Hugging Face directory or ``module:function``) to ONNX at ``output``.
 
@@ -153,12 +163,16 @@ def export(
         seq: Example sequence length.
         dynamic: Dynamic batch and sequence axes.
         external_data: Force external data on/off (default: on above 100 MiB of weights).
-        task: What a Hugging Face model returns: ``hidden-states`` (default), ``causal-lm``,
-            ``masked-lm`` or ``sequence-classification`` (logits of that head).
+        task: What a Hugging Face model returns: ``hidden-states``, ``causal-lm``, ``masked-lm`` or
+            ``sequence-classification`` (logits of that head); default from the config's
+            ``architectures`` (a ``...ForCausalLM`` checkpoint: ``causal-lm``), else ``hidden-states``.
         with_past: A decoder with a KV cache: past key/value inputs and present outputs, named and
             dimensioned as Optimum writes them (``normopt.exporting.cache``); implies ``causal-lm``.
+        part: ``encoder`` (default) or ``decoder`` of a Hugging Face encoder-decoder; the decoder takes
+            ``input_ids`` and ``encoder_hidden_states``.
 
     """
+    from normopt.exporting.presets import count_norm_calls
     from normopt.exporting.sources import resolve
     from normopt.fusion.pipeline import fuse_model
 
@@ -166,19 +180,28 @@ def export(
     start = time.perf_counter()
     output = Path(output)
     modelio.check_destination(output, None)
-    source = resolve(model, batch, seq, task, with_past)
+    source = resolve(model, batch, seq, task, with_past, part)
     if seq is not None and source.max_seq is not None and seq + source.past > source.max_seq:
         limit = source.max_seq - source.past
         cached = f" ({source.past} cached example tokens come first)" if source.past else ""
         raise UsageError(f"--seq must be between 1 and {limit} (the model's positions{cached}), got {seq}")
+    chatter = io.StringIO()
+    with (
+        contextlib.redirect_stdout(chatter),
+        contextlib.redirect_stderr(chatter),
+        warnings.catch_warnings(record=True) as caught,
+    ):
+        calls = count_norm_calls(source.module, source.inputs)  # a shared norm module counts per call
+    _log_chatter(chatter.getvalue(), caught)
     module = source.module.to(_torch_dtype(dtype))
     inputs = {k: v.to(_torch_dtype(dtype)) if v.is_floating_point() else v for k, v in source.inputs.items()}
     opset = opset or DEFAULT_OPSET[exporter]
     with tempfile.TemporaryDirectory(dir=output.parent, prefix=".normopt-export-") as tmp:
         raw = Path(tmp) / "model.onnx"
         _run_exporter(module, inputs, source, raw, exporter, opset, dynamic, dtype)
+        ran = _smoke_run(raw, inputs, exporter, dtype)
         exported = modelio.load(raw)
-        if exporter == "dynamo" and dynamic and source.varargs is not None:
+        if exporter == "dynamo" and dynamic:
             _name_dims(exported, source.dynamic)
         weight_bytes = sum(v.const_value.nbytes for v in exported.graph.initializers.values() if v.const_value)
         external = external_data if external_data is not None else weight_bytes > EXTERNAL_THRESHOLD_BYTES
@@ -210,11 +233,50 @@ def export(
         nodes=nodes,
         norm_modules=source.norms,
         norm_candidates=candidates,
+        norm_calls=calls,
         checker="passed" if checker is None else f"failed: {checker}",
         seconds=time.perf_counter() - start,
         data_files=info.data_files,
-        notes=source.notes,
+        notes=[*source.notes, *([] if ran is None else [ran])],
     )
+
+
+def _smoke_run(path: Path, inputs: dict[str, Any], exporter: Exporter, dtype: DType) -> str | None:
+    """Run the raw export once on ONNX Runtime's CPU provider with the example inputs.
+
+    An export ORT cannot run (the legacy exporter baking a shape into Cohere's rotary embedding) is
+    refused before anything is written, naming the exporter to try instead. Returns a note when the
+    run could not be tried here: bf16, or an operator the CPU provider has no kernel for in this dtype
+    (such a model may still run on CUDA).
+    """
+    from normopt import ortsession
+
+    other = "dynamo" if exporter == "legacy" else "legacy"
+    if dtype == "bf16":
+        return "not run on ONNX Runtime after export: its CPU provider has few bfloat16 kernels"
+    try:
+        session = ortsession.create(path)
+    except UsageError as error:
+        if "NOT_IMPLEMENTED" in str(error):
+            return f"not run on ONNX Runtime after export: CPU provider lacks a {dtype} kernel ({error})"
+        raise UsageError(f"the {exporter} exporter wrote a model {error}; try --exporter {other}") from error
+    import onnxruntime as ort
+
+    feeds = {name: tensor.detach().cpu().numpy() for name, tensor in inputs.items()}
+    names = {i.name for i in session.get_inputs()}
+    quiet = ort.RunOptions()
+    quiet.log_severity_level = 4  # the failure is reported in one line below, not in ORT's own log
+    try:
+        session.run(None, {k: v for k, v in feeds.items() if k in names}, quiet)
+    except Exception as error:
+        text = str(error).strip().splitlines()[0][:300] if str(error).strip() else type(error).__name__
+        if "NOT_IMPLEMENTED" in text:
+            return f"not run on ONNX Runtime after export: CPU provider lacks a {dtype} kernel ({text})"
+        raise UsageError(
+            f"the {exporter} exporter wrote a model ONNX Runtime cannot run on the example inputs ({text}); "
+            f"try --exporter {other}"
+        ) from error
+    return None
 
 
 def _run_exporter(
@@ -280,12 +342,30 @@ def _run_exporter(
             raise
         except Exception as error:
             other = "dynamo" if exporter == "legacy" else "legacy"
-            text = str(error).strip().splitlines()[0][:300] if str(error).strip() else type(error).__name__
             raise UsageError(
-                f"the {exporter} exporter failed for {dtype} ({type(error).__name__}: {text}); try --exporter {other}"
+                f"the {exporter} exporter failed for {dtype} ({_failure_cause(error)}); try --exporter {other}"
             ) from error
         finally:
             _log_chatter(chatter.getvalue(), caught)
+
+
+_ANSI = re.compile(r"\x1b\[[0-9;]*m")
+_CALL = re.compile(r'File "([^"]+)", line (\d+), in \w+\s*\n\s*(.+)')
+
+
+def _failure_cause(error: Exception) -> str:
+    """One line saying why torch could not export: the model's own line for a data-dependent branch."""
+    texts = [str(e) for e in (error, error.__cause__, error.__context__) if e is not None]
+    for text in texts:
+        plain = _ANSI.sub("", text)
+        if "data dependent" in plain.lower() or "data-dependent" in plain.lower():
+            call = _CALL.search(plain.split("The following call raised this error:")[-1])
+            if call:
+                where = f"{Path(call.group(1)).name}:{call.group(2)}: {call.group(3).strip()}"
+                return f"a branch on tensor values in the model, which torch.export cannot trace ({where})"
+            return "a branch on tensor values in the model, which torch.export cannot trace"
+    first = _ANSI.sub("", texts[0]).strip().splitlines()
+    return f"{type(error).__name__}: {first[0][:300]}" if first else type(error).__name__
 
 
 def _name_dims(model: Any, axes: dict[str, dict[int, str]]) -> None:

@@ -231,7 +231,61 @@ def build(name: str, seed: int = 0) -> tuple[nn.Module, tuple[torch.Tensor, ...]
 
 def count_norm_modules(model: nn.Module) -> int:
     """Norm modules (LayerNorm, RMSNorm and look-alike classes named *Norm) in a torch model."""
-    return sum(1 for m in model.modules() if isinstance(m, (nn.LayerNorm, RMSNorm)) or _is_named_norm(m))
+    return sum(1 for m in model.modules() if is_norm(m))
+
+
+def count_norm_calls(module: nn.Module, inputs: dict[str, torch.Tensor]) -> int:
+    """Norm calls one forward pass of ``module`` on ``inputs`` (positionally, in order) makes that reach its outputs.
+
+    A norm module shared across layers (ALBERT's) counts once per call: that is how many norms the
+    exported graph computes. A call whose result no output depends on (CLIP's post-LayerNorm when only
+    the last hidden state is returned) is not counted: the exporters drop it. Reachability is read from
+    the autograd graph, so the forward runs with gradients recorded.
+    """
+    results: list[torch.Tensor] = []
+
+    def record(_: nn.Module, __: object, output: object) -> None:
+        if isinstance(output, torch.Tensor):
+            results.append(output)
+
+    norms = [m for m in module.modules() if is_norm(m)]
+    handles = [m.register_forward_hook(record) for m in norms]
+    try:
+        with torch.enable_grad():
+            outputs = module(*inputs.values())
+    finally:
+        for handle in handles:
+            handle.remove()
+    reached = _autograd_nodes(outputs)
+    return sum(1 for r in results if r.grad_fn is None or r.grad_fn in reached)
+
+
+def _autograd_nodes(outputs: object) -> set[object]:
+    """Every autograd node the tensors in ``outputs`` (nested tuples, lists, dicts) were computed through."""
+    stack: list[object] = [outputs]
+    pending: list[object] = []
+    while stack:
+        item = stack.pop()
+        if isinstance(item, torch.Tensor):
+            if item.grad_fn is not None:
+                pending.append(item.grad_fn)
+        elif isinstance(item, (tuple, list)):
+            stack.extend(item)
+        elif isinstance(item, dict):
+            stack.extend(item.values())
+    seen: set[object] = set()
+    while pending:
+        node = pending.pop()
+        if node is None or node in seen:
+            continue
+        seen.add(node)
+        pending.extend(next_node for next_node, _ in node.next_functions)  # type: ignore[attr-defined]
+    return seen
+
+
+def is_norm(module: nn.Module) -> bool:
+    """LayerNorm, RMSNorm, or a class named ``*LayerNorm`` / ``*RMSNorm`` (transformers' own)."""
+    return isinstance(module, (nn.LayerNorm, RMSNorm)) or _is_named_norm(module)
 
 
 def _is_named_norm(module: nn.Module) -> bool:

@@ -8,10 +8,13 @@ directory without weights is initialized randomly from its config, and that is s
 
 from __future__ import annotations
 
+import contextlib
 import importlib
 import importlib.util
+import io
 import json
 import logging
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -67,7 +70,7 @@ class HiddenState(nn.Module):
         self.model = model
         self.field = field
 
-    def _hidden(self, **inputs: torch.Tensor) -> torch.Tensor:
+    def _hidden(self, **inputs: torch.Tensor | bool) -> torch.Tensor:
         out = self.model(**inputs)
         return getattr(out, self.field) if hasattr(out, self.field) else out[0]
 
@@ -91,6 +94,13 @@ class AudioHiddenState(HiddenState):
 
     def forward(self, input_features: torch.Tensor) -> torch.Tensor:
         return self._hidden(input_features=input_features)
+
+
+class DecoderHiddenState(HiddenState):
+    """The decoder of an encoder-decoder: ``input_ids`` and the encoder's ``encoder_hidden_states``."""
+
+    def forward(self, input_ids: torch.Tensor, encoder_hidden_states: torch.Tensor) -> torch.Tensor:
+        return self._hidden(input_ids=input_ids, encoder_hidden_states=encoder_hidden_states, use_cache=False)
 
 
 _WRAPPERS: dict[str, type[HiddenState]] = {
@@ -151,15 +161,30 @@ def check_spec(spec: str, task: str | None = None) -> str:
 
 
 def resolve(
-    spec: str, batch: int | None = None, seq: int | None = None, task: str | None = None, with_past: bool = False
+    spec: str,
+    batch: int | None = None,
+    seq: int | None = None,
+    task: str | None = None,
+    with_past: bool = False,
+    part: str | None = None,
 ) -> Source:
     """Resolve a preset name, a Hugging Face model directory, or ``package.module:function``.
 
-    ``task`` picks what a Hugging Face model returns (default ``hidden-states``; ``causal-lm`` with
+    ``task`` picks what a Hugging Face model returns (default: from the config's ``architectures``, a
+    ``...ForCausalLM`` checkpoint gives ``causal-lm``, else ``hidden-states``; ``causal-lm`` with
     ``with_past``); presets are causal language models and functions return what they return, so for
     them only the default is accepted. ``with_past``: a decoder with a KV cache (``cache``).
+    ``part``: ``encoder`` (the default for encoder-decoders) or ``decoder`` of an encoder-decoder.
     """
     kind = check_spec(spec, task)
+    if part not in (None, "encoder", "decoder"):
+        raise UsageError(f"unknown part {part!r}; choose encoder or decoder")
+    if part is not None and kind != "hf":
+        raise UsageError("--part applies to Hugging Face encoder-decoder directories")
+    if part is not None and (with_past or task not in (None, "hidden-states")):
+        raise UsageError(
+            "--part exports an encoder-decoder's hidden states; it does not combine with --task or --with-past"
+        )
     if with_past and kind == "function":
         raise UsageError("--with-past applies to presets and Hugging Face causal LMs, not module:function")
     if with_past and task not in (None, "causal-lm"):
@@ -167,7 +192,7 @@ def resolve(
     if kind == "preset":
         return _preset(spec, batch, seq, with_past)
     if kind == "hf":
-        return _hugging_face(Path(spec), batch, seq, task or ("causal-lm" if with_past else "hidden-states"), with_past)
+        return _hugging_face(Path(spec), batch, seq, task, with_past, part)
     return _function(spec)
 
 
@@ -245,7 +270,9 @@ def _function(spec: str) -> Source:
     )
 
 
-def _hugging_face(path: Path, batch: int | None, seq: int | None, task: str, with_past: bool = False) -> Source:
+def _hugging_face(
+    path: Path, batch: int | None, seq: int | None, task: str | None, with_past: bool = False, part: str | None = None
+) -> Source:
     config_path = path / "config.json"
     if not config_path.is_file():
         raise UsageError(f"{path} has no config.json")
@@ -255,32 +282,47 @@ def _hugging_face(path: Path, batch: int | None, seq: int | None, task: str, wit
         raise UsageError("Hugging Face models need the extra: pip install 'normopt[hf]'") from None
     model_type = json.loads(config_path.read_text()).get("model_type")
     try:
-        config = transformers.AutoConfig.from_pretrained(path, local_files_only=True)
+        with _quiet_transformers():
+            config = transformers.AutoConfig.from_pretrained(path, local_files_only=True)
     except (ValueError, KeyError, OSError) as error:
         first = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
         raise UsageError(f"{path}: unknown or unsupported architecture {model_type!r} ({first})") from error
+    task = task or ("causal-lm" if with_past else default_task(config))
+    seq2seq = bool(getattr(config, "is_encoder_decoder", False))
+    if part is not None and not seq2seq:
+        raise UsageError(f"--part applies to encoder-decoders; {config.model_type} is not one")
+    if seq2seq and task != "hidden-states":
+        raise UsageError(
+            f"{config.model_type} is an encoder-decoder: normopt exports its encoder (default) or, with "
+            f"--part decoder, its decoder, as hidden states (not --task {task})"
+        )
     has_weights = any((path / f).exists() for f in _WEIGHT_FILES)
     model_cls = _model_class(transformers, config, task)
     notes = []
     # Eager attention: torch's decomposition of scaled_dot_product_attention breaks the dynamo
     # exporter on several families (pytorch/pytorch#136543, T5 here) and both exporters spell SDPA
-    # out into MatMul/Softmax anyway.
+    # out into MatMul/Softmax anyway. Mixture-of-experts layers run each expert as a batched matmul:
+    # transformers' default grouped_mm has no ONNX export in either exporter.
     config._attn_implementation = "eager"
+    config._experts_implementation = "batched_mm"
     if task == "causal-lm" and not with_past:
         config.use_cache = False  # one output, no key/value cache objects in the traced graph
     try:
-        if has_weights:
-            model = model_cls.from_pretrained(path, local_files_only=True, attn_implementation="eager")
-        else:
-            torch.manual_seed(0)
-            model = model_cls.from_config(config) if hasattr(model_cls, "from_config") else model_cls(config)
-            notes.append(f"{path} has no weights: initialized randomly from config.json")
+        with _quiet_transformers():
+            if has_weights:
+                model = model_cls.from_pretrained(
+                    path, local_files_only=True, attn_implementation="eager", experts_implementation="batched_mm"
+                )
+            else:
+                torch.manual_seed(0)
+                model = model_cls.from_config(config) if hasattr(model_cls, "from_config") else model_cls(config)
+                notes.append(f"{path} has no weights: initialized randomly from config.json")
     except ValueError as error:  # an auto class that has no head for this architecture
         first = str(error).strip().splitlines()[0][:200]
         raise UsageError(f"{path}: {model_type!r} has no {task} head in transformers ({first})") from error
     b, s = batch or 2, seq or 16
     if with_past:
-        if _hf_inputs(config, 1, 1)[0].keys() != {"input_ids", "attention_mask"}:
+        if input_kind(config) != "input_ids":
             raise UsageError(f"--with-past applies to text decoders; {config.model_type} takes no input_ids")
         module, example = cache.hugging_face_example(model.eval(), config.vocab_size, b, s)
         return _with_past(
@@ -291,6 +333,8 @@ def _hugging_face(path: Path, batch: int | None, seq: int | None, task: str, wit
             max_seq=_positions(config),
             notes=notes,
         )
+    if part == "decoder":
+        return _decoder(model, config, path, b, s, notes)
     inputs, dynamic = _hf_inputs(config, b, s)
     if task == "hidden-states":
         model, output = _base_encoder(model, config), "last_hidden_state"
@@ -300,16 +344,80 @@ def _hugging_face(path: Path, batch: int | None, seq: int | None, task: str, wit
         axes = (
             {0: "batch"} if task == "sequence-classification" or "input_ids" not in inputs else {0: "batch", 1: "seq"}
         )
+    what = f"{task}, encoder" if seq2seq else task
     return Source(
         module=_WRAPPERS[next(iter(inputs))](model.eval(), output).eval(),
         inputs=inputs,
         dynamic=dynamic | {output: axes},
         output_names=[output],
-        description=f"Hugging Face {config.model_type} ({task}) from {path}",
+        description=f"Hugging Face {config.model_type} ({what}) from {path}",
         norms=presets.count_norm_modules(model),
         notes=notes,
         max_seq=None if "input_ids" not in inputs else _positions(config),
     )
+
+
+def _decoder(model: nn.Module, config: Any, path: Path, batch: int, seq: int, notes: list[str]) -> Source:
+    """An encoder-decoder's decoder: token ids and the encoder's hidden states in, hidden states out."""
+    decoder: nn.Module = model.get_decoder()  # type: ignore[operator]
+    generator = torch.Generator().manual_seed(0)
+    width = getattr(config, "d_model", None) or config.hidden_size
+    encoded = 2 * seq if input_kind(config) == "input_ids" else getattr(config, "max_source_positions", 2 * seq)
+    ids = torch.randint(0, min(config.vocab_size, 1000), (batch, seq), generator=generator)
+    states = torch.randn(batch, encoded, width, generator=generator)
+    return Source(
+        module=DecoderHiddenState(decoder.eval()).eval(),
+        inputs={"input_ids": ids, "encoder_hidden_states": states},
+        dynamic={
+            "input_ids": {0: "batch", 1: "seq"},
+            "encoder_hidden_states": {0: "batch", 1: "encoder_sequence_length"},
+            "last_hidden_state": {0: "batch", 1: "seq"},
+        },
+        output_names=["last_hidden_state"],
+        description=f"Hugging Face {config.model_type} (hidden-states, decoder) from {path}",
+        norms=presets.count_norm_modules(decoder),
+        notes=notes,
+        max_seq=_positions(config),
+    )
+
+
+_TASK_SUFFIXES = (
+    ("ForCausalLM", "causal-lm"),
+    ("LMHeadModel", "causal-lm"),
+    ("ForMaskedLM", "masked-lm"),
+    ("ForSequenceClassification", "sequence-classification"),
+)
+
+
+def default_task(config: Any) -> str:
+    """The task a checkpoint was saved for, from its config's ``architectures`` (``hidden-states`` if none)."""
+    if getattr(config, "is_encoder_decoder", False):
+        return "hidden-states"
+    for architecture in getattr(config, "architectures", None) or []:
+        for suffix, task in _TASK_SUFFIXES:
+            if str(architecture).endswith(suffix):
+                return task
+    return "hidden-states"
+
+
+@contextlib.contextmanager
+def _quiet_transformers() -> Iterator[None]:
+    """Transformers' load report, warnings and progress bars into the debug log, never the terminal."""
+    import transformers
+
+    verbosity = transformers.logging.get_verbosity()
+    chatter = io.StringIO()
+    transformers.logging.set_verbosity_error()
+    transformers.logging.disable_progress_bar()
+    try:
+        with contextlib.redirect_stdout(chatter), contextlib.redirect_stderr(chatter):
+            yield
+    finally:
+        transformers.logging.set_verbosity(verbosity)
+        transformers.logging.enable_progress_bar()
+        for line in chatter.getvalue().splitlines():
+            if line.strip():
+                logger.debug("transformers: %s", line)
 
 
 def _positions(config: Any) -> int | None:
@@ -328,25 +436,39 @@ def _positions(config: Any) -> int | None:
 def _model_class(transformers: Any, config: Any, task: str) -> Any:
     if task != "hidden-states":
         return getattr(transformers, _TASK_CLASSES[task])
-    if config.model_type == "t5":
-        return transformers.T5EncoderModel
     return transformers.AutoModel
 
 
 def _base_encoder(model: nn.Module, config: Any) -> nn.Module:
-    if config.model_type == "whisper":
+    """The encoder of an encoder-decoder (what its hidden states come from), else the model itself."""
+    if getattr(config, "is_encoder_decoder", False):
         encoder: nn.Module = model.get_encoder()  # type: ignore[operator]
         return encoder
     return model
 
 
+def input_kind(config: Any) -> str:
+    """What a model of ``config`` reads: ``pixel_values``, ``input_features`` or ``input_ids``.
+
+    Pixels where the config has an image size and channels, mel features where it has mel bins (speech),
+    token ids otherwise.
+    """
+    if getattr(config, "num_mel_bins", None):
+        return "input_features"
+    if getattr(config, "image_size", None) is not None and getattr(config, "num_channels", None) is not None:
+        return "pixel_values"
+    return "input_ids"
+
+
 def _hf_inputs(config: Any, batch: int, seq: int) -> tuple[dict[str, torch.Tensor], dict[str, dict[int, str]]]:
     generator = torch.Generator().manual_seed(0)
-    if config.model_type in ("vit", "deit", "beit", "dinov2"):
+    kind = input_kind(config)
+    if kind == "pixel_values":
         size = config.image_size
-        pixels = torch.randn(batch, config.num_channels, size, size, generator=generator)
+        height, width = (size, size) if isinstance(size, int) else tuple(size)[:2]
+        pixels = torch.randn(batch, config.num_channels, height, width, generator=generator)
         return {"pixel_values": pixels}, {"pixel_values": {0: "batch"}}
-    if config.model_type == "whisper":
+    if kind == "input_features":
         frames = 2 * config.max_source_positions
         features = torch.randn(batch, config.num_mel_bins, frames, generator=generator)
         return {"input_features": features}, {"input_features": {0: "batch"}}
