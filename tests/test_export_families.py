@@ -145,3 +145,31 @@ def test_task_without_that_head_is_exit_2(model_dirs: dict[str, Path], tmp_path:
     assert len(result.stderr.strip().splitlines()) == 1
     preset = cli("export", "gpt2-tiny", "-o", tmp_path / "p.onnx", "--task", "masked-lm")
     assert preset.code == 2 and "applies to Hugging Face directories" in preset.stderr
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("family", ["t5", "bart"])
+def test_part_decoder_exports_the_decoder_with_encoder_states(
+    family: str, model_dirs: dict[str, Path], tmp_path: Path
+) -> None:
+    exported = export(str(model_dirs[family]), tmp_path / "d.onnx", part="decoder")
+    assert [i["name"] for i in exported.inputs] == ["input_ids", "encoder_hidden_states"]
+    assert exported.inputs[1]["dims"] == ["batch", "encoder_sequence_length", 32]
+    assert "decoder" in exported.description
+    fused = fuse(exported.output, tmp_path / "f.onnx")
+    norm_ops = sum(1 for g in graphs_of(modelio.load(fused.output)) for n in g if n.op_type in NORM_OPS)
+    assert norm_ops == exported.norm_calls == fused.result.fused > 0
+    assert verify(exported.output, fused.output).passed
+
+
+def test_part_applies_to_encoder_decoders_only(model_dirs: dict[str, Path], tmp_path: Path) -> None:
+    result = cli("export", str(model_dirs["bert"]), "-o", tmp_path / "m.onnx", "--part", "decoder")
+    assert result.code == 2 and "bert is not one" in result.stderr
+    assert len(result.stderr.strip().splitlines()) == 1
+    preset = cli("export", "gpt2-tiny", "-o", tmp_path / "p.onnx", "--part", "encoder")
+    assert preset.code == 2 and "--part applies to Hugging Face encoder-decoder" in preset.stderr
+
+
+def test_version_flag() -> None:
+    result = cli("--version")
+    assert result.code == 0 and result.stdout.startswith("normopt ")
