@@ -15,6 +15,7 @@ import pytest
 transformers = pytest.importorskip("transformers")
 
 from normopt import export, fuse, fusing, modelio, verify  # noqa: E402
+from normopt.exporting import tiny  # noqa: E402
 from normopt.fusion.ir_engine import graphs_of  # noqa: E402
 from normopt.fusion.ops import PLAIN_NORM_OPS as NORM_OPS  # noqa: E402
 from tests.engines import assert_engines_agree  # noqa: E402
@@ -22,17 +23,7 @@ from tests.engines import assert_engines_agree  # noqa: E402
 
 @pytest.mark.slow
 def test_deep_legacy_fp16_export_fuses_every_norm_on_the_big_graph_road(tmp_path: Path) -> None:
-    config = transformers.Qwen3Config(
-        hidden_size=32,
-        num_hidden_layers=64,
-        num_attention_heads=2,
-        num_key_value_heads=2,
-        head_dim=16,
-        intermediate_size=64,
-        vocab_size=128,
-        max_position_embeddings=64,
-    )
-    config.save_pretrained(tmp_path / "qwen3")
+    tiny.write("qwen3", tmp_path / "qwen3", layers=64)  # hidden 32, 2 heads of 16, no weights
     exported = export(str(tmp_path / "qwen3"), tmp_path / "model.onnx", exporter="legacy", dtype="fp16")
     assert exported.norm_modules == 4 * 64 + 1
     proto = onnx.load(exported.output, load_external_data=False)

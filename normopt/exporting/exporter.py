@@ -15,6 +15,7 @@ import re
 import tempfile
 import time
 import warnings
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -28,6 +29,8 @@ logger = logging.getLogger(__name__)
 DEFAULT_OPSET: dict[Exporter, int] = {"legacy": 14, "dynamo": 18}
 # Weights above this total size are written as external data unless asked otherwise.
 EXTERNAL_THRESHOLD_BYTES = 100 * 1024 * 1024
+_ANSI = re.compile(r"\x1b\[[0-9;]*m")  # colour codes in torch's error texts
+_CALL = re.compile(r'File "([^"]+)", line (\d+), in \w+\s*\n\s*(.+)')  # a frame of torch.export's report
 
 
 @dataclass
@@ -71,12 +74,37 @@ class ExportOutcome:
         }
 
 
-def _log_chatter(text: str, caught: list[warnings.WarningMessage]) -> None:
-    for line in text.splitlines():
-        if line.strip():
-            logger.debug("exporter: %s", line)
-    for warning in caught:
-        logger.debug("exporter warning: %s: %s", warning.category.__name__, warning.message)
+@contextlib.contextmanager
+def _chatter_to_debug_log() -> Iterator[None]:
+    """Prints, warnings and torch log records of what runs inside: logged at debug level once it ends, not shown."""
+    chatter = io.StringIO()
+    caught: list[warnings.WarningMessage] = []
+    try:
+        with (
+            contextlib.redirect_stdout(chatter),
+            contextlib.redirect_stderr(chatter),
+            warnings.catch_warnings(record=True) as caught,
+            _torch_logs_to(chatter),
+        ):
+            warnings.simplefilter("always")
+            yield
+    finally:
+        for line in chatter.getvalue().splitlines():
+            if line.strip():
+                logger.debug("exporter: %s", line)
+        for warning in caught:
+            logger.debug("exporter warning: %s: %s", warning.category.__name__, warning.message)
+
+
+def _other(exporter: Exporter) -> Exporter:
+    """The exporter to suggest when ``exporter`` cannot do it."""
+    return "dynamo" if exporter == "legacy" else "legacy"
+
+
+def _first_line(error: BaseException) -> str:
+    """An error's first line, colour codes stripped ("" when it has no text)."""
+    lines = _ANSI.sub("", str(error)).strip().splitlines()
+    return lines[0][:300] if lines else ""
 
 
 def opset_range(exporter: Exporter) -> tuple[int, int]:
@@ -185,14 +213,8 @@ def export(
         limit = source.max_seq - source.past
         cached = f" ({source.past} cached example tokens come first)" if source.past else ""
         raise UsageError(f"--seq must be between 1 and {limit} (the model's positions{cached}), got {seq}")
-    chatter = io.StringIO()
-    with (
-        contextlib.redirect_stdout(chatter),
-        contextlib.redirect_stderr(chatter),
-        warnings.catch_warnings(record=True) as caught,
-    ):
+    with _chatter_to_debug_log():
         calls = count_norm_calls(source.module, source.inputs)  # a shared norm module counts per call
-    _log_chatter(chatter.getvalue(), caught)
     module = source.module.to(_torch_dtype(dtype))
     inputs = {k: v.to(_torch_dtype(dtype)) if v.is_floating_point() else v for k, v in source.inputs.items()}
     opset = opset or DEFAULT_OPSET[exporter]
@@ -249,32 +271,32 @@ def _smoke_run(path: Path, inputs: dict[str, Any], exporter: Exporter, dtype: DT
     run could not be tried here: bf16, or an operator the CPU provider has no kernel for in this dtype
     (such a model may still run on CUDA).
     """
+    import onnxruntime as ort
+
     from normopt import ortsession
 
-    other = "dynamo" if exporter == "legacy" else "legacy"
     if dtype == "bf16":
         return "not run on ONNX Runtime after export: its CPU provider has few bfloat16 kernels"
+    missing = f"not run on ONNX Runtime after export: CPU provider lacks a {dtype} kernel"
     try:
         session = ortsession.create(path)
     except UsageError as error:
         if "NOT_IMPLEMENTED" in str(error):
-            return f"not run on ONNX Runtime after export: CPU provider lacks a {dtype} kernel ({error})"
-        raise UsageError(f"the {exporter} exporter wrote a model {error}; try --exporter {other}") from error
-    import onnxruntime as ort
-
-    feeds = {name: tensor.detach().cpu().numpy() for name, tensor in inputs.items()}
+            return f"{missing} ({error})"
+        raise UsageError(f"the {exporter} exporter wrote a model {error}; try --exporter {_other(exporter)}") from error
     names = {i.name for i in session.get_inputs()}
+    feeds = {name: tensor.detach().cpu().numpy() for name, tensor in inputs.items() if name in names}
     quiet = ort.RunOptions()
     quiet.log_severity_level = 4  # the failure is reported in one line below, not in ORT's own log
     try:
-        session.run(None, {k: v for k, v in feeds.items() if k in names}, quiet)
+        session.run(None, feeds, quiet)
     except Exception as error:
-        text = str(error).strip().splitlines()[0][:300] if str(error).strip() else type(error).__name__
+        text = _first_line(error) or type(error).__name__
         if "NOT_IMPLEMENTED" in text:
-            return f"not run on ONNX Runtime after export: CPU provider lacks a {dtype} kernel ({text})"
+            return f"{missing} ({text})"
         raise UsageError(
             f"the {exporter} exporter wrote a model ONNX Runtime cannot run on the example inputs ({text}); "
-            f"try --exporter {other}"
+            f"try --exporter {_other(exporter)}"
         ) from error
     return None
 
@@ -293,14 +315,7 @@ def _run_exporter(
 
     args = tuple(inputs.values())
     names = list(inputs)
-    chatter = io.StringIO()  # the exporters' prints and warnings: logged at debug level, not shown
-    with (
-        contextlib.redirect_stdout(chatter),
-        contextlib.redirect_stderr(chatter),
-        warnings.catch_warnings(record=True) as caught,
-        _torch_logs_to(chatter),
-    ):
-        warnings.simplefilter("always")
+    with _chatter_to_debug_log():
         try:
             if exporter == "legacy":
                 torch.onnx.export(
@@ -341,16 +356,10 @@ def _run_exporter(
         except UsageError:
             raise
         except Exception as error:
-            other = "dynamo" if exporter == "legacy" else "legacy"
             raise UsageError(
-                f"the {exporter} exporter failed for {dtype} ({_failure_cause(error)}); try --exporter {other}"
+                f"the {exporter} exporter failed for {dtype} ({_failure_cause(error)}); "
+                f"try --exporter {_other(exporter)}"
             ) from error
-        finally:
-            _log_chatter(chatter.getvalue(), caught)
-
-
-_ANSI = re.compile(r"\x1b\[[0-9;]*m")
-_CALL = re.compile(r'File "([^"]+)", line (\d+), in \w+\s*\n\s*(.+)')
 
 
 def _failure_cause(error: Exception) -> str:
@@ -364,8 +373,8 @@ def _failure_cause(error: Exception) -> str:
                 where = f"{Path(call.group(1)).name}:{call.group(2)}: {call.group(3).strip()}"
                 return f"a branch on tensor values in the model, which torch.export cannot trace ({where})"
             return "a branch on tensor values in the model, which torch.export cannot trace"
-    first = _ANSI.sub("", texts[0]).strip().splitlines()
-    return f"{type(error).__name__}: {first[0][:300]}" if first else type(error).__name__
+    text = _first_line(error)
+    return f"{type(error).__name__}: {text}" if text else type(error).__name__
 
 
 def _name_dims(model: Any, axes: dict[str, dict[int, str]]) -> None:

@@ -22,7 +22,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from normopt.choices import TASKS
+from normopt.choices import PARTS, TASKS
 from normopt.errors import UsageError
 from normopt.exporting import cache, presets
 
@@ -177,8 +177,8 @@ def resolve(
     ``part``: ``encoder`` (the default for encoder-decoders) or ``decoder`` of an encoder-decoder.
     """
     kind = check_spec(spec, task)
-    if part not in (None, "encoder", "decoder"):
-        raise UsageError(f"unknown part {part!r}; choose encoder or decoder")
+    if part is not None and part not in PARTS:
+        raise UsageError(f"unknown part {part!r}; choose {' or '.join(PARTS)}")
     if part is not None and kind != "hf":
         raise UsageError("--part applies to Hugging Face encoder-decoder directories")
     if part is not None and (with_past or task not in (None, "hidden-states")):
@@ -405,7 +405,7 @@ def _quiet_transformers() -> Iterator[None]:
     """Transformers' load report, warnings and progress bars into the debug log, never the terminal."""
     import transformers
 
-    verbosity = transformers.logging.get_verbosity()
+    verbosity, bars = transformers.logging.get_verbosity(), transformers.logging.is_progress_bar_enabled()
     chatter = io.StringIO()
     transformers.logging.set_verbosity_error()
     transformers.logging.disable_progress_bar()
@@ -414,7 +414,8 @@ def _quiet_transformers() -> Iterator[None]:
             yield
     finally:
         transformers.logging.set_verbosity(verbosity)
-        transformers.logging.enable_progress_bar()
+        if bars:
+            transformers.logging.enable_progress_bar()
         for line in chatter.getvalue().splitlines():
             if line.strip():
                 logger.debug("transformers: %s", line)

@@ -128,6 +128,7 @@ CONFIGS: dict[str, dict[str, Any]] = {
 }
 
 FAMILIES = list(CONFIGS)
+_LAYER_KEYS = ("num_hidden_layers", "n_layer", "n_layers", "num_layers", "encoder_layers", "decoder_layers")
 
 
 def config(family: str) -> Any:
@@ -144,11 +145,15 @@ def write(family: str, folder: str | Path, layers: int | None = None, weights: b
     neighbours' (freshly initialized norms are all ones and zeros: two norms of the same tensor are then
     the same computation, and an exporter's common-subexpression pass rightly merges them).
     """
-    made = config(family)
+    from transformers import AutoConfig
+
+    settings = CONFIGS[family]
     if layers is not None:
-        for name in ("num_hidden_layers", "n_layer", "n_layers", "num_layers"):
-            if hasattr(made, name) and name in CONFIGS[family] | {"num_hidden_layers": None}:
-                setattr(made, name, layers)
+        keys = [key for key in _LAYER_KEYS if key in settings]
+        if not keys:
+            raise ValueError(f"{family} sets its depth per stage; layers= applies to families with a layer count")
+        settings = settings | dict.fromkeys(keys, layers)
+    made = AutoConfig.for_model(family, **settings)
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
     made.save_pretrained(folder)

@@ -70,7 +70,7 @@ class LayerNormPass(NormPass):
         if not centred:
             return [MatchResult.failure("the mean is subtracted from a different tensor than it was taken of", x)]
         if not followed:
-            first: MatchResult[NormMatch] = MatchResult(reason=followed.reason, value=followed.value)
+            first: MatchResult[NormMatch] = MatchResult.failed_like(followed)
         else:
             first = self._try(chain, x, centred, [])
             if first:

@@ -14,6 +14,7 @@ from typing import Generic, TypeVar
 from normopt.fusion.views import ValueView
 
 T = TypeVar("T")
+U = TypeVar("U")
 
 
 class Refusal(Exception):
@@ -50,6 +51,11 @@ class MatchResult(Generic[T]):
     def failure(cls, reason: str, value: ValueView | None = None, partial: T | None = None) -> MatchResult[T]:
         """A failed match."""
         return cls(reason=reason, value=None if value is None else value.name, partial=partial)
+
+    @classmethod
+    def failed_like(cls, other: MatchResult[U]) -> MatchResult[T]:
+        """``other``'s failure (reason and value), as the outcome of a step that matches something else."""
+        return cls(reason=other.reason, value=other.value)
 
     @classmethod
     def refused(cls, refusal: Refusal) -> MatchResult[T]:

@@ -59,8 +59,9 @@ def fuse_model(
     if problem is not None:
         raise ValueError(problem)
     engine = engine_for(model)
-    skip_engine = ir_engine(engine) if wants_skip(target, skip) else None
-    if wants_skip(target, skip) and skip_engine is None:
+    skipping = wants_skip(target, skip)
+    skip_engine = ir_engine(engine) if skipping else None
+    if skipping and skip_engine is None:
         raise ValueError("the Skip pass needs an onnx_ir model (the protobuf fast path has none)")
     undo = engine.infer_shapes() if infer_shapes else None
     try:

@@ -57,7 +57,7 @@ class RMSNormPass(NormPass):
             if square not in square_of(x, lambda v: gu.same_value(v, x)):
                 return []
             if followed.found is None:
-                return [MatchResult(reason=followed.reason, value=followed.value)]
+                return [MatchResult.failed_like(followed)]
             return [
                 MatchResult.success(self._match(followed.found, [square] if upcast is None else [square, upcast], x))
             ]

@@ -25,7 +25,7 @@ from pathlib import Path
 import onnx
 import onnx_ir as ir
 
-from normopt.fusion.views import NewNode, NewValue, NodeView, Scope, ValueView
+from normopt.fusion.views import NewNode, NodeView, Scope, ValueView
 from normopt.modelio.inference import infer_proto, merge, read_info
 
 _SUBGRAPH_TYPES = (onnx.AttributeProto.GRAPH, onnx.AttributeProto.GRAPHS)
@@ -449,7 +449,7 @@ def _node_proto(node: NewNode, writes: str | None) -> onnx.NodeProto:
         op_type=node.op_type,
         domain=node.domain,
         name=node.name,
-        input=["" if v is None else v.name or "" if not isinstance(v, NewValue) else v.name for v in node.inputs],
+        input=["" if v is None else v.name or "" for v in node.inputs],
         output=names,
     )
     proto.attribute.extend(_attribute_proto(a) for a in node.attributes)
