@@ -536,14 +536,89 @@ def skip_variants() -> None:
         if kind == "layernorm":
             expect["onnx"] = fused(plain)
         _save(g.model(), name, "residual Add + norm, sum reused as an output", expect, [semantics | {"input": total, "output": y, "feeds_sum": [a, b]}])
+    # position embeddings: [B,S,H] + [1,S,H] is what the Skip op's skip input may be (ORT's optimizer fuses it)
+    g = G("skip_broadcast_embeddings", opset=18)
+    a, pos = g.inp("a", ("batch", "seq", 16)), g.inp("pos", (1, "seq", 16))
+    total = g.op("Add", [pos, a])
+    y, semantics = Norm().build(g, total)
+    g.out(y)
+    plain = fused("LayerNormalization")
+    _save(g.model(), "skip_broadcast_embeddings", "a [1,S,H] operand (position embeddings) is the Skip op's skip input",
+          {"auto": plain, "onnx": plain, "ort": fused("LayerNormalization", skips=1) | {"ops": {"SkipLayerNormalization": 1}, "absent": ["LayerNormalization", "Add"]}},
+          [semantics | {"input": total, "output": y, "feeds_sum": [a, pos]}])
+    # broadcasting along the sequence ([B,S,H] + [B,1,H]) is outside the Skip op's contract
     g = G("neg_skip_broadcast_add", opset=18)
-    a, pos = g.inp("a", (2, 4, 16)), g.inp("pos", (1, 4, 16))
-    total = g.op("Add", [a, pos])
+    a, per_row = g.inp("a", (2, 4, 16)), g.inp("per_row", (2, 1, 16))
+    total = g.op("Add", [a, per_row])
     y, semantics = Norm().build(g, total)
     g.out(y)
     expect = fused("LayerNormalization")
-    _save(g.model(), "neg_skip_broadcast_add", "a broadcasting Add (embeddings) is not a residual",
-          {"auto": expect, "onnx": expect, "ort": expect | {"skips": 0, "skip_reason": "same shape"}}, [semantics | {"input": total, "output": y, "feeds_sum": [a, pos]}])
+    _save(g.model(), "neg_skip_broadcast_add", "a [B,1,H] operand broadcasts along the sequence: not a skip input",
+          {"auto": expect, "onnx": expect, "ort": expect | {"skips": 0, "skip_reason": "cannot prove"}}, [semantics | {"input": total, "output": y, "feeds_sum": [a, per_row]}])
+
+
+def soundness_cases() -> None:
+    """Proofs that must use only what holds for every input: unknown dims, op domains, names, cycles."""
+    # two unknown dims (no value, no name) are not equal: a=[1,4,8], b=[2,4,8] broadcast to [2,4,8]
+    g = G("neg_skip_unknown_dims", opset=18)
+    a, b = g.inp("a", (None, None, 16)), g.inp("b", (None, None, 16))
+    total = g.op("Add", [a, b])
+    y, _ = Norm().build(g, total)
+    g.outputs.append(helper.make_tensor_value_info(y, F32, [None, None, 16]))
+    expect = fused("LayerNormalization")
+    _save(g.model(), "neg_skip_unknown_dims", "Add(a[?,?,16], b[?,?,16]): unknown dims prove no equal shapes",
+          {"auto": expect, "onnx": expect, "ort": expect | {"skips": 0, "skip_reason": "unknown dims are never taken as equal"}}, [])
+    # γ computed from the residual sum: a Skip op would read its own output
+    g = G("neg_skip_scale_from_sum", opset=18)
+    a, b = g.inp("a", (2, 4, 16)), g.inp("b", (2, 4, 16))
+    total = g.op("Add", [a, b])
+    gamma = g.op("ReduceMean", [total, g.const(np.array([0, 1], np.int64))], keepdims=0)
+    n, _ = Norm(gamma=None, beta=None).build(g, total)
+    y = g.op("Mul", [n, gamma])
+    g.out(y)
+    expect = fused("LayerNormalization")
+    _save(g.model(), "neg_skip_scale_from_sum", "γ = mean of the residual sum over rows: fusing the Add would make a cycle",
+          {"auto": expect, "onnx": expect, "ort": expect | {"skips": 0, "skip_reason": "computed from the residual sum"}}, [])
+    # custom-domain ops named like standard ones are not them (model-local functions ORT can run)
+    for name, kind, op, body, claim in (
+        ("neg_ln_custom_domain_sqrt", "layernorm", "Sqrt", "Abs", "com.example.Sqrt (a local function computing |v|) where Sqrt would be"),
+        ("neg_rms_custom_domain_pow", "rmsnorm", "Pow", "Mul", "com.example.Pow (a local function computing v·e) where the square would be"),
+    ):
+        g = G(name, opset=18)
+        x = g.inp("x", (2, 4, 16))
+        axes = g.const(np.array([-1], np.int64))
+        if kind == "layernorm":
+            d = g.op("Sub", [x, g.op("ReduceMean", [x, axes])])
+            var = g.op("ReduceMean", [g.op("Pow", [d, g.const(np.array(2.0, np.float32))]), axes])
+            y = g.op("Div", [d, g.op(op, [g.op("Add", [var, g.const(np.array(1e-5, np.float32))])], domain="com.example")])
+            inputs = ["X"]
+            nodes = [helper.make_node(body, ["X"], ["Y"])]
+            candidates = 1
+        else:
+            var = g.op("ReduceMean", [g.op(op, [x, g.const(np.array(2.0, np.float32))], domain="com.example"), axes])
+            y = g.op("Mul", [x, g.op("Reciprocal", [g.op("Sqrt", [g.op("Add", [var, g.const(np.array(1e-6, np.float32))])])])])
+            inputs = ["X", "E"]
+            nodes = [helper.make_node(body, ["X", "E"], ["Y"])]
+            candidates = 0
+        g.out(y)
+        function = helper.make_function("com.example", op, inputs, ["Y"], nodes, [helper.make_opsetid("", 18)])
+        model = g.model([function])
+        model.opset_import.append(helper.make_opsetid("com.example", 1))
+        reason = "no Sqrt" if candidates else None
+        _save(model, name, claim, {t: refused(candidates, reason) for t in ("auto", "onnx", "ort")}, [])
+    # the model already holds normopt's names (fused before): new names must not collide with them
+    g = G("ln_names_taken", opset=18)
+    x = g.inp("x", (2, 4, 16))
+    ones = g.const(np.ones(16, np.float32), name="normopt/LayerNorm_0.scale")
+    g.nodes.append(helper.make_node("LayerNormalization", [x, ones], ["normopt_out"], name="normopt/LayerNorm_0", axis=-1, epsilon=1e-5))
+    g.const(np.zeros(1, np.float32), name="normopt/LayerNorm_1")  # a value (not a node) named like the next node
+    g.nodes.append(helper.make_node("Identity", ["normopt/LayerNorm_1"], ["y.unfused"]))
+    y, _ = Norm(gamma=None, beta=None).build(g, "normopt_out")
+    g.out(y)
+    g.out("y.unfused", shape=(1,))
+    both = fused("LayerNormalization") | {"ops": {"LayerNormalization": 2}}
+    _save(g.model(), "ln_names_taken", "a model already fused by normopt, names like normopt/LayerNorm_0.scale taken",
+          {"auto": both, "onnx": both, "ort": both}, [])
 
 
 def harm_cases() -> None:
@@ -671,7 +746,7 @@ def round_trips() -> None:
 
 
 GENERATORS: list[Callable[[], None]] = [
-    layernorm_variants, layernorm_lookalikes, rmsnorm_variants, rmsnorm_lookalikes, skip_variants, harm_cases, runtime_affine, round_trips,
+    layernorm_variants, layernorm_lookalikes, rmsnorm_variants, rmsnorm_lookalikes, skip_variants, soundness_cases, harm_cases, runtime_affine, round_trips,
 ]
 
 

@@ -17,6 +17,7 @@ import onnx_ir as ir
 
 from normopt.choices import Target
 from normopt.fusion.pipeline import fuse_model, option_problem
+from normopt.fusion.postcondition import Snapshot, ir_facts
 from normopt.fusion.result import FusionResult
 
 
@@ -37,8 +38,27 @@ class FuseNorms(ir.passes.InPlacePass):
         self.target: Target = target
         self.skip = skip
         self.result: FusionResult | None = None
+        self._before: Snapshot | None = None
+
+    def requires(self, model: ir.Model) -> None:
+        """Record the model's interface and the structural facts it already breaks (see ``ensures``)."""
+        self._before = Snapshot.of(ir_facts(model))
 
     def call(self, model: ir.Model) -> ir.passes.PassResult:
         """Run the passes; ``modified`` is True when at least one norm was fused."""
-        self.result = fuse_model(model, target=self.target, skip=self.skip)
+        self.result = fuse_model(model, target=self.target, skip=self.skip, check=False)
         return ir.passes.PassResult(model, modified=self.result.fused > 0)
+
+    def ensures(self, model: ir.Model) -> None:
+        """Check the postcondition (``normopt.fusion.postcondition``) against what ``requires`` recorded.
+
+        SSA in every scope, sorted graphs, every input defined, every op's domain imported at a version
+        that has it, the interface unchanged.
+
+        Raises:
+            PostconditionFailed: naming the first fact the pass broke (onnx_ir wraps it in its
+                ``PostconditionError``).
+
+        """
+        before, self._before = self._before, None
+        (before or Snapshot(interface=ir_facts(model).interface, broken=frozenset())).ensure(ir_facts(model))

@@ -65,7 +65,11 @@ def print_parity(data: dict[str, object]) -> None:
     console.print(table)
     console.print(f"rule: {data['tolerance']['rule']}")  # type: ignore[index]
     for case in data.get("cases") or []:  # type: ignore[attr-defined]
-        console.print(f"checked: {case}")
+        console.print(f"checked: {case}", markup=False)
+    for probe in data.get("skipped_probes") or []:  # type: ignore[attr-defined]
+        console.print(f"not run (the reference rejects these sizes): {probe}", markup=False)
+    for error in data.get("candidate_errors") or []:  # type: ignore[attr-defined]
+        console.print(f"FAILED: the reference runs and the candidate does not: {error}", markup=False)
     divergence = data.get("first_divergence")
     if isinstance(divergence, dict):
         if divergence.get("node"):

@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 from normopt.choices import Target
 from normopt.fusion.emit import choose_op, rewrite
 from normopt.fusion.norm_match import NormMatch, Refusal
+from normopt.fusion.ops import is_op
 from normopt.fusion.outcome import MatchResult
 from normopt.fusion.result import Candidate
 from normopt.fusion.views import Engine, NodeView, Scope
@@ -18,17 +19,10 @@ class FusionContext:
 
     engine: Engine
     target: Target
-    names: set[str] = field(default_factory=set)
 
     def fresh_name(self, stem: str) -> str:
-        """A node name not used before in this run (``normopt/LayerNorm_0`` ...)."""
-        index = len(self.names)
-        name = f"normopt/{stem}_{index}"
-        while name in self.names:
-            index += 1
-            name = f"normopt/{stem}_{index}"
-        self.names.add(name)
-        return name
+        """A node name no node or value of the model has (``normopt/LayerNorm_0`` ...), with its derived names."""
+        return self.engine.names.fresh(stem)
 
 
 class NormPass:
@@ -45,7 +39,7 @@ class NormPass:
         """Match and rewrite every candidate in every graph, subgraph and function of the model."""
         records: list[Candidate] = []
         for scope in ctx.engine.scopes():
-            anchors = [n for n in scope.graph if n.op_type in self.anchor_ops and n.domain in ("", "ai.onnx")]
+            anchors = [n for n in scope.graph if is_op(n, *self.anchor_ops)]
             for anchor in anchors:
                 if anchor.graph is None:
                     continue

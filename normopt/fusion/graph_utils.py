@@ -12,6 +12,7 @@ from dataclasses import dataclass
 import numpy as np
 import onnx_ir as ir
 
+from normopt.fusion.ops import is_op
 from normopt.fusion.outcome import MatchResult
 from normopt.fusion.views import NodeView, ValueView
 
@@ -26,7 +27,7 @@ def producer(value: ValueView | None, op_type: str) -> NodeView | None:
     if value is None:
         return None
     node = value.producer()
-    if node is None or node.op_type != op_type or node.domain not in ("", "ai.onnx"):
+    if not is_op(node, op_type):
         return None
     return node
 
@@ -61,7 +62,7 @@ def const_tensor(value: ValueView) -> ir.TensorProtocol | None:
     if value.const_value is not None:
         return value.const_value
     node = value.producer()
-    if node is None or node.op_type != "Constant" or node.domain not in ("", "ai.onnx"):
+    if node is None or not is_op(node, "Constant"):
         return None
     if len(node.outputs) != 1 or len(node.attributes) != 1:
         return None
@@ -88,11 +89,11 @@ def small_constant(value: ValueView | None) -> np.ndarray | None:
         return None
     if value.const_value is None:
         node = value.producer()
-        if node is None or node.domain not in ("", "ai.onnx"):
+        if node is None:
             return None
-        if node.op_type == "Cast":
+        if is_op(node, "Cast"):
             return _cast_constant(node)
-        if node.op_type != "Constant":
+        if not is_op(node, "Constant"):
             return None
     elif value.const_value.size > _SMALL_CONSTANT_ELEMENTS:
         return None
@@ -144,11 +145,11 @@ def is_constant(value: ValueView | None) -> bool:
     if value.const_value is not None and not value.is_graph_input():
         return True
     node = value.producer()
-    if node is None or node.domain not in ("", "ai.onnx"):
+    if node is None:
         return False
-    if node.op_type == "Constant":
+    if is_op(node, "Constant"):
         return True
-    return node.op_type == "Cast" and is_constant(node.inputs[0])
+    return is_op(node, "Cast") and is_constant(node.inputs[0])
 
 
 def constant_shape(value: ValueView) -> tuple[int, ...] | None:
@@ -158,9 +159,9 @@ def constant_shape(value: ValueView) -> tuple[int, ...] | None:
     node = value.producer()
     if node is None:
         return None
-    if node.op_type == "Cast":
+    if is_op(node, "Cast"):
         return constant_shape(node.inputs[0]) if node.inputs[0] is not None else None
-    if node.op_type == "Constant":
+    if is_op(node, "Constant"):
         tensor = const_tensor(value)
         return None if tensor is None else tuple(tensor.shape.numpy())
     return None
@@ -177,18 +178,36 @@ def dtype_of(value: ValueView | None, depth: int = 8) -> ir.DataType | None:
     node = value.producer()
     if node is None or depth == 0:
         return None
-    if node.op_type == "Cast":
+    if is_op(node, "Cast"):
         to = node.attributes.get("to")
         return ir.DataType(to.as_int()) if to is not None else None
-    if node.op_type == "Constant":
+    if is_op(node, "Constant"):
         tensor = small_constant(value)
         return None if tensor is None else ir.DataType.from_numpy(tensor.dtype)
-    if node.op_type in {"Add", "Sub", "Mul", "Div", "Pow", "Sqrt", "Reciprocal", "ReduceMean", "Neg"}:
+    if is_op(node, "Add", "Sub", "Mul", "Div", "Pow", "Sqrt", "Reciprocal", "ReduceMean", "Neg"):
         for operand in node.inputs[:1]:
             found = dtype_of(operand, depth - 1)
             if found is not None:
                 return found
     return None
+
+
+def same_dim(a: int | ir.SymbolicDim, b: int | ir.SymbolicDim) -> bool:
+    """True only when two dims are equal for every input the model accepts.
+
+    Both known and equal, or both carrying the same name (``dim_param``). Two unknown dims (no value,
+    no name) are not equal: onnx_ir compares them as equal, which proves nothing.
+    """
+    if isinstance(a, int) or isinstance(b, int):
+        return isinstance(a, int) and isinstance(b, int) and a == b
+    return a.value is not None and a.value == b.value
+
+
+def same_shape(a: ir.Shape | None, b: ir.Shape | None) -> bool:
+    """True when two shapes are provably equal: the same rank and ``same_dim`` at every position."""
+    if a is None or b is None or len(a) != len(b):
+        return False
+    return all(same_dim(a[i], b[i]) for i in range(len(a)))
 
 
 def rank_of(value: ValueView) -> int | None:

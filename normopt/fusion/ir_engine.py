@@ -11,6 +11,8 @@ from collections.abc import Callable, Iterator, Sequence
 
 import onnx_ir as ir
 
+from normopt.fusion.names import Names
+from normopt.fusion.postcondition import ModelFacts, ir_facts
 from normopt.fusion.views import Engine, NewNode, NewValue, NodeView, Scope, ValueView
 from normopt.modelio.inference import Annotations, infer_model
 
@@ -33,6 +35,21 @@ def graphs_of(model: ir.Model) -> Iterator[ir.Graph | ir.Function]:
                     stack.extend(attr.as_graphs())
 
 
+def model_names(model: ir.Model) -> Iterator[str]:
+    """Every name in ``model``: nodes and values of every scope, graph inputs/outputs, initializers, functions."""
+    for owner in graphs_of(model):
+        if isinstance(owner, ir.Function):
+            yield owner.name
+        yield from (v.name for v in owner.inputs if v.name)
+        yield from (v.name for v in owner.outputs if v.name)
+        if isinstance(owner, ir.Graph):
+            yield from owner.initializers.keys()
+        for node in owner:
+            if node.name:
+                yield node.name
+            yield from (v.name for v in node.outputs if v.name)
+
+
 def _scope_name(owner: ir.Graph | ir.Function, model: ir.Model) -> str:
     if owner is model.graph:
         return "main"
@@ -47,6 +64,18 @@ class IrEngine:
     def __init__(self, model: ir.Model) -> None:
         self.model = model
         self.annotations = Annotations()
+        self._names: Names | None = None
+
+    def facts(self) -> ModelFacts:
+        """The model as the postcondition reads it."""
+        return ir_facts(self.model)
+
+    @property
+    def names(self) -> Names:
+        """Every name in the model (see ``names.Names``), gathered on first use."""
+        if self._names is None:
+            self._names = Names(model_names(self.model))
+        return self._names
 
     @property
     def opset_imports(self) -> dict[str, int]:
@@ -66,7 +95,9 @@ class IrEngine:
                 opset, home = owner.opset_imports.get("", default), owner.graph
             else:
                 opset, home = default, owner
-            scope = Scope(owner, IrEditor(owner, self.annotations), _scope_name(owner, self.model), opset, home)
+            scope = Scope(
+                owner, IrEditor(owner, self.annotations, self.names), _scope_name(owner, self.model), opset, home
+            )
             found.append((scope, owner))
         return found
 
@@ -110,9 +141,10 @@ def _new_value(new: NewValue) -> ir.Value:
 class IrEditor:
     """Rewrites one onnx_ir graph or function; initializers freed by a pass are dropped in ``flush``."""
 
-    def __init__(self, owner: ir.Graph | ir.Function, annotations: Annotations) -> None:
+    def __init__(self, owner: ir.Graph | ir.Function, annotations: Annotations, names: Names) -> None:
         self.owner = owner
         self.annotations = annotations
+        self.names = names
         self._orphans: list[ir.Value] = []
 
     def replace(self, y: ValueView, nodes: Sequence[NewNode], pattern: Sequence[NodeView]) -> int:
@@ -137,7 +169,7 @@ class IrEditor:
                 )
             )
         replacement = built[-1].outputs[0]
-        old.name = f"{old.name}.unfused"
+        old.name = self.names.unique(f"{old.name}.unfused")
         anchor = old.producer()
         if anchor is None:
             raise ValueError(f"{replacement.name} has no producer to replace")

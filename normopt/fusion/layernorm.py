@@ -19,6 +19,7 @@ from normopt.fusion import graph_utils as gu
 from normopt.fusion import means
 from normopt.fusion.base import NormPass
 from normopt.fusion.norm_match import NormMatch, finish, match_tail
+from normopt.fusion.ops import is_op
 from normopt.fusion.outcome import MatchResult, Refusal
 from normopt.fusion.views import NodeView, ValueView
 
@@ -33,13 +34,13 @@ def square_of(value: ValueView, is_base: Callable[[ValueView], bool]) -> list[No
     squares: list[NodeView] = []
     wrong_exponent: float | None = None
     for user in value.consumers():
-        if user.op_type == "Pow" and user.inputs[0] is value:
+        if is_op(user, "Pow") and user.inputs[0] is value:
             exponent = gu.scalar_constant(user.inputs[1], max(gu.rank_of(value) or 1, 1))
             if exponent == 2.0:
                 squares.append(user)
             elif exponent is not None:
                 wrong_exponent = exponent
-        elif user.op_type == "Mul" and len(user.inputs) == 2:
+        elif is_op(user, "Mul") and len(user.inputs) == 2:
             a, b = user.inputs
             if a is None or b is None:
                 continue
@@ -145,7 +146,7 @@ class _Twin:
 def _subtractions(chain: means.MeanChain) -> list[NodeView]:
     """``Sub(·, μ)`` nodes reading the mean this chain ends in."""
     mean = chain.value
-    return [u for u in mean.consumers() if u.op_type == "Sub" and u.domain in ("", "ai.onnx") and u.inputs[1] is mean]
+    return [u for u in mean.consumers() if is_op(u, "Sub") and u.inputs[1] is mean]
 
 
 def _twins(chain: means.MeanChain, x: ValueView) -> tuple[list[_Twin], bool]:
@@ -188,20 +189,20 @@ def _twins(chain: means.MeanChain, x: ValueView) -> tuple[list[_Twin], bool]:
 
 def _numerator_minuend(scaling: NodeView, is_centred: Callable[[ValueView], bool]) -> ValueView | None:
     """The ``x`` of the ``x − μ`` (possibly Cast) that ``scaling`` (the Div or Mul of the tail) reads."""
-    operands = [scaling.inputs[0]] if scaling.op_type == "Div" else list(scaling.inputs)
+    operands = [scaling.inputs[0]] if is_op(scaling, "Div") else list(scaling.inputs)
     for operand in operands:
         if operand is None or not is_centred(operand):
             continue
         node = operand.producer()
-        if node is not None and node.op_type == "Cast" and node.inputs[0] is not None:
+        if node is not None and is_op(node, "Cast") and node.inputs[0] is not None:
             node = node.inputs[0].producer()
-        if node is not None and node.op_type == "Sub":
+        if node is not None and is_op(node, "Sub"):
             return node.inputs[0]
     return None
 
 
 def _is_reduction(node: NodeView) -> bool:
-    return node.op_type in means.REDUCTIONS and node.domain in ("", "ai.onnx") and node.inputs[0] is not None
+    return is_op(node, *means.REDUCTIONS) and node.inputs[0] is not None
 
 
 def _canonical(axes: list[int], x: ValueView) -> list[int]:

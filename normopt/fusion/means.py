@@ -24,6 +24,7 @@ from dataclasses import dataclass, field
 import onnx_ir as ir
 
 from normopt.fusion import graph_utils as gu
+from normopt.fusion.ops import is_op
 from normopt.fusion.outcome import MatchResult
 from normopt.fusion.views import NodeView, ValueView
 
@@ -73,7 +74,7 @@ def follow(reduce: NodeView, what: str, like: ValueView | None = None) -> MatchR
     assert source is not None
     chain = MeanChain(reduce, source, reduce.outputs[0], nodes=[reduce])
     rank = gu.rank_of(source)
-    summed = reduce.op_type == "ReduceSum"
+    summed = is_op(reduce, "ReduceSum")
     reduction = gu.reduce_axes(reduce, rank)
     if reduction.found is None:
         return _unusable(reduction.reason, source, None if summed else chain)
@@ -87,7 +88,7 @@ def follow(reduce: NodeView, what: str, like: ValueView | None = None) -> MatchR
     user: NodeView | None = None
     while True:
         user = next_user(chain.value)
-        if user is None or user.domain not in ("", "ai.onnx"):
+        if user is None:
             break
         step: list[NodeView] | None = None
         if is_float_cast(user):  # the mean in another precision (fp16 models computing in float32)
@@ -98,7 +99,7 @@ def follow(reduce: NodeView, what: str, like: ValueView | None = None) -> MatchR
         elif not restored and rank is not None:
             step = _restore(user, chain.value, (source, like), rank, count)
             restored = step is not None
-        elif restored and not expanded and rank is not None and user.op_type == "Expand":
+        elif restored and not expanded and rank is not None and is_op(user, "Expand"):
             step = _identity_expand(user, chain.value, (source, like), rank, count)
             expanded = step is not None
         if step is None and not divided:
@@ -113,7 +114,7 @@ def follow(reduce: NodeView, what: str, like: ValueView | None = None) -> MatchR
         return MatchResult.failure(f"{reduce.op_type} is not divided by the number of reduced elements", source)
     if unproven:
         return _unusable(UNPROVEN_COUNT, source, chain)
-    if not restored and user is not None and user.op_type in ("Mul", "Div") and what == "variance":
+    if not restored and user is not None and is_op(user, "Mul", "Div") and what == "variance":
         return _unusable(RESCALED_VARIANCE, chain.value, chain)
     if not restored:
         return _unusable(f"{what} taken with keepdims=0 (reduced axis dropped)", chain.value, chain)
@@ -196,7 +197,7 @@ def same_data(a: ValueView | None, b: ValueView | None) -> bool:
 
 def is_float_cast(node: NodeView) -> bool:
     """True for a Cast between floating-point types."""
-    to = node.attributes.get("to") if node.op_type == "Cast" and node.domain in ("", "ai.onnx") else None
+    to = node.attributes.get("to") if is_op(node, "Cast") else None
     return to is not None and ir.DataType(to.as_int()) in gu.FLOAT_TYPES
 
 
@@ -205,10 +206,10 @@ def next_user(value: ValueView) -> NodeView | None:
     readers = value.consumers()
     if len(readers) == 1:  # the common case, without building a list
         user = readers[0]
-        return None if user.op_type == "Shape" or value.is_graph_output() else user
+        return None if is_op(user, "Shape") or value.is_graph_output() else user
     if value.is_graph_output():
         return None
-    users = [u for u in gu.consumers(value) if u.op_type != "Shape"]
+    users = [u for u in gu.consumers(value) if not is_op(u, "Shape")]
     return users[0] if len(users) == 1 else None
 
 
@@ -220,14 +221,14 @@ def traced_mean(value: ValueView | None) -> MeanChain | None:
     current = value
     for _ in range(6):
         node = current.producer() if current is not None else None
-        if node is None or node.domain not in ("", "ai.onnx"):
+        if node is None:
             return None
-        if node.op_type in REDUCTIONS and node.inputs[0] is not None:
+        if is_op(node, *REDUCTIONS) and node.inputs[0] is not None:
             chain = follow(node, "mean").reached
             return chain if chain is not None and chain.value is value else None
-        if node.op_type not in ("Reshape", "Unsqueeze", "Expand", "Div", "Mul", "Cast"):  # follow's steps
+        if not is_op(node, "Reshape", "Unsqueeze", "Expand", "Div", "Mul", "Cast"):  # follow's steps
             return None
-        current = node.inputs[0] if node.op_type != "Mul" or gu.is_constant(node.inputs[1]) else node.inputs[1]
+        current = node.inputs[0] if not is_op(node, "Mul") or gu.is_constant(node.inputs[1]) else node.inputs[1]
     return None
 
 
@@ -235,7 +236,7 @@ def _restore(user: NodeView, value: ValueView, sources: _Sources, rank: int, cou
     """Nodes of a Reshape/Unsqueeze that only puts the ``count`` reduced trailing axes back as 1s."""
     if user.inputs[0] is not value or len(user.outputs) != 1:
         return None
-    if user.op_type == "Unsqueeze":
+    if is_op(user, "Unsqueeze"):
         attr = user.attributes.get("axes")
         operand = user.inputs[1] if len(user.inputs) > 1 else None
         axes = list(attr.as_ints()) if attr is not None else _constant_ints(operand)
@@ -243,7 +244,7 @@ def _restore(user: NodeView, value: ValueView, sources: _Sources, rank: int, cou
             return None
         wanted = list(range(rank - count, rank))
         return [user] if sorted(a + rank if a < 0 else a for a in axes) == wanted else None
-    if user.op_type != "Reshape" or len(user.inputs) < 2 or user.inputs[1] is None:
+    if not is_op(user, "Reshape") or len(user.inputs) < 2 or user.inputs[1] is None:
         return None
     allowzero = user.attributes.get("allowzero")
     dims, nodes = _shape_dims(user.inputs[1])
@@ -289,10 +290,10 @@ def _divide_by_count(
     ``user`` is no such division; a failure (with the step as ``partial``) when it divides by a
     constant but the reduced dims are not known, so N cannot be proved.
     """
-    if user.op_type not in ("Div", "Mul") or len(user.inputs) != 2:
+    if not is_op(user, "Div", "Mul") or len(user.inputs) != 2:
         return None
-    operands = [user.inputs[1]] if user.op_type == "Div" and user.inputs[0] is value else []
-    if user.op_type == "Mul":
+    operands = [user.inputs[1]] if is_op(user, "Div") and user.inputs[0] is value else []
+    if is_op(user, "Mul"):
         operands = [other for operand, other in gu.operand_pairs(user) if operand is value]
     constants = [c for o in operands if (c := gu.scalar_constant(o, rank)) is not None]
     if not constants:
@@ -301,7 +302,7 @@ def _divide_by_count(
     if dims is None or rank is None:
         return MatchResult.failure(UNPROVEN_COUNT, source, partial=[user])
     elements = math.prod(dims)
-    if user.op_type == "Div":
+    if is_op(user, "Div"):
         return MatchResult.success([user]) if constants[0] == elements else None
     if any(abs(factor * elements - 1.0) <= 1e-6 for factor in constants):
         return MatchResult.success([user])
@@ -345,7 +346,7 @@ def _shape_slice(value: ValueView | None, nodes: list[NodeView]) -> list[_Dim] |
     """Dims of a piece of ``Shape(t)`` (through 1-D Reshape/Squeeze/Unsqueeze hops), appending its nodes."""
     hops: list[NodeView] = []
     node = value.producer() if value is not None else None
-    while node is not None and node.op_type in _SHAPE_HOPS and node.domain in ("", "ai.onnx"):
+    while node is not None and is_op(node, *_SHAPE_HOPS):
         hops.append(node)
         inner = node.inputs[0]
         node = inner.producer() if inner is not None else None
@@ -361,9 +362,9 @@ def _shape_slice(value: ValueView | None, nodes: list[NodeView]) -> list[_Dim] |
 
 def _shape_source(node: NodeView | None) -> tuple[list[_Dim], list[NodeView]] | None:
     """Dims held by ``Shape(t, start, end)``, or a ``Gather`` / ``Slice`` of one (constant indices), with the nodes."""
-    if node is None or node.domain not in ("", "ai.onnx") or node.inputs[0] is None:
+    if node is None or node.inputs[0] is None:
         return None
-    if node.op_type == "Shape":
+    if is_op(node, "Shape"):
         tensor = node.inputs[0]
         rank = gu.rank_of(tensor)
         if rank is None:
@@ -377,7 +378,7 @@ def _shape_source(node: NodeView | None) -> tuple[list[_Dim], list[NodeView]] | 
     if inner is None:
         return None
     dims, used = inner
-    if node.op_type == "Gather" and len(node.inputs) == 2:
+    if is_op(node, "Gather") and len(node.inputs) == 2:
         axis = node.attributes.get("axis")
         index = _constant_ints(node.inputs[1])
         if (axis is not None and axis.as_int() not in (0, -1)) or index is None or len(index) != 1:
@@ -385,7 +386,7 @@ def _shape_source(node: NodeView | None) -> tuple[list[_Dim], list[NodeView]] | 
         if not -len(dims) <= index[0] < len(dims):
             return None
         return [dims[index[0]]], [*used, node]
-    if node.op_type == "Slice":
+    if is_op(node, "Slice"):
         bounds = _slice_bounds(node)
         if bounds is None:
             return None

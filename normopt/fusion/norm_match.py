@@ -24,6 +24,7 @@ import onnx_ir as ir
 from normopt.fusion import graph_utils as gu
 from normopt.fusion import means
 from normopt.fusion.means import RESCALED_VARIANCE
+from normopt.fusion.ops import is_op
 from normopt.fusion.outcome import Refusal
 from normopt.fusion.views import NodeView, ValueView
 
@@ -86,7 +87,7 @@ class _Epsilon:
 
 def _epsilon_add(variance: ValueView) -> _Epsilon:
     for user in variance.consumers():
-        if user.op_type != "Add" or user.domain not in ("", "ai.onnx"):
+        if not is_op(user, "Add"):
             continue
         for operand, other in gu.operand_pairs(user):
             if operand is variance:
@@ -96,12 +97,12 @@ def _epsilon_add(variance: ValueView) -> _Epsilon:
                     _check_epsilon_survives(eps, eps_dtype, other)
                     return _Epsilon(user, eps, eps_dtype)
     for user in variance.consumers():
-        if user.op_type == "Sqrt":
+        if is_op(user, "Sqrt"):
             after_sqrt = list(user.outputs[0].consumers())
-            after_sqrt += [a for c in after_sqrt if c.op_type == "Cast" for a in c.outputs[0].consumers()]
-            if any(after.op_type == "Add" for after in after_sqrt):
+            after_sqrt += [a for c in after_sqrt if is_op(c, "Cast") for a in c.outputs[0].consumers()]
+            if any(is_op(after, "Add") for after in after_sqrt):
                 raise Refusal("epsilon is added outside the square root: (x-mean)/(std+eps)", variance)
-    if any(user.op_type in ("Mul", "Div") for user in variance.consumers()):
+    if any(is_op(user, "Mul", "Div") for user in variance.consumers()):
         raise Refusal(RESCALED_VARIANCE, variance)
     raise Refusal("no constant epsilon Add after the variance", variance)
 
@@ -140,14 +141,14 @@ def _inverse_sqrt_steps(var_eps: ValueView) -> list[_InverseSqrt]:
     steps: list[_InverseSqrt] = []
     for user in var_eps.consumers():
         out = user.outputs[0]
-        is_pow = user.op_type == "Pow" and user.inputs[0] is var_eps
-        if user.op_type == "Sqrt" or (is_pow and _is_exponent(user.inputs[1], 0.5, var_eps)):
-            sqrt_form = "sqrt" if user.op_type == "Sqrt" else "pow-half"
+        is_pow = is_op(user, "Pow") and user.inputs[0] is var_eps
+        if is_op(user, "Sqrt") or (is_pow and _is_exponent(user.inputs[1], 0.5, var_eps)):
+            sqrt_form = "sqrt" if is_op(user, "Sqrt") else "pow-half"
             steps.append(_InverseSqrt(f"div-{sqrt_form}", out, [user], True))
             for after in out.consumers():
-                if after.op_type == "Reciprocal":
+                if is_op(after, "Reciprocal"):
                     steps.append(_InverseSqrt(f"mul-reciprocal-{sqrt_form}", after.outputs[0], [user, after], False))
-                elif after.op_type == "Div" and after.inputs[1] is out and _is_exponent(after.inputs[0], 1.0, out):
+                elif is_op(after, "Div") and after.inputs[1] is out and _is_exponent(after.inputs[0], 1.0, out):
                     steps.append(_InverseSqrt(f"mul-div-one-{sqrt_form}", after.outputs[0], [user, after], False))
         elif is_pow and _is_exponent(user.inputs[1], -0.5, var_eps):
             steps.append(_InverseSqrt("mul-pow-neg-half", out, [user], False))
@@ -196,12 +197,12 @@ def match_tail(variance: ValueView, is_numerator: Callable[[ValueView], bool]) -
             if step.divides:
                 numerator = user.inputs[0]
                 found = (
-                    user.op_type == "Div"
+                    is_op(user, "Div")
                     and user.inputs[1] is step.value
                     and numerator is not None
                     and is_numerator(numerator)
                 )
-            elif user.op_type == "Mul":
+            elif is_op(user, "Mul"):
                 found = any(operand is step.value and is_numerator(other) for operand, other in gu.operand_pairs(user))
             if found:
                 return Tail(user.outputs[0], step.form, eps.value, eps.dtype, [eps.add, *step.nodes, user])
@@ -227,23 +228,23 @@ def _affine_chain(n: ValueView, allow_bias: bool) -> _AffineChain:
     current = n
     while True:
         user = gu.only_consumer(current)
-        if user is None or user.domain not in ("", "ai.onnx"):
+        if user is None:
             break
-        if user.op_type == "Cast" and cast is None:
+        if is_op(user, "Cast") and cast is None:
             to = user.attributes.get("to")
             if to is None or ir.DataType(to.as_int()) not in gu.FLOAT_TYPES:
                 break
             cast = user
-        elif user.op_type in ("Mul", "Add") and len(user.inputs) == 2:
-            if user.op_type == "Mul" and (scale is not None or bias is not None):
+        elif is_op(user, "Mul", "Add") and len(user.inputs) == 2:
+            if is_op(user, "Mul") and (scale is not None or bias is not None):
                 break
-            if user.op_type == "Add" and (bias is not None or not allow_bias):
+            if is_op(user, "Add") and (bias is not None or not allow_bias):
                 break
             other = next((o for v, o in gu.operand_pairs(user) if v is current), None)
             if other is None or not (gu.is_constant(other) or gu.static_shape(other) is not None):
                 break
             affine = _Affine(other, after_cast=cast is not None, node=user)
-            if user.op_type == "Mul":
+            if is_op(user, "Mul"):
                 scale = affine
             else:
                 bias = affine
@@ -403,11 +404,11 @@ def constant_producers(nodes: list[NodeView]) -> list[NodeView]:
 
     def visit(value: ValueView | None) -> None:
         node = value.producer() if value is not None else None
-        if node is None or node in found or node.domain not in ("", "ai.onnx"):
+        if node is None or node in found:
             return
-        if node.op_type == "Cast" and gu.is_constant(node.inputs[0]):
+        if is_op(node, "Cast") and gu.is_constant(node.inputs[0]):
             visit(node.inputs[0])
-        elif node.op_type != "Constant":
+        elif not is_op(node, "Constant"):
             return
         found.append(node)
 

@@ -10,6 +10,7 @@ from normopt.choices import TARGETS, Target
 from normopt.fusion.base import FusionContext
 from normopt.fusion.ir_engine import engine_for, ir_engine
 from normopt.fusion.layernorm import LayerNormPass
+from normopt.fusion.postcondition import Snapshot
 from normopt.fusion.result import FusionResult
 from normopt.fusion.rmsnorm import RMSNormPass
 from normopt.fusion.skip import SkipNormPass
@@ -38,7 +39,11 @@ def option_problem(target: str, skip: bool | None) -> str | None:
 
 
 def fuse_model(
-    model: ir.Model | Engine, target: Target = "auto", skip: bool | None = None, infer_shapes: bool = True
+    model: ir.Model | Engine,
+    target: Target = "auto",
+    skip: bool | None = None,
+    infer_shapes: bool = True,
+    check: bool = True,
 ) -> FusionResult:
     """Fuse every decomposed LayerNorm and RMSNorm of ``model`` in place.
 
@@ -50,9 +55,14 @@ def fuse_model(
         infer_shapes: Run ONNX's shape inference first (default True), on the side: the matcher
             proves with what it infers, the output keeps only the model's own declarations. The same
             policy for both engines, so what is fused never depends on the graph's size.
+        check: Check the postcondition (``postcondition``) on the result (default True; ``FuseNorms``
+            checks it in its own ``requires``/``ensures``).
 
     Returns:
         Counts, per-candidate records and rejection reasons.
+
+    Raises:
+        PostconditionFailed: The rewritten model breaks a structural fact the input kept (a normopt bug).
 
     """
     problem = option_problem(target, skip)
@@ -63,6 +73,7 @@ def fuse_model(
     skip_engine = ir_engine(engine) if skipping else None
     if skipping and skip_engine is None:
         raise ValueError("the Skip pass needs an onnx_ir model (the protobuf fast path has none)")
+    before = Snapshot.of(engine.facts()) if check else None
     undo = engine.infer_shapes() if infer_shapes else None
     try:
         ctx = FusionContext(engine=engine, target=target)
@@ -72,7 +83,9 @@ def fuse_model(
         if skip_engine is not None:
             result.details.extend(SkipNormPass().run(ctx, skip_engine))
         result.nodes_after = engine.count_nodes()
-        return result
     finally:
         if undo is not None:
             undo()
+    if before is not None:
+        before.ensure(engine.facts())
+    return result

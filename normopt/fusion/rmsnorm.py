@@ -15,6 +15,7 @@ from normopt.fusion import means
 from normopt.fusion.base import NormPass
 from normopt.fusion.layernorm import square_of
 from normopt.fusion.norm_match import NormMatch, finish, match_tail
+from normopt.fusion.ops import is_op
 from normopt.fusion.outcome import MatchResult, Refusal
 from normopt.fusion.views import NodeView, ValueView
 
@@ -45,7 +46,7 @@ class RMSNormPass(NormPass):
         base = means.widened_root(summed)  # the square taken in fp16, summed in float32 (a lossless Cast only)
         upcast = summed.producer() if base is not summed else None
         square = base.producer()
-        if square is None or square.op_type not in ("Pow", "Mul") or square.domain not in ("", "ai.onnx"):
+        if square is None or not is_op(square, "Pow", "Mul"):
             return []
         x = square.inputs[0]
         if x is None or _is_centred(x):

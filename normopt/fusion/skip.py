@@ -5,9 +5,14 @@
     a, b ─► Add ─► s ─► LayerNormalization(γ, β)     ─►  SkipLayerNormalization(a, b, γ, β) ─► y
                    └──► (other readers of s)              └─ output 3 (input_skip_bias_sum) ─► s
 
-Only for ``--target ort``. The Add must join two runtime tensors of one proven shape (rank 2 or 3, as
-ORT's kernels require) — a broadcasting Add such as token + position embeddings is left alone — and
-the norm must run over the last axis only. A reused residual sum stays available as output 3.
+Only for ``--target ort``. What must be proved (else the Add is left alone, with a record naming it):
+
+- the operands' roles fit the Skip op's contract: ``input`` of rank 2 or 3 and ``skip`` of the same shape,
+  or (input of rank 3) ``skip`` of shape [1, S, H] or [S, H] with S and H those of ``input`` — the sum then
+  has ``input``'s shape, as the fused op's output does. Dims are equal only when both are known and equal
+  or carry the same name: two unknown dims prove nothing;
+- the norm runs over the last axis only, with γ (and β) of one dtype with the input;
+- γ/β do not depend on the sum (the fused node produces the sum: that would be a cycle).
 """
 
 from __future__ import annotations
@@ -17,6 +22,7 @@ import onnx_ir as ir
 from normopt.fusion import graph_utils as gu
 from normopt.fusion.base import FusionContext
 from normopt.fusion.ir_engine import IrEngine, remove_dead
+from normopt.fusion.ops import is_op
 from normopt.fusion.outcome import Refusal
 from normopt.fusion.result import Candidate
 
@@ -27,39 +33,103 @@ _SKIP_OPS = {
 _SKIP_DTYPES = frozenset({ir.DataType.FLOAT, ir.DataType.FLOAT16, ir.DataType.BFLOAT16})
 
 
-def _residual_add(norm: ir.Node) -> ir.Node:
+def _residual_add(norm: ir.Node) -> tuple[ir.Node, ir.Value, ir.Value]:
+    """The residual Add feeding ``norm`` and its operands as (input, skip), or a Refusal saying why not."""
     axis = norm.attributes.get("axis")
     x = norm.inputs[0]
     if x is None:
         raise Refusal("norm without input")
     if axis is not None and axis.as_int() != -1 and axis.as_int() != (gu.rank_of(x) or 0) - 1:
-        raise Refusal("norm over more than the last axis")
+        raise Refusal("norm over more than the last axis", x)
     dtype = gu.dtype_of(x)
     if dtype not in _SKIP_DTYPES:
-        raise Refusal("element type has no Skip kernel")
+        raise Refusal("element type has no Skip kernel", x)
     add = x.producer()
-    if add is None or add.op_type != "Add" or add.domain not in ("", "ai.onnx"):
-        raise Refusal("input is not a residual Add")
+    if add is None or not is_op(add, "Add"):
+        raise Refusal("input is not a residual Add", x)
     if add.graph is not norm.graph:
-        raise Refusal("the residual Add is in another graph scope than the norm")
+        raise Refusal("the residual Add is in another graph scope than the norm", x)
     for affine in norm.inputs[1:3]:
         if affine is not None and gu.dtype_of(affine) != dtype:
             found = gu.dtype_of(affine)
             raise Refusal(
                 f"scale/bias is {found.name if found else 'of unknown type'} and the input {dtype.name}: "
-                "Skip ops take one type for all (ORT's contrib LayerNorm mixes them)"
+                "Skip ops take one type for all (ORT's contrib LayerNorm mixes them)",
+                affine,
             )
     a, b = add.inputs[0], add.inputs[1]
+    total = add.outputs[0]
     if a is None or b is None or gu.is_constant(a) or gu.is_constant(b):
-        raise Refusal("Add has a constant operand (a bias, not a residual)")
-    if a.shape is None or b.shape is None or a.shape != b.shape:
-        raise Refusal("cannot prove both Add operands have the same shape")
-    if len(a.shape) not in (2, 3):
-        raise Refusal(f"residual of rank {len(a.shape)} (Skip ops take rank 2 or 3)")
+        raise Refusal("Add has a constant operand (a bias, not a residual)", total)
     if len(norm.inputs) > 1 and norm.inputs[1] is not None and norm.inputs[1].shape is not None:
         if len(norm.inputs[1].shape) != 1:
-            raise Refusal("scale is not one-dimensional")
-    return add
+            raise Refusal("scale is not one-dimensional", norm.inputs[1])
+    for affine in norm.inputs[1:3]:
+        if affine is not None and _depends_on(affine, total):
+            raise Refusal("the scale/bias is computed from the residual sum (the fused node would feed itself)", affine)
+    return add, *_roles(a, b, total)
+
+
+def _roles(a: ir.Value, b: ir.Value, total: ir.Value) -> tuple[ir.Value, ir.Value]:
+    """``(input, skip)`` as the Skip op's contract allows them, or a Refusal naming the sum."""
+    if gu.same_shape(a.shape, b.shape):
+        assert a.shape is not None
+        if len(a.shape) not in (2, 3):
+            raise Refusal(f"residual of rank {len(a.shape)} (Skip ops take rank 2 or 3)", total)
+        return a, b
+    for data, skip in ((a, b), (b, a)):
+        if _broadcast_skip(data.shape, skip.shape):
+            return data, skip
+    raise Refusal(
+        "cannot prove the Add operands have one shape, or that one is a skip of shape [1,S,H] or [S,H] "
+        "for the other's [B,S,H] (unknown dims are never taken as equal)",
+        total,
+    )
+
+
+def _broadcast_skip(data: ir.Shape | None, skip: ir.Shape | None) -> bool:
+    """True when ``skip`` provably broadcasts into a rank-3 ``data`` as [1, S, H] or [S, H]."""
+    if data is None or skip is None or len(data) != 3:
+        return False
+    if len(skip) == 3 and not (isinstance(skip[0], int) and skip[0] == 1):
+        return False
+    if len(skip) not in (2, 3):
+        return False
+    return gu.same_dim(skip[-1], data[-1]) and gu.same_dim(skip[-2], data[-2])
+
+
+def _depends_on(value: ir.Value, target: ir.Value) -> bool:
+    """True when ``value`` is ``target`` or computed from it (within the graph, subgraph reads included)."""
+    seen: set[int] = set()
+    stack = [value]
+    while stack:
+        current = stack.pop()
+        if current is target:
+            return True
+        node = current.producer()
+        if node is None or id(node) in seen:
+            continue
+        seen.add(id(node))
+        stack.extend(v for v in node.inputs if v is not None)
+        stack.extend(_captured(node))
+    return False
+
+
+def _captured(node: ir.Node) -> list[ir.Value]:
+    """Values of enclosing scopes that a node's subgraphs read (an If/Loop body reading the sum)."""
+    found: list[ir.Value] = []
+    for attr in node.attributes.values():
+        if attr.type == ir.AttributeType.GRAPH:
+            bodies = [attr.as_graph()]
+        elif attr.type == ir.AttributeType.GRAPHS:
+            bodies = list(attr.as_graphs())
+        else:
+            continue
+        for body in bodies:
+            for inner in body:
+                found.extend(v for v in inner.inputs if v is not None and v.graph is not body)
+                found.extend(_captured(inner))
+    return found
 
 
 class SkipNormPass:
@@ -74,43 +144,49 @@ class SkipNormPass:
         """
         records: list[Candidate] = []
         for scope, owner in engine.owned_scopes():
-            norms = [n for n in owner if n.op_type in _SKIP_OPS and n.domain in ("", "ai.onnx")]
+            norms = [n for n in owner if is_op(n, *_SKIP_OPS)]
             for norm in norms:
                 record = Candidate(self.kind, norm.name or "?", scope.name, "rejected")
                 try:
-                    add = _residual_add(norm)
+                    add, data, skip = _residual_add(norm)
                 except Refusal as refusal:
                     if gu.producer(norm.inputs[0], "Add") is not None:
-                        record.reason = str(refusal)
+                        record.reason, record.value = str(refusal), refusal.value
                         records.append(record)
                     continue
                 record.op = _SKIP_OPS[norm.op_type]
                 record.rule = f"skip/{norm.op_type}"
-                record.fused_node = self._rewrite(ctx, engine, owner, add, norm)
+                record.fused_node = self._rewrite(ctx, engine, owner, (add, data, skip), norm)
                 record.status = "fused"
                 records.append(record)
         return records
 
     def _rewrite(
-        self, ctx: FusionContext, engine: IrEngine, owner: ir.Graph | ir.Function, add: ir.Node, norm: ir.Node
+        self,
+        ctx: FusionContext,
+        engine: IrEngine,
+        owner: ir.Graph | ir.Function,
+        residual: tuple[ir.Node, ir.Value, ir.Value],
+        norm: ir.Node,
     ) -> str:
+        add, data, skip_operand = residual
         total = add.outputs[0]
         eps = norm.attributes.get("epsilon")
-        extra = list(norm.inputs[2:3]) if norm.op_type == "LayerNormalization" else []
+        extra = list(norm.inputs[2:3]) if is_op(norm, "LayerNormalization") else []
         out = ir.Value(name=norm.outputs[0].name, type=norm.outputs[0].type, shape=norm.outputs[0].shape)
-        norm.outputs[0].name = f"{out.name}.unskipped"
+        norm.outputs[0].name = ctx.engine.names.unique(f"{out.name}.unskipped")
         outputs = [out]
         keep_sum = bool([u for u in total.consumers() if u is not norm]) or total.is_graph_output()
         new_sum = None
         if keep_sum:
             new_sum = ir.Value(name=total.name, type=total.type, shape=total.shape)
-            total.name = f"{total.name}.unskipped"
+            total.name = ctx.engine.names.unique(f"{total.name}.unskipped")
             outputs += [ir.Value(name=""), ir.Value(name=""), new_sum]
         name = ctx.fresh_name(_SKIP_OPS[norm.op_type])
         skip = ir.Node(
             "com.microsoft",
             _SKIP_OPS[norm.op_type],
-            [add.inputs[0], add.inputs[1], norm.inputs[1], *extra],
+            [data, skip_operand, norm.inputs[1], *extra],
             attributes=[ir.AttrFloat32("epsilon", eps.as_float() if eps is not None else 1e-5)],
             outputs=outputs,
             name=name,

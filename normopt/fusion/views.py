@@ -14,9 +14,14 @@ from __future__ import annotations
 
 from collections.abc import Callable, Collection, Iterator, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
 
 import onnx_ir as ir
+
+from normopt.fusion.names import Names
+
+if TYPE_CHECKING:
+    from normopt.fusion.postcondition import ModelFacts
 
 
 class AttrView(Protocol):
@@ -204,6 +209,13 @@ class Engine(Protocol):
 
     def count_nodes(self) -> int:
         """Nodes in every scope."""
+
+    def facts(self) -> ModelFacts:
+        """The model as the postcondition reads it (``postcondition.ModelFacts``)."""
+
+    @property
+    def names(self) -> Names:
+        """Every name in the model, and the fresh ones handed out since (built on first use)."""
 
     def infer_shapes(self) -> Callable[[], None]:
         """Fill unknown types and shapes for the matcher, on the side; return what undoes it before saving."""

@@ -17,6 +17,7 @@ Only flat graphs qualify (``flat_graph_problem``): no functions and no subgraphs
 
 from __future__ import annotations
 
+import itertools
 import math
 import os
 from collections.abc import Callable, Iterator, Sequence
@@ -25,6 +26,8 @@ from pathlib import Path
 import onnx
 import onnx_ir as ir
 
+from normopt.fusion.names import Names
+from normopt.fusion.postcondition import GraphFacts, ModelFacts, NodeFacts, Port
 from normopt.fusion.views import NewNode, NodeView, Scope, ValueView
 from normopt.modelio.inference import infer_proto, merge, read_info
 
@@ -206,6 +209,7 @@ class ProtoGraph:
         self._after: dict[int, list[ProtoNode]] = {}  # id(node) → nodes inserted right after it
         self._removed: list[ProtoNode] = []
         self._live = len(self._nodes)
+        self._names: Names | None = None
         self._infos: dict[str, onnx.ValueInfoProto] | None = None
         self._inferred: dict[str, onnx.ValueInfoProto] = {}
         self._io_infos: tuple[dict[str, onnx.ValueInfoProto], dict[str, onnx.ValueInfoProto]] = ({}, {})
@@ -235,6 +239,42 @@ class ProtoGraph:
     def count_nodes(self) -> int:
         """Live nodes (a flat graph has no other scope)."""
         return self._live
+
+    def facts(self) -> ModelFacts:
+        """The live graph as the postcondition reads it (a flat graph: no subgraph, no function)."""
+        nodes = []
+        for index, node in enumerate(self):
+            proto = node.proto
+            first = next((o for o in proto.output if o), None)
+            label = (
+                f"node {proto.name!r} ({proto.op_type})"
+                if proto.name
+                else f"{proto.op_type} #{index} writing {first!r}"
+            )
+            nodes.append(NodeFacts(label, proto.domain, proto.op_type, list(proto.input), list(proto.output)))
+        graph = self.model.graph
+        main = GraphFacts(
+            "main graph", [i.name for i in graph.input], list(self._initializers), nodes, [o.name for o in graph.output]
+        )
+        interface = (tuple(_port(i) for i in graph.input), tuple(_port(o) for o in graph.output))
+        return ModelFacts(main, self.opset_imports, [], interface)
+
+    @property
+    def names(self) -> Names:
+        """Every name in the model (see ``names.Names``), gathered on first use."""
+        if self._names is None:
+            graph = self.model.graph
+            self._names = Names(
+                itertools.chain(
+                    (n.name for n in graph.node),
+                    (o for n in graph.node for o in n.output),
+                    self._input_names,
+                    self._output_names,
+                    self._initializers,
+                    (f.name for f in self.model.functions),
+                )
+            )
+        return self._names
 
     @property
     def name(self) -> str:
@@ -418,6 +458,19 @@ class _InlineTensor(ir.serde.TensorProtoTensor):
         if self._shape is None:
             self._shape = ir.Shape(self._proto.dims, frozen=True)
         return self._shape
+
+
+def _port(info: onnx.ValueInfoProto) -> Port:
+    """A graph input/output as the postcondition's interface check compares it (as ``postcondition.port``)."""
+    tensor = info.type.tensor_type
+    dtype = tensor.elem_type or None if info.type.HasField("tensor_type") else None
+    if not info.type.HasField("tensor_type") or not tensor.HasField("shape"):
+        return info.name, dtype, None
+    dims = tuple(
+        d.dim_value if d.HasField("dim_value") else (d.dim_param if d.HasField("dim_param") else None)
+        for d in tensor.shape.dim
+    )
+    return info.name, dtype, dims
 
 
 def _tensor(proto: onnx.TensorProto, base_dir: str) -> ir.TensorProtocol:

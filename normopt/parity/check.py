@@ -6,7 +6,9 @@ difference. JSON schema of ``ParityReport.to_dict()`` (schema_version 1): ``pass
 cosine, over_tolerance, nan_*/inf_* counts, atol, rtol, passed), ``tolerance`` ({rule, atol, rtol}; None
 means the per-dtype defaults), ``inputs`` (list of {name, shape, dtype}), ``seed``, ``trials``,
 ``provider``, ``first_divergence`` (see ``localize``; null when outputs match), ``cases`` (the size sets
-run, e.g. both If branches of a merged decoder).
+run, e.g. both If branches of a merged decoder, and the shape probes: see ``probes``),
+``skipped_probes`` (probes the reference rejects), ``candidate_errors`` (probes the reference runs and the
+candidate cannot: a failure).
 """
 
 from __future__ import annotations
@@ -23,7 +25,7 @@ from normopt import modelio, options, ortsession
 from normopt.errors import ProviderUnavailable, UsageError
 from normopt.fusion.ir_engine import graphs_of
 from normopt.parity import inputs as inp
-from normopt.parity import roles
+from normopt.parity import probes, roles
 from normopt.parity.compare import RULE, TensorStats, compare, default_tolerance, merge
 
 
@@ -41,6 +43,8 @@ class ParityReport:
     provider: str
     first_divergence: dict[str, Any] | None = None
     cases: list[str] = field(default_factory=list)
+    skipped_probes: list[str] = field(default_factory=list)
+    candidate_errors: list[str] = field(default_factory=list)
     feeds: dict[str, np.ndarray] = field(default_factory=dict, repr=False)
 
     SCHEMA_VERSION = 1
@@ -58,6 +62,8 @@ class ParityReport:
             "provider": self.provider,
             "first_divergence": self.first_divergence,
             "cases": self.cases,
+            "skipped_probes": self.skipped_probes,
+            "candidate_errors": self.candidate_errors,
         }
 
 
@@ -210,6 +216,8 @@ def verify(
     sizes = sizes or roles.Sizes()
     roles.check_sizes(sizes, ref_specs)
     merged: dict[str, TensorStats] = {}
+    skipped: list[str] = []  # probes the original rejects
+    broken: list[str] = []  # probes the original runs and the candidate cannot
     failing_feeds: dict[str, np.ndarray] | None = None
     first_feeds: dict[str, np.ndarray] = {}
     count = 1 if inputs is not None else trials
@@ -226,9 +234,35 @@ def verify(
                 merged[stats.name] = merge(merged[stats.name], stats) if stats.name in merged else stats
                 if not stats.passed and failing_feeds is None:
                     failing_feeds = feeds
+    if inputs is None:
+        for label, probe in probes.probes(ref_specs, shapes, sizes):
+            feeds = inp.generate(ref_specs, {**shapes, **probe}, seed, limits, float_dtype=np.float32, sizes=sizes)
+            try:
+                ref_out = dict(
+                    zip(
+                        ref_names,
+                        run_checked(ref_sess, ref_names, inp.cast_for(feeds, ref_specs), "reference"),
+                        strict=True,
+                    )
+                )
+            except UsageError:
+                skipped.append(label)  # not an input the original accepts
+                continue
+            runs.append((label, sizes))
+            try:
+                values = run_checked(cand_sess, ref_names, inp.cast_for(feeds, cand_specs), "candidate")
+            except UsageError as error:
+                broken.append(f"{label}: {error}")
+                failing_feeds = failing_feeds or feeds
+                continue
+            cand_out = dict(zip(ref_names, values, strict=True))
+            for stats in compare_outputs(ref_out, cand_out, atol, rtol, floor):
+                merged[stats.name] = merge(merged[stats.name], stats)
+                if not stats.passed and failing_feeds is None:
+                    failing_feeds = feeds
     outputs = [merged[n] for n in ref_names]
     report = ParityReport(
-        passed=all(o.passed for o in outputs),
+        passed=all(o.passed for o in outputs) and not broken,
         outputs=outputs,
         atol=atol,
         rtol=rtol,
@@ -238,6 +272,8 @@ def verify(
         provider=ortsession.actual_provider(cand_sess),
         cases=[label for label, _ in runs],
         feeds=first_feeds,
+        skipped_probes=skipped,
+        candidate_errors=broken,
     )
     if not report.passed and localize and failing_feeds is not None:
         from normopt.parity.localize import first_divergence
