@@ -20,6 +20,7 @@ from normopt.fusion import FusionResult, Target, fuse_model
 from normopt.fusion.ir_engine import engine_for
 from normopt.fusion.ops import NORM_OPS
 from normopt.fusion.pipeline import count_nodes, option_problem, wants_skip
+from normopt.locate import model_in
 from normopt.modelio.protograph import ProtoGraph
 from normopt.parity import ParityReport
 
@@ -225,7 +226,11 @@ class InspectReport:
 
 
 def inspect(path: str | os.PathLike[str], target: Target = "auto") -> InspectReport:
-    """Every norm candidate in the model at ``path``: kind, eps, axes, dtype, and why any is not fusable."""
+    """Every norm candidate in the model at ``path`` (a file, or an export folder's model: ``locate.model_in``).
+
+    Per candidate: kind, eps, axes, dtype, and why it is not fusable.
+    """
+    path = model_in(path)
     with gc_paused():
         proto = modelio.read_proto(path)
         flat = None if wants_skip(target, None) else modelio.load_flat(path, FLAT_PATH_MIN_NODES, proto)  # no Skip

@@ -25,6 +25,7 @@ from typing import TYPE_CHECKING, Any
 
 from normopt.choices import DType, Exporter, Target, Task
 from normopt.errors import UsageError
+from normopt.locate import model_in, onnx_files
 from normopt.options import DEFAULT_ITERS
 from normopt.ortsession import OptLevel
 
@@ -82,6 +83,10 @@ def run(
     say = step or (lambda _: None)
     started = time.perf_counter()
     model = model or DEFAULT_PRESET
+    if onnx_files(model):  # an export folder: its ONNX model as it is, never a new export from its config.json
+        found = model_in(model)
+        say(f"{model} holds ONNX models: using {found} (nothing exported)")
+        model = str(found)
     out = Path(out_dir)
     settings = _Settings(
         exporter,
@@ -224,6 +229,8 @@ def _pipeline(
             task=settings.task,
             with_past=cached,
         ).to_dict()
+        if export_info["random_weights"]:
+            say(f"      note: {model} has RANDOM weights: its outputs mean nothing, its latency does")
     say("[2/4] fusing norms")
     fusion = fuse(original, fused_path, target=settings.target)
     say(f"      fused {fusion.result.fused}/{fusion.result.candidates} candidates")
@@ -252,7 +259,7 @@ def _pipeline(
         profile=settings.profile,
         compare_ort=settings.compare_ort,
     )
-    chart = latency_chart(report, out / "latency.png", title=f"{model}: original vs fused")
+    chart = latency_chart(report, out / "latency.png", title=f"{_title(model, export_info)}: original vs fused")
     document = _document(
         model, export_info, fusion.to_dict(), parity.to_dict(), report.to_dict(), time.perf_counter() - started
     )
@@ -262,8 +269,13 @@ def _pipeline(
     markdown = render_markdown(document, chart.name)
     report_md.write_text(markdown)
     report_html = out / "report.html"
-    report_html.write_text(to_html(markdown, f"normopt report: {model}", {chart.name: chart}))
+    report_html.write_text(to_html(markdown, f"normopt report: {_title(model, export_info)}", {chart.name: chart}))
     return RunOutcome(out, document, report_json, report_md, chart, report_html)
+
+
+def _title(model: str, export_info: dict[str, Any] | None) -> str:
+    """The model as every report names it, saying so when its weights are random."""
+    return f"{model} (random weights)" if export_info and export_info.get("random_weights") else model
 
 
 def _sizes(
@@ -331,16 +343,18 @@ def _verdicts(rows: list[BenchRow]) -> list[str]:
 
 def _parity_rows(outputs: list[dict[str, Any]], shown: int = 4) -> list[str]:
     """Table rows for the first ``shown`` outputs, then one row for the rest (their worst values)."""
+    from normopt.latency.html import md_text
+
     shown = len(outputs) if len(outputs) <= shown + 1 else shown
     rows = [
-        f"| {o['name']} | {o['max_abs']:.3g} | {o['max_rel']:.3g} | {o['mean_abs']:.3g} | {o['cosine']:.6f} | "
+        f"| {md_text(o['name'])} | {o['max_abs']:.3g} | {o['max_rel']:.3g} | {o['mean_abs']:.3g} | {o['cosine']:.6f} | "
         f"{o['over_tolerance']} |"
         for o in outputs[:shown]
     ]
     rest = outputs[shown:]
     if rest:
         rows.append(
-            f"| {len(rest)} more ({rest[0]['name']} … {rest[-1]['name']}), worst | "
+            f"| {len(rest)} more ({md_text(rest[0]['name'])} … {md_text(rest[-1]['name'])}), worst | "
             f"{max(o['max_abs'] for o in rest):.3g} | {max(o['max_rel'] for o in rest):.3g} | "
             f"{max(o['mean_abs'] for o in rest):.3g} | {min(o['cosine'] for o in rest):.6f} | "
             f"{sum(o['over_tolerance'] for o in rest)} |"
@@ -350,6 +364,7 @@ def _parity_rows(outputs: list[dict[str, Any]], shown: int = 4) -> list[str]:
 
 def render_markdown(doc: dict[str, Any], chart_name: str) -> str:
     """``report.md``: readable on its own, with the chart embedded."""
+    from normopt.latency.html import md_text
     from normopt.latency.report import shapes_line, workload
     from normopt.latency.runner import BenchRow
     from normopt.latency.stats import METHOD
@@ -357,7 +372,7 @@ def render_markdown(doc: dict[str, Any], chart_name: str) -> str:
     rows = [BenchRow(**r) for r in doc["latency"]]
     fusion, parity = doc["fusion"], doc["parity"]
     lines = [
-        f"# normopt report: {doc['model']}",
+        f"# normopt report: {md_text(_title(doc['model'], doc.get('export')))}",
         "",
         f"Pipeline took {doc['seconds']} s. Versions: torch {doc['versions']['torch']}, "
         f"onnx {doc['versions']['onnx']}, "
@@ -368,7 +383,7 @@ def render_markdown(doc: dict[str, Any], chart_name: str) -> str:
         "",
         f"Fused **{fusion['fused']} of {fusion['candidates']}** norm candidates (target `{fusion['target']}`): "
         + ", ".join(f"{k} {v}" for k, v in fusion["by_kind"].items())
-        + f". Nodes {fusion['nodes_before']} → {fusion['nodes_after']}. onnx.checker: {fusion['checker']}.",
+        + f". Nodes {fusion['nodes_before']} → {fusion['nodes_after']}. onnx.checker: {md_text(fusion['checker'])}.",
         "",
         "| rule | fused |",
         "|---|---|",
@@ -376,7 +391,7 @@ def render_markdown(doc: dict[str, Any], chart_name: str) -> str:
     ]
     if fusion["rejected"]:
         lines += ["", "Left alone:", ""] + [
-            f"- {r['kind']} at `{r['node']}`: {r['reason']}" for r in fusion["rejected"]
+            f"- {r['kind']} at {md_text(r['node'])}: {md_text(r['reason'])}" for r in fusion["rejected"]
         ]
     lines += [
         "",
@@ -398,7 +413,7 @@ def render_markdown(doc: dict[str, Any], chart_name: str) -> str:
         "| verdict |",
         "|---|---|---|---|---|---|---|---|---|---|---|---|",
         *[
-            f"| {r['model']} | {r['provider'].replace('ExecutionProvider', '')} | {r['opt_level']} | "
+            f"| {md_text(r['model'])} | {r['provider'].replace('ExecutionProvider', '')} | {r['opt_level']} | "
             f"{workload(row)} | {r['p50_ms']:.2f} | {r['p90_ms']:.2f} | {r['p99_ms']:.2f} | "
             + ("-" if r.get("tokens_per_s") is None else f"{r['tokens_per_s']:.0f}")
             + " | "
@@ -413,7 +428,10 @@ def render_markdown(doc: dict[str, Any], chart_name: str) -> str:
         "",
         METHOD,
         "",
-        *[f"Inputs ({w['scenario']}): {shapes_line(w['shapes'])}." for w in doc["bench_settings"].get("workloads", [])],
+        *[
+            f"Inputs ({w['scenario']}): {md_text(shapes_line(w['shapes']))}."
+            for w in doc["bench_settings"].get("workloads", [])
+        ],
         f"Warm-up {doc['bench_settings']['warmup']}, "
         + (
             f"{doc['bench_settings']['iters']} timed runs"
@@ -422,6 +440,6 @@ def render_markdown(doc: dict[str, Any], chart_name: str) -> str:
         )
         + " per row and workload, interleaved.",
     ]
-    lines += [f"Skipped {s['provider']}: {s['reason']}." for s in doc["skipped"]]
+    lines += [f"Skipped {s['provider']}: {md_text(s['reason'])}." for s in doc["skipped"]]
     lines += ["", f"![latency distribution]({chart_name})", ""]
     return "\n".join(lines)

@@ -92,8 +92,9 @@ def export(
     inputs = ", ".join(
         f"{i['name']} [{', '.join(map(str, i['dims'] or i['shape']))}] {i['dtype']}" for i in data["inputs"]
     )
+    weights = "RANDOM weights (its outputs mean nothing; its speed does), " if outcome.random_weights else ""
     info(
-        f"wrote {outcome.output}: opset {outcome.opset}, {outcome.nodes} nodes, inputs {inputs}, outputs "
+        f"wrote {outcome.output}: {weights}opset {outcome.opset}, {outcome.nodes} nodes, inputs {inputs}, outputs "
         f"{', '.join(outcome.outputs)}; norm calls {outcome.norm_calls}"
         f"{'' if outcome.norm_calls == outcome.norm_modules else f' ({outcome.norm_modules} modules)'}, "
         f"norm candidates {outcome.norm_candidates}; "

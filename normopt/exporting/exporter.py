@@ -52,10 +52,12 @@ class ExportOutcome:
     seconds: float
     data_files: list[Path] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
+    random_weights: bool = False
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready form."""
         return {
+            "random_weights": self.random_weights,
             "output": str(self.output),
             "exporter": self.exporter,
             "opset": self.opset,
@@ -260,6 +262,7 @@ def export(
         seconds=time.perf_counter() - start,
         data_files=info.data_files,
         notes=[*source.notes, *([] if ran is None else [ran])],
+        random_weights=source.random_weights,
     )
 
 

@@ -9,6 +9,7 @@ directory without weights is initialized randomly from its config, and that is s
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import importlib
 import importlib.util
 import io
@@ -57,6 +58,7 @@ class Source:
     max_seq: int | None = None  # positions the model has (learned position tables), when it has a limit
     varargs: int | None = None  # forward(a, b, *rest): where the rest starts (the dynamo exporter nests it)
     past: int = 0  # cached tokens in the example (with a KV cache: a position limit covers past + seq)
+    random_weights: bool = False  # weights drawn at random (a preset, a config without weights): outputs mean nothing
 
 
 class HiddenState(nn.Module):
@@ -190,9 +192,10 @@ def resolve(
     if with_past and task not in (None, "causal-lm"):
         raise UsageError(f"--with-past exports a causal LM with its cache; --task {task} has no cache")
     if kind == "preset":
-        return _preset(spec, batch, seq, with_past)
+        return dataclasses.replace(_preset(spec, batch, seq, with_past), random_weights=True)
     if kind == "hf":
-        return _hugging_face(Path(spec), batch, seq, task, with_past, part)
+        source = _hugging_face(Path(spec), batch, seq, task, with_past, part)
+        return dataclasses.replace(source, random_weights=not any((Path(spec) / f).exists() for f in _WEIGHT_FILES))
     return _function(spec)
 
 

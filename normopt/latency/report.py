@@ -11,6 +11,7 @@ import io
 import json
 from typing import IO
 
+from normopt.latency.html import md_text
 from normopt.latency.runner import BenchReport, BenchRow
 
 COLUMNS = [
@@ -121,12 +122,12 @@ def to_markdown(report: BenchReport) -> str:
     """A Markdown table plus the settings and environment lines it was measured under."""
     header, rows = table_rows(report)
     lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
-    lines += ["| " + " | ".join(r) + " |" for r in rows]
+    lines += ["| " + " | ".join(md_text(c) for c in r) + " |" for r in rows]
     env = report.environment
     s = report.settings
     lines += [""]
     for load in report.workloads or [{"scenario": "inputs", "shapes": report.shapes}]:
-        lines.append(f"Inputs ({load['scenario']}): {shapes_line(load['shapes'])}.")
+        lines.append(f"Inputs ({load['scenario']}): {md_text(shapes_line(load['shapes']))}.")
     lines += [
         f"Warm-up {s['warmup']}, "
         + (f"{s['iters']} timed runs" if s.get("iters") else f"{s['seconds']} s of timed runs")
@@ -135,7 +136,7 @@ def to_markdown(report: BenchReport) -> str:
         f"CPU: {env['cpu']} ({env['cpu_count']} cores); GPU: {env['gpu'] or 'none'}.",
     ]
     for skip in report.skipped:
-        lines.append(f"Skipped {skip['provider']}: {skip['reason']}.")
+        lines.append(f"Skipped {skip['provider']}: {md_text(skip['reason'])}.")
     lines += verdict_lines(report)
     lines += profile_lines(report)
     return "\n".join(lines) + "\n"

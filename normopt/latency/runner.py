@@ -23,6 +23,7 @@ from normopt.errors import ProviderUnavailable, UsageError
 from normopt.latency.environment import environment
 from normopt.latency.scenarios import Scenario, Workload, plan
 from normopt.latency.stats import speedup_ci, summarize
+from normopt.locate import model_in
 from normopt.parity import inputs as inp
 from normopt.parity.check import specs_of
 from normopt.parity.roles import Sizes
@@ -201,7 +202,7 @@ def bench(
     """Benchmark ``models`` side by side.
 
     Args:
-        models: ``.onnx`` paths; every model must take the same inputs.
+        models: ``.onnx`` paths (or export folders: ``locate.model_in``); every model must take the same inputs.
         providers: ``cpu`` and/or ``cuda`` (default cpu).
         opt_levels: ORT graph optimization levels (default ``disable`` and ``all``).
         warmup: Untimed runs per session and workload before timing.
@@ -233,7 +234,7 @@ def bench(
         raise UsageError("no model to benchmark")
     iters = options.timed_runs(iters, warmup, seconds) or None
     options.threads(threads)
-    paths = [Path(m) for m in models]
+    paths = [model_in(m) for m in models]
     first = modelio.load(paths[0])  # kept: its input shapes and vocabulary limits are read below
     for path in paths[1:]:
         modelio.load(path)

@@ -24,6 +24,7 @@ import onnx_ir as ir
 from normopt import modelio, options, ortsession
 from normopt.errors import ProviderUnavailable, UsageError
 from normopt.fusion.ir_engine import graphs_of
+from normopt.locate import model_in
 from normopt.parity import inputs as inp
 from normopt.parity import probes, roles
 from normopt.parity.compare import RULE, TensorStats, compare, default_tolerance, merge
@@ -169,8 +170,8 @@ def verify(
     """Check that ``candidate`` computes what ``reference`` computes.
 
     Args:
-        reference: The original model (.onnx).
-        candidate: The model to check, usually the fused one.
+        reference: The original model (.onnx, or an export folder holding it: ``locate.model_in``).
+        candidate: The model to check, usually the fused one (a file or folder likewise).
         atol: Absolute tolerance; None uses the default for the candidate's output dtype, or for the
             narrowest float type the reference computes in when that is looser.
         rtol: Relative tolerance; None likewise.
@@ -190,6 +191,7 @@ def verify(
         UsageError: Missing or unreadable models, mismatched input or output names, bad inputs.
 
     """
+    reference, candidate = model_in(reference), model_in(candidate)
     options.at_least("--trials", trials, 1)
     atol, rtol = options.tolerance("--atol", atol), options.tolerance("--rtol", rtol)
     options.seed(seed)

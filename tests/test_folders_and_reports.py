@@ -1,0 +1,97 @@
+"""An export folder is ONNX to every command; random weights are said everywhere; reports escape model text."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import onnx
+import pytest
+
+from normopt.exporting import tiny
+from tests.conftest import GRAPHS
+from tests.helpers import cli
+
+HOSTILE = "<img src=x onerror=alert(1)>"
+
+
+def _optimum_folder(folder: Path) -> Path:
+    """An Optimum-style export folder: model.onnx beside the config.json it was exported from, a tokenizer."""
+    tiny.write("gpt2", folder)
+    shutil.copy(GRAPHS / "ln_canonical.onnx", folder / "model.onnx")
+    (folder / "tokenizer.json").write_text("{}")
+    return folder
+
+
+def test_run_on_an_export_folder_benchmarks_its_onnx(tmp_path: Path) -> None:
+    """Harm 7: ``run DIR`` with model.onnx uses it; nothing is exported from config.json with random weights."""
+    folder = _optimum_folder(tmp_path / "export")
+    out = tmp_path / "out"
+    result = cli("run", folder, "--out", out, "--iters", "3", "--warmup", "0", "--format", "json")
+    assert result.code == 0, result.stderr
+    doc = result.json()
+    assert doc["model"] == str(folder / "model.onnx") and doc["export"] is None
+    assert doc["fusion"]["fused"] == 1
+    assert not (out / "original.onnx").exists()
+    assert "nothing exported" in result.stderr
+    assert "random weights" not in (out / "report.md").read_text().splitlines()[0]
+
+
+@pytest.mark.parametrize("command", ["inspect", "verify", "bench"])
+def test_every_command_reads_an_export_folder_as_its_model(command: str, tmp_path: Path) -> None:
+    folder = _optimum_folder(tmp_path / "export")
+    args = {"inspect": [folder], "verify": [folder, folder], "bench": [folder, "--iters", "2", "--warmup", "0"]}
+    result = cli(command, *args[command], "--format", "json")
+    assert result.code == 0, result.stderr
+    text = json.dumps(result.json())
+    assert "model.onnx" in text or command == "verify"
+
+
+def test_a_folder_with_several_models_asks_which(tmp_path: Path) -> None:
+    folder = tmp_path / "seq2seq"
+    folder.mkdir()
+    for name in ("encoder_model.onnx", "decoder_model.onnx"):
+        shutil.copy(GRAPHS / "ln_canonical.onnx", folder / name)
+    result = cli("inspect", folder)
+    assert result.code == 2
+    assert "holds 2 ONNX models" in result.stderr and "decoder_model.onnx" in result.stderr
+
+
+def test_random_weights_are_said_on_stderr_and_in_json(tmp_path: Path) -> None:
+    """An export from a config without weights says RANDOM weights in its summary line and JSON."""
+    folder = tiny.write("bert", tmp_path / "bert")
+    result = cli("export", folder, "-o", tmp_path / "bert.onnx", "--format", "json")
+    assert result.code == 0, result.stderr
+    assert result.json()["random_weights"] is True
+    assert "RANDOM weights" in result.stderr
+
+
+def _hostile_model(path: Path) -> Path:
+    """ln_canonical with its output named like an HTML tag, and a look-alike whose node name is a script."""
+    model = onnx.load(GRAPHS / "ln_canonical.onnx")
+    old = model.graph.output[0].name
+    for node in model.graph.node:
+        node.output[:] = [HOSTILE if o == old else o for o in node.output]
+    model.graph.output[0].name = HOSTILE
+    lookalike = onnx.load(GRAPHS / "neg_ln_pow4.onnx")
+    lookalike.graph.node[0].name = "<script>alert(2)</script>|x"
+    merged = onnx.compose.merge_models(
+        model, onnx.compose.add_prefix(lookalike, "b_"), io_map=[], prefix1="", prefix2=""
+    )
+    onnx.save(merged, path)
+    return path
+
+
+def test_reports_escape_what_a_model_names(tmp_path: Path) -> None:
+    """Harm 8: output names and node names reach report.md and report.html as text, never as markup."""
+    source = _hostile_model(tmp_path / "hostile.onnx")
+    out = tmp_path / "out"
+    result = cli("run", source, "--out", out, "--iters", "2", "--warmup", "0")
+    assert result.code == 0, result.stderr
+    page = (out / "report.html").read_text()
+    assert "<img src=x" not in page and "<script>" not in page
+    assert "&lt;img src=x onerror=alert(1)&gt;" in page and "&lt;script&gt;" in page
+    markdown = (out / "report.md").read_text()
+    assert "\\<img src=x onerror=alert(1)\\>" in markdown
+    assert "\\<script\\>alert(2)\\</script\\>\\|x" in markdown
