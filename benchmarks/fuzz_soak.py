@@ -1,8 +1,12 @@
 """Fuzz soak: random norm-like graphs (tests/randomgraphs.py) through normopt and ORT for as long as asked.
 
-Every graph is fused with ``--target auto`` and ``ort``; the output must load in ONNX Runtime and match the
-original on stress inputs (or be as close to the float64 truth). Prints the count checked, fused and failed,
-and writes each failing spec to the output folder.
+Every graph is fused with ``--target auto`` and ``ort`` (and, where it has overridable initializers, with
+``--freeze-initializers`` too); the output must pass normopt's postcondition, load in ONNX Runtime and match the
+original on stress inputs (unknown dims at different sizes, one of them 1), or be as close to the float64 truth;
+fused again with every target it must still do so. The graphs carry residual Adds (same shape, [1,S,H], unknown
+dims, [B,1,H]), custom-domain look-alikes, every initializer as a graph input, QDQ neighbours and symbolic dims.
+Prints the count checked, fused and failed, and the coverage of genuine norms (``Spec.genuine``) per class:
+plain, symbolic dims, overridable (with and without the freeze); writes each failing spec to the output folder.
 
     .venv/bin/python benchmarks/fuzz_soak.py --seconds 600 --seed 1
 """
@@ -35,22 +39,35 @@ def main() -> int:
     args = parser.parse_args()
     rng = np.random.default_rng(args.seed)
     checked = fused = failed = 0
+    coverage: dict[str, list[int]] = {}  # class → [genuine, fused of those]
     deadline = time.monotonic() + args.seconds
     args.out.mkdir(parents=True, exist_ok=True)
     while time.monotonic() < deadline:
         spec = draw(rng)
+        freezes = (False, True) if spec.as_inputs or spec.eps_overridable else (False,)
         for target in ("auto", "ort"):
-            with tempfile.TemporaryDirectory() as folder:
-                try:
-                    fused += check(spec, Path(folder), target) > 0
-                except Exception:
-                    failed += 1
-                    record = {"spec": asdict(spec), "target": target, "error": traceback.format_exc()}
-                    (args.out / f"failure_{failed}.json").write_text(json.dumps(record, indent=1))
-            checked += 1
+            for freeze in freezes:
+                with tempfile.TemporaryDirectory() as folder:
+                    try:
+                        done = check(spec, Path(folder), target, freeze=freeze) > 0
+                    except Exception:
+                        failed += 1
+                        record = {"spec": asdict(spec), "target": target, "freeze": freeze}
+                        record["error"] = traceback.format_exc()
+                        (args.out / f"failure_{failed}.json").write_text(json.dumps(record, indent=1))
+                        done = False
+                fused += done
+                checked += 1
+                if spec.genuine(freeze) and not spec.in_if:
+                    name = spec.category() + (" (frozen)" if freeze else "")
+                    counts = coverage.setdefault(name, [0, 0])
+                    counts[0] += 1
+                    counts[1] += done
     print(
         f"{checked} graphs checked ({fused} with a fused norm), {failed} failed; seed {args.seed}, {args.seconds:g} s"
     )
+    for name, (genuine, done) in sorted(coverage.items()):
+        print(f"coverage of genuine norms, {name}: {done}/{genuine} = {100 * done / max(genuine, 1):.1f}%")
     return 1 if failed else 0
 
 

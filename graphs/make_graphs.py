@@ -606,6 +606,35 @@ def soundness_cases() -> None:
         model.opset_import.append(helper.make_opsetid("com.example", 1))
         reason = "no Sqrt" if candidates else None
         _save(model, name, claim, {t: refused(candidates, reason) for t in ("auto", "onnx", "ort")}, [])
+    # a symbolic normalized dim may be 1 at run time, where the original broadcasts γ[16]: γ stays outside
+    g = G("neg_ln_gamma_symbolic_hidden", opset=18)
+    x = g.inp("x", ("batch", "seq", "hidden"))
+    y, _ = Norm().build(g, x)
+    g.out(y, shape=("batch", "seq", 16))
+    outside = fused("LayerNormalization") | {"ops": {"LayerNormalization": 1, "Mul": 1, "Add": 1}}
+    _save(g.model(), "neg_ln_gamma_symbolic_hidden", "γ, β of shape [16] on a symbolic hidden dim: not proved equal (size 1 broadcasts)",
+          {t: outside for t in ("auto", "onnx", "ort")}, [])
+    # the hidden size proved through an Add by its other operand (a MatMul by [8,16]): ONNX's inference cannot
+    # see through com.microsoft.Gelu, so the sum's shape is unknown to it
+    g = G("ln_hidden_proved_by_matmul", opset=18)
+    a, b = g.inp("a", ("batch", "seq", 16)), g.inp("b", ("batch", "seq", 8))
+    x = g.op("Add", [g.op("Gelu", [a], domain="com.microsoft"), g.op("MatMul", [b, g.const(np.full((8, 16), 0.1, np.float32))])])
+    y, _ = Norm().build(g, x)
+    g.out(y, shape=("batch", "seq", 16))
+    model = g.model()
+    model.opset_import.append(helper.make_opsetid("com.microsoft", 1))
+    inside = LN | {"absent": ["Mul"], "ops": {"LayerNormalization": 1, "Add": 1}}
+    _save(model, "ln_hidden_proved_by_matmul", "Add(Gelu(a), MatMul(b, W[8,16])) has hidden size 16 (no broadcast can widen it): γ and β go into the fused node",
+          {t: inside for t in ("auto", "onnx", "ort")}, [])
+    # every initializer is also a graph input (IR < 4, keep_initializers_as_inputs): ε may be overridden
+    g = G("neg_ln_all_initializers_inputs", opset=18)
+    x = g.inp("x", (2, 4, 16))
+    y, _ = Norm().build(g, x)
+    g.out(y)
+    for tensor in g.inits:
+        g.inputs.append(helper.make_tensor_value_info(tensor.name, tensor.data_type, list(tensor.dims)))
+    _save(g.model(), "neg_ln_all_initializers_inputs", "every initializer is a graph input: nothing provable without --freeze-initializers",
+          {t: refused(1, "--freeze-initializers") for t in ("auto", "onnx", "ort")}, [])
     # the model already holds normopt's names (fused before): new names must not collide with them
     g = G("ln_names_taken", opset=18)
     x = g.inp("x", (2, 4, 16))

@@ -75,6 +75,7 @@ def fuse_folder(
     atol: float | None = None,
     rtol: float | None = None,
     progress: Callable[[str], None] | None = None,
+    freeze_initializers: bool = False,
 ) -> FolderOutcome:
     """Fuse every ``.onnx`` under the folder ``input`` into ``output`` (default ``<input>.fused``).
 
@@ -87,6 +88,7 @@ def fuse_folder(
         atol: Tolerance for ``verify``.
         rtol: Tolerance for ``verify``.
         progress: Called with each model's relative path before it is fused.
+        freeze_initializers: As for ``fuse``.
 
     Raises:
         UsageError: Bad folders, no model in the folder, or a model ``fuse`` refuses.
@@ -121,6 +123,7 @@ def fuse_folder(
                     atol=atol,
                     rtol=rtol,
                     keep_data_name=True,
+                    freeze_initializers=freeze_initializers,
                 )
             except UsageError as error:
                 raise UsageError(f"{name}: {error}") from error

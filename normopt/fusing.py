@@ -36,6 +36,7 @@ class FuseOutcome:
     seconds: float
     parity: ParityReport | None = None
     input_data_files: list[Path] = field(default_factory=list)  # the external data the input read
+    frozen: list[str] = field(default_factory=list)  # initializers no longer graph inputs (freeze_initializers)
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready form: the fusion result plus ``output``, ``checker``, ``seconds``, ``parity``."""
@@ -45,6 +46,7 @@ class FuseOutcome:
             "checker": self.checker,
             "seconds": round(self.seconds, 4),
             "parity": self.parity.to_dict() if self.parity else None,
+            "frozen_initializers": self.frozen,
         }
 
 
@@ -89,6 +91,7 @@ def fuse(
     rtol: float | None = None,
     data_name: str | None = None,
     keep_data_name: bool = False,
+    freeze_initializers: bool = False,
 ) -> FuseOutcome:
     """Fuse every norm in the model at ``input`` and write the result atomically.
 
@@ -106,6 +109,9 @@ def fuse(
         data_name: File name for new external data (default ``<output name>.data``).
         keep_data_name: Name new external data like the input's data file when it has exactly one
             (``model.onnx_data`` stays ``model.onnx_data``), instead of the default.
+        freeze_initializers: Assert that no caller overrides an initializer that is also a graph input:
+            the output no longer lists them as inputs (``FuseOutcome.frozen`` names them), and norms whose
+            ε, axes, exponent or divisor are such initializers can be proved and fused.
 
     Raises:
         UsageError: Bad paths or options.
@@ -120,7 +126,7 @@ def fuse(
     created: list[Path] = []  # staging paths, recorded the moment they exist (a signal may land anywhere)
     try:
         with gc_paused():
-            model = _load_for_fusing(source, destination, target, skip, external)
+            model, frozen = _load_for_fusing(source, destination, target, skip, external, freeze_initializers)
             protected = {p.resolve() for p in modelio.external_files(model)}
             kept = next(iter(protected)).name if keep_data_name and len(protected) == 1 else None
             data_name = data_name or kept or f"{destination.name}.data"
@@ -160,7 +166,7 @@ def fuse(
         modelio.discard_created(created)
         raise
     return FuseOutcome(
-        result, destination, info.data_files, checker, time.perf_counter() - start, parity, sorted(protected)
+        result, destination, info.data_files, checker, time.perf_counter() - start, parity, sorted(protected), frozen
     )
 
 
@@ -170,18 +176,22 @@ FLAT_PATH_MIN_NODES = 10_000
 
 
 def _load_for_fusing(
-    source: Path, destination: Path, target: Target, skip: bool | None, external: ExternalLayout
-) -> ir.Model | ProtoGraph:
-    """The model as a ``ProtoGraph`` where the protobuf fast path gives the same result, else onnx_ir."""
+    source: Path, destination: Path, target: Target, skip: bool | None, external: ExternalLayout, freeze: bool
+) -> tuple[ir.Model | ProtoGraph, list[str]]:
+    """The model as a ``ProtoGraph`` where the protobuf fast path gives the same result, else onnx_ir.
+
+    With ``freeze``, initializers stop being graph inputs first (their names are returned).
+    """
     proto = modelio.read_proto(source)  # parsed (and repaired) once, whichever engine takes it
+    frozen = modelio.freeze_initializers(proto) if freeze else []
     if not wants_skip(target, skip) and external in ("auto", "same", "inline"):
         flat = modelio.load_flat(source, FLAT_PATH_MIN_NODES, proto)
         if flat is not None:
             files = modelio.external_files(flat)
             in_place_data = all(f.parent == destination.resolve().parent for f in files)
             if not files or (external in ("auto", "same") and in_place_data):
-                return flat
-    return modelio.load(source, proto)
+                return flat, frozen
+    return modelio.load(source, proto), frozen
 
 
 def _ort_only_ops(result: FusionResult, model: ir.Model | ProtoGraph) -> list[str]:

@@ -21,33 +21,48 @@ from normopt.fusion.postcondition import Snapshot, ir_facts
 from normopt.fusion.result import FusionResult
 
 
+def freeze(model: ir.Model) -> list[str]:
+    """Remove the main graph's inputs that are initializers; return their names (see ``FuseNorms``)."""
+    graph = model.graph
+    frozen = [v for v in graph.inputs if v.is_initializer()]
+    for value in frozen:
+        graph.inputs.remove(value)
+    return [v.name or "" for v in frozen]
+
+
 class FuseNorms(ir.passes.InPlacePass):
     """Fuse every decomposed LayerNorm / RMSNorm of the model into one node each (in place).
 
     Args:
         target: ``auto``, ``onnx`` (standard ops only) or ``ort`` (ONNX Runtime's ops).
         skip: Merge residual Adds into Skip* ops (default: only for ``ort``).
+        freeze_initializers: Assert no caller overrides initializers that are also graph inputs: they are
+            removed from the graph inputs (``frozen`` names them) and proved with as constants.
 
     """
 
-    def __init__(self, target: Target = "auto", skip: bool | None = None) -> None:
+    def __init__(self, target: Target = "auto", skip: bool | None = None, freeze_initializers: bool = False) -> None:
         super().__init__()
         problem = option_problem(target, skip)
         if problem is not None:
             raise ValueError(problem)
         self.target: Target = target
         self.skip = skip
+        self.freeze_initializers = freeze_initializers
+        self.frozen: list[str] = []
         self.result: FusionResult | None = None
         self._before: Snapshot | None = None
 
     def requires(self, model: ir.Model) -> None:
         """Record the model's interface and the structural facts it already breaks (see ``ensures``)."""
+        if self.freeze_initializers:  # the one interface change asked for: taken before the snapshot
+            self.frozen = freeze(model)
         self._before = Snapshot.of(ir_facts(model))
 
     def call(self, model: ir.Model) -> ir.passes.PassResult:
-        """Run the passes; ``modified`` is True when at least one norm was fused."""
+        """Run the passes; ``modified`` is True when at least one norm was fused (or an initializer frozen)."""
         self.result = fuse_model(model, target=self.target, skip=self.skip, check=False)
-        return ir.passes.PassResult(model, modified=self.result.fused > 0)
+        return ir.passes.PassResult(model, modified=self.result.fused > 0 or bool(self.frozen))
 
     def ensures(self, model: ir.Model) -> None:
         """Check the postcondition (``normopt.fusion.postcondition``) against what ``requires`` recorded.

@@ -34,6 +34,30 @@ class Spec:
     in_if: bool
     symbolic_batch: bool
     opset: int
+    residual: str = "none"  # none | same | broadcast ([1,S,H]) | unknown (dims without value or name) | row ([B,1,H])
+    custom: bool = False  # a com.example function (not the standard op) where the inverse square root would be
+    as_inputs: bool = False  # every initializer is also a graph input (IR < 4, keep_initializers_as_inputs)
+    qdq: bool = False  # QuantizeLinear → DequantizeLinear (a quantized neighbour) before the norm
+    symbolic_hidden: bool = False  # the normalized dim is a symbolic "hidden"
+
+    def genuine(self, freeze: bool = False) -> bool:
+        """True when the graph is a norm for every input the model accepts (so normopt can prove and fuse it).
+
+        Not: an ε a caller overrides, a custom-domain op, an ε of higher rank (it raises the output's rank),
+        every initializer overridable (without ``freeze``), a symbolic normalized dim that a divisor or a
+        constant γ of 8 would have to equal (a size-1 input broadcasts in the original).
+        """
+        if self.custom or len(self.eps_shape) > 3 or ((self.eps_overridable or self.as_inputs) and not freeze):
+            return False
+        if self.symbolic_hidden and (self.mean != "reduce_mean" or self.gamma != "none"):
+            return False
+        return True
+
+    def category(self) -> str:
+        """``plain``, ``symbolic`` or ``overridable``: the classes the soak reports coverage for."""
+        if self.as_inputs or self.gamma == "overridable":
+            return "overridable"
+        return "symbolic" if self.symbolic_batch or self.symbolic_hidden else "plain"
 
 
 def build(spec: Spec) -> onnx.ModelProto:
@@ -41,9 +65,14 @@ def build(spec: Spec) -> onnx.ModelProto:
     hidden = 8
     nodes: list[onnx.NodeProto] = []
     inits: list[onnx.TensorProto] = []
-    inputs = [h.make_tensor_value_info("x", T.FLOAT, ["batch" if spec.symbolic_batch else 2, 4, hidden])]
+    last: int | str | None = "hidden" if spec.symbolic_hidden else hidden
+    dims: list[int | str | None] = ["batch" if spec.symbolic_batch else 2, 4, last]
+    if spec.residual == "unknown":
+        dims = [None, None, last]
+    inputs = [h.make_tensor_value_info("x", T.FLOAT, dims)]
     np_dtype = np.float16 if spec.sandwich else np.float32
     count = [0]
+    functions: list[onnx.FunctionProto] = []
 
     def op(op_type: str, ins: list[str], **attrs: Any) -> str:
         count[0] += 1
@@ -53,7 +82,7 @@ def build(spec: Spec) -> onnx.ModelProto:
 
     def const(name: str, array: np.ndarray, overridable: bool = False) -> str:
         inits.append(onnx.numpy_helper.from_array(array, name))
-        if overridable:
+        if overridable or spec.as_inputs:
             inputs.append(
                 h.make_tensor_value_info(name, onnx.helper.np_dtype_to_tensor_dtype(array.dtype), list(array.shape))
             )
@@ -70,18 +99,44 @@ def build(spec: Spec) -> onnx.ModelProto:
         scaled = op("Mul", [total, const(f"inv_n{count[0]}", np.array([1 / hidden], np_dtype))])
         return op("Unsqueeze", [scaled, axes])
 
-    x = op("Cast", ["x"], to=T.FLOAT16) if spec.sandwich else "x"
+    def custom(op_type: str, ins: list[str]) -> str:
+        """A com.example look-alike of ``op_type`` (a local function computing something else)."""
+        count[0] += 1
+        out = f"custom_{op_type.lower()}_{count[0]}"
+        nodes.append(h.make_node(op_type, ins, [out], domain="com.example"))
+        if not functions:
+            names = ["X", "E"][: len(ins)]
+            body = [h.make_node("Abs", ["X"], ["Y"])] if len(ins) == 1 else [h.make_node("Mul", names, ["Y"])]
+            functions.append(h.make_function("com.example", op_type, names, ["Y"], body, [h.make_opsetid("", 17)]))
+        return out
+
+    source = "x"
+    if spec.qdq:
+        scale, zero = const("q_scale", np.array(0.05, np.float32)), const("q_zero", np.array(128, np.uint8))
+        source = op("DequantizeLinear", [op("QuantizeLinear", [source, scale, zero]), scale, zero])
+    if spec.residual != "none":
+        r_dims = {
+            "same": dims,
+            "broadcast": [1, 4, last],
+            "unknown": [None, None, last],
+            "row": [dims[0], 1, last],
+        }[spec.residual]
+        inputs.append(h.make_tensor_value_info("r", T.FLOAT, r_dims))
+        source = op("Add", [source, "r"])
+    x = op("Cast", [source], to=T.FLOAT16) if spec.sandwich else source
     d = op("Sub", [x, mean(x)]) if spec.kind == "layernorm" else x
     sq = op("Pow", [d, const("two", np.array(2.0, np_dtype))]) if spec.square == "pow" else op("Mul", [d, d])
     var = mean(sq)
     eps = const("eps", np.full(spec.eps_shape, spec.eps, np_dtype), spec.eps_overridable)
     var_eps = op("Add", [eps, var] if spec.eps_left else [var, eps])
+    sqrt = (lambda v: custom("Sqrt", [v])) if spec.custom else (lambda v: op("Sqrt", [v]))
     if spec.inverse == "div_sqrt":
-        n = op("Div", [d, op("Sqrt", [var_eps])])
+        n = op("Div", [d, sqrt(var_eps)])
     elif spec.inverse == "mul_reciprocal":
-        n = op("Mul", [d, op("Reciprocal", [op("Sqrt", [var_eps])])])
+        n = op("Mul", [d, op("Reciprocal", [sqrt(var_eps)])])
     else:
-        n = op("Mul", [d, op("Pow", [var_eps, const("neg_half", np.array(-0.5, np_dtype))])])
+        half = const("neg_half", np.array(-0.5, np_dtype))
+        n = op("Mul", [d, custom("Pow", [var_eps, half]) if spec.custom else op("Pow", [var_eps, half])])
     if spec.gamma != "none":
         gamma = np.linspace(0.5, 1.5, hidden).astype(np_dtype)
         n = op("Mul", [n, const("gamma", gamma, spec.gamma == "overridable")])
@@ -96,7 +151,8 @@ def build(spec: Spec) -> onnx.ModelProto:
         inputs.append(h.make_tensor_value_info("cond", T.BOOL, []))
         outputs = [h.make_tensor_value_info("y_out", T.FLOAT, None)]
     graph = h.make_graph(nodes, "random_norm", inputs, outputs, inits)
-    return h.make_model(graph, opset_imports=[h.make_opsetid("", spec.opset)], ir_version=10)
+    opsets = [h.make_opsetid("", spec.opset)] + ([h.make_opsetid("com.example", 1)] if functions else [])
+    return h.make_model(graph, opset_imports=opsets, ir_version=10, functions=functions)
 
 
 def draw(rng: np.random.Generator) -> Spec:
@@ -119,4 +175,9 @@ def draw(rng: np.random.Generator) -> Spec:
         in_if=bool(rng.random() < 0.3),
         symbolic_batch=bool(rng.random() < 0.5),
         opset=pick([17, 18]),
+        residual=pick(["none", "none", "same", "broadcast", "unknown", "row"]),
+        custom=bool(rng.random() < 0.1),
+        as_inputs=bool(rng.random() < 0.2),
+        qdq=bool(rng.random() < 0.2),
+        symbolic_hidden=bool(rng.random() < 0.2),
     )

@@ -26,16 +26,24 @@ def session(model: Path | bytes) -> ort.InferenceSession:
 
 
 def feeds(
-    sess: ort.InferenceSession, mode: str, seed: int = 0, dim: int = 4, fixed: dict[str, Any] | None = None
+    sess: ort.InferenceSession,
+    mode: str,
+    seed: int = 0,
+    dim: int = 4,
+    fixed: dict[str, Any] | None = None,
+    named: dict[str, int] | None = None,
 ) -> dict[str, np.ndarray]:
-    """Inputs for every session input, in one of ``MODES`` (dynamic dims bound to ``dim``)."""
+    """Inputs for every session input, in one of ``MODES`` (dynamic dims bound to ``dim``, or by ``named``)."""
     rng = np.random.default_rng(seed)
     out: dict[str, np.ndarray] = {}
     for spec in sess.get_inputs():
         if fixed and spec.name in fixed:
             out[spec.name] = np.asarray(fixed[spec.name])
             continue
-        dims = [d if isinstance(d, int) and d > 0 else dim for d in spec.shape]
+        dims = [
+            d if isinstance(d, int) and d > 0 else (named or {}).get(d, dim) if isinstance(d, str) else dim
+            for d in spec.shape
+        ]
         if spec.type in _NP:
             data = rng.standard_normal(dims) * 3.0
             if mode == "offset":

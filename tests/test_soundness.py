@@ -110,7 +110,8 @@ def _duplicates(model: onnx.ModelProto) -> list[str]:
     graph = model.graph
     nodes = Counter(n.name for n in graph.node if n.name)
     inputs = {i.name for i in graph.input}
-    values = Counter([o for n in graph.node for o in n.output if o] + [t.name for t in graph.initializer] + list(inputs))
+    outputs = [o for n in graph.node for o in n.output if o]
+    values = Counter(outputs + [t.name for t in graph.initializer] + list(inputs))
     values.subtract(t.name for t in graph.initializer if t.name in inputs)  # an initializer listed as an input
     return [n for n, c in (nodes + values).items() if c > 1 and (nodes[n] > 1 or values[n] > 1)]
 
@@ -194,3 +195,27 @@ def test_fuse_norms_pass_ensures_the_postcondition(monkeypatch: pytest.MonkeyPat
     with pytest.raises(ir.passes.PostconditionError) as raised:
         FuseNorms()(ir.serde.deserialize_model(merged))
     assert isinstance(raised.value.__cause__, PostconditionFailed)
+
+
+def test_freeze_initializers_lets_overridable_constants_prove_a_norm(tmp_path: Path) -> None:
+    """Every initializer a graph input: refused, naming --freeze-initializers; with it fused, and said so."""
+    source = GRAPHS / "neg_ln_all_initializers_inputs.onnx"
+    refused = cli("fuse", source, "-o", tmp_path / "r.onnx", "--format", "json")
+    assert refused.code == 0 and refused.json()["fused"] == 0
+    assert "--freeze-initializers" in refused.json()["details"][0]["reason"]
+    out = tmp_path / "f.onnx"
+    frozen = cli("fuse", source, "-o", out, "--freeze-initializers", "--format", "json")
+    assert frozen.code == 0, frozen.stderr
+    doc = frozen.json()
+    assert doc["fused"] == 1 and len(doc["frozen_initializers"]) == len(onnx.load(source).graph.initializer)
+    assert "froze" in frozen.stderr
+    assert [i.name for i in onnx.load(out).graph.input] == ["x"]
+    feeds = {"x": np.random.default_rng(0).standard_normal((2, 4, 16), np.float32)}
+    np.testing.assert_allclose(_run(out, feeds)[0], _run(source, feeds)[0], rtol=1e-5, atol=1e-5)
+
+
+def test_fuse_norms_pass_can_freeze_initializers() -> None:
+    model = ir.serde.deserialize_model(onnx.load(GRAPHS / "neg_ln_all_initializers_inputs.onnx"))
+    fuse = FuseNorms(freeze_initializers=True)
+    assert fuse(model).modified and fuse.result is not None and fuse.result.fused == 1
+    assert [v.name for v in model.graph.inputs] == ["x"] and fuse.frozen

@@ -87,13 +87,21 @@ def fuse(
     ] = False,
     atol: Annotated[float | None, typer.Option(help="Absolute tolerance for --verify.")] = None,
     rtol: Annotated[float | None, typer.Option(help="Relative tolerance for --verify.")] = None,
+    freeze_initializers: Annotated[
+        bool,
+        typer.Option(
+            "--freeze-initializers",
+            help="Assert no caller overrides initializers listed as graph inputs: they stop being inputs, and "
+            "norms whose epsilon/axes/exponent are such initializers fuse.",
+        ),
+    ] = False,
     format: FormatOption = Format.table,
     debug: DebugOption = False,
 ) -> None:
     """Fuse every decomposed LayerNorm / RMSNorm into one node each."""
     startup.defer_symbolic_shapes()
     if model.is_dir():
-        _fuse_folder(model, output, target, skip, external, in_place, verify, atol, rtol, format)
+        _fuse_folder(model, output, target, skip, external, in_place, verify, atol, rtol, format, freeze_initializers)
         return
     from normopt.fusing import fuse as run_fuse
 
@@ -107,6 +115,7 @@ def fuse(
         verify=verify,
         atol=atol,
         rtol=rtol,
+        freeze_initializers=freeze_initializers,
     )
     startup.freeze_heap()  # the graph just fused is garbage: do not let the table's allocations walk it
     data = outcome.to_dict()
@@ -116,6 +125,11 @@ def fuse(
         f"({data['nodes_before']} → {data['nodes_after']} nodes) in {data['seconds']:.2f} s; "
         f"checker: {data['checker']}; wrote {outcome.output}"
     )
+    if outcome.frozen:
+        info(
+            f"froze {len(outcome.frozen)} initializers (no longer graph inputs): {', '.join(outcome.frozen[:8])}"
+            + (" …" if len(outcome.frozen) > 8 else "")
+        )
     if outcome.parity is not None:
         info(f"parity passed (worst max_abs {max(o.max_abs for o in outcome.parity.outputs):.3g})")
     if format == Format.json:
@@ -138,6 +152,7 @@ def _fuse_folder(
     atol: float | None,
     rtol: float | None,
     format: Format,
+    freeze_initializers: bool,
 ) -> None:
     from normopt.errors import UsageError
     from normopt.folders import fuse_folder
@@ -152,6 +167,7 @@ def _fuse_folder(
         verify=verify,
         atol=atol,
         rtol=rtol,
+        freeze_initializers=freeze_initializers,
         progress=lambda name: info(f"fusing {name}"),
     )
     for name, result in outcome.models.items():

@@ -14,6 +14,7 @@ import onnx_ir as ir
 
 from normopt.choices import Target
 from normopt.fusion import graph_utils as gu
+from normopt.fusion.dims import trailing_dims
 from normopt.fusion.norm_match import NormMatch, Refusal, constant_array, constant_producers
 from normopt.fusion.views import Editor, NewNode, NewValue, ValueView
 
@@ -51,7 +52,10 @@ def _ones_like_normalized(
 ) -> tuple[NewValue, list[NewNode]]:
     """``ConstantOfShape(Shape(x, start=-axes), 1)``: an all-ones scale when the size is only known at run time."""
     if opset < 15:
-        raise Refusal("no scale, the normalized size is dynamic, and Shape(start=) needs opset 15")
+        raise Refusal(
+            "the normalized dims' size is not proved (no constant all-ones scale can be written; where "
+            "initializers are graph inputs, --freeze-initializers may prove it) and Shape(start=) needs opset 15"
+        )
     shape = NewValue(f"{name}.shape")
     ones = NewValue(name, dtype)
     one = ir.tensor(np.ones([1], dtype=dtype.numpy()))
@@ -74,7 +78,7 @@ def _affine_input(
 
     With ``value`` None and ``fill`` 1.0 it makes the all-ones scale the fused ops require.
     """
-    dims = gu.static_dims(x, range(-axes, 0))
+    dims = trailing_dims(x, axes)
     if value is None:
         if fill == 0.0:
             return None, []

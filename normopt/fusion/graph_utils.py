@@ -32,6 +32,18 @@ def producer(value: ValueView | None, op_type: str) -> NodeView | None:
     return node
 
 
+#: Why an initializer that is also a graph input is no constant (and what lets normopt take it as one).
+OVERRIDABLE = (
+    "is an initializer that is also a graph input: a caller may override it "
+    "(--freeze-initializers asserts that none does)"
+)
+
+
+def overridable(value: ValueView | None) -> bool:
+    """True for an initializer that is also a graph input: a default the caller may replace."""
+    return value is not None and value.const_value is not None and value.is_graph_input()
+
+
 def consumers(value: ValueView) -> list[NodeView]:
     """Distinct nodes that read ``value`` (a node reading it twice counts once)."""
     seen: dict[int, NodeView] = {}
@@ -261,7 +273,8 @@ def reduce_axes(node: NodeView, rank: int | None = None) -> MatchResult[Reductio
     if operand is not None:
         array = small_constant(operand)
         if array is None:
-            return MatchResult.failure("reduction axes are not a constant", operand)
+            why = f"reduction axes {OVERRIDABLE}" if overridable(operand) else "reduction axes are not a constant"
+            return MatchResult.failure(why, operand)
         axes = [int(a) for a in array.reshape(-1)]
     if axes:
         return MatchResult.success(Reduction(axes, keepdims))

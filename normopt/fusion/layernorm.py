@@ -40,6 +40,8 @@ def square_of(value: ValueView, is_base: Callable[[ValueView], bool]) -> list[No
                 squares.append(user)
             elif exponent is not None:
                 wrong_exponent = exponent
+            elif (held := user.inputs[1]) is not None and gu.overridable(held):
+                raise Refusal(f"the exponent {held.name!r} {gu.OVERRIDABLE}", held)
         elif is_op(user, "Mul") and len(user.inputs) == 2:
             a, b = user.inputs
             if a is None or b is None:

@@ -84,7 +84,7 @@ def follow(reduce: NodeView, what: str, like: ValueView | None = None) -> MatchR
     if trailing.found is None:
         return _unusable(trailing.reason, source, None if summed else chain)
     count = chain.count = trailing.found
-    restored, expanded, divided, unproven = keepdims == 1, False, not summed, False
+    restored, expanded, divided, unproven = keepdims == 1, False, not summed, ""
     user: NodeView | None = None
     while True:
         user = next_user(chain.value)
@@ -104,7 +104,8 @@ def follow(reduce: NodeView, what: str, like: ValueView | None = None) -> MatchR
             expanded = step is not None
         if step is None and not divided:
             division = _divide_by_count(user, chain.value, source, axes, _current_rank(rank, count, restored))
-            divided, unproven = division is not None, division is not None and division.found is None
+            divided = division is not None
+            unproven = division.reason if division is not None and division.found is None else unproven
             step = None if division is None else division.reached
         if step is None:
             break
@@ -113,7 +114,7 @@ def follow(reduce: NodeView, what: str, like: ValueView | None = None) -> MatchR
     if not divided:
         return MatchResult.failure(f"{reduce.op_type} is not divided by the number of reduced elements", source)
     if unproven:
-        return _unusable(UNPROVEN_COUNT, source, chain)
+        return _unusable(unproven, source, chain)
     if not restored and user is not None and is_op(user, "Mul", "Div") and what == "variance":
         return _unusable(RESCALED_VARIANCE, chain.value, chain)
     if not restored:
@@ -297,6 +298,9 @@ def _divide_by_count(
         operands = [other for operand, other in gu.operand_pairs(user) if operand is value]
     constants = [c for o in operands if (c := gu.scalar_constant(o, rank)) is not None]
     if not constants:
+        held = next((o for o in operands if gu.overridable(o)), None)
+        if held is not None:
+            return MatchResult.failure(f"the divisor {held.name!r} {gu.OVERRIDABLE}", held, partial=[user])
         return None
     dims = gu.static_dims(source, axes)
     if dims is None or rank is None:
@@ -313,6 +317,11 @@ def _divide_by_count(
 _Sources = tuple[ValueView, ValueView | None]
 # A dim is ("dim", tensor, position) when read from a Shape, or an int when written as a literal.
 _Dim = tuple[ValueView, int] | int
+
+
+def shape_dims(value: ValueView) -> list[_Dim] | None:
+    """The dims a 1-D shape tensor holds (a literal int, or a dim read from ``Shape``), or None when unknown."""
+    return _shape_dims(value)[0]
 
 
 def _shape_dims(value: ValueView) -> tuple[list[_Dim] | None, list[NodeView]]:

@@ -23,6 +23,7 @@ import onnx_ir as ir
 
 from normopt.fusion import graph_utils as gu
 from normopt.fusion import means
+from normopt.fusion.dims import trailing_dims as proven_dims
 from normopt.fusion.means import RESCALED_VARIANCE
 from normopt.fusion.ops import is_op
 from normopt.fusion.outcome import Refusal
@@ -96,6 +97,10 @@ def _epsilon_add(variance: ValueView) -> _Epsilon:
                     eps_dtype = gu.dtype_of(other)
                     _check_epsilon_survives(eps, eps_dtype, other)
                     return _Epsilon(user, eps, eps_dtype)
+    for user in variance.consumers():
+        if is_op(user, "Add") and any(o is variance and gu.overridable(e) for o, e in gu.operand_pairs(user)):
+            other = next(e for o, e in gu.operand_pairs(user) if o is variance)
+            raise Refusal(f"epsilon {other.name!r} {gu.OVERRIDABLE}", other)
     for user in variance.consumers():
         if is_op(user, "Sqrt"):
             after_sqrt = list(user.outputs[0].consumers())
@@ -258,7 +263,7 @@ def _affine_chain(n: ValueView, allow_bias: bool) -> _AffineChain:
 def _check_affine_shape(affine: _Affine, axes: int, x: ValueView, what: str) -> None:
     value = affine.value
     if affine.runtime:  # taken as it is: exactly the normalized dims, no broadcasting to rewrite
-        dims = gu.static_dims(x, range(-axes, 0)) if (gu.rank_of(x) or 0) >= axes else None
+        dims = proven_dims(x, axes) if (gu.rank_of(x) or 0) >= axes else None
         if dims is None or gu.static_shape(value) != dims:
             raise Refusal(f"{what} computed at run time is not of the normalized dims' static shape")
         return
@@ -275,9 +280,12 @@ def _check_affine_shape(affine: _Affine, axes: int, x: ValueView, what: str) -> 
         raise Refusal(f"{what} of shape {list(shape)} may raise the rank of an input of unknown rank")
     if rank is not None and len(shape) > rank:
         raise Refusal(f"{what} of shape {list(shape)} raises the output rank above {rank}")
-    dims = gu.static_dims(x, range(-len(stripped), 0)) if stripped else ()
+    dims = proven_dims(x, len(stripped)) if stripped else ()
     if dims is not None and any(s not in (1, d) for s, d in zip(stripped, dims, strict=True)):
         raise Refusal(f"{what} of shape {list(shape)} does not match the normalized dims {list(dims)}")
+    if dims is None and any(s != 1 for s in stripped):
+        # a normalized dim of unknown size may be 1 at run time: the original broadcasts it against the constant
+        raise Refusal(f"{what} of shape {list(shape)} on normalized dims of unknown size (a size-1 input broadcasts)")
 
 
 def finish(

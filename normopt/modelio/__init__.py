@@ -99,6 +99,22 @@ def read_proto(path: str | os.PathLike[str]) -> onnx.ModelProto:
     return proto
 
 
+def freeze_initializers(proto: onnx.ModelProto) -> list[str]:
+    """Drop the main graph's inputs that are also initializers (overridable defaults); return their names.
+
+    The caller asserts that no one feeds them: each becomes a constant the passes may prove with
+    (torch's ``keep_initializers_as_inputs=True``, every IR < 4 model lists all weights as inputs).
+    """
+    graph = proto.graph
+    initializers = {t.name for t in graph.initializer}
+    frozen = [i.name for i in graph.input if i.name in initializers]
+    if frozen:
+        kept = [i for i in graph.input if i.name not in initializers]
+        del graph.input[:]
+        graph.input.extend(kept)
+    return frozen
+
+
 def _model_problem(proto: onnx.ModelProto) -> str | None:
     """Why a parsed protobuf is not an ONNX model, or None."""
     if proto.ir_version <= 0:

@@ -63,10 +63,12 @@ class Annotations:
         """Every value back to its declared type and shape; replacements to their predecessor's."""
         for value, kind, shape in self.originals.values():
             value.type, value.shape = kind, shape
-        for new, old in self.derived:
-            original = self.originals.get(id(old))
-            if original is not None:
-                new.type, new.shape = original[1], original[2]
+        declared = {key: (kind, shape) for key, (_, kind, shape) in self.originals.items()}
+        for new, old in self.derived:  # in order: a replacement of a replacement (Skip after LayerNorm) chains
+            found = declared.get(id(old))
+            if found is not None:
+                new.type, new.shape = found
+                declared[id(new)] = found
 
 
 def _values(graph: ir.Graph | ir.Function) -> list[ir.Value]:
