@@ -626,6 +626,21 @@ def soundness_cases() -> None:
     inside = LN | {"absent": ["Mul"], "ops": {"LayerNormalization": 1, "Add": 1}}
     _save(model, "ln_hidden_proved_by_matmul", "Add(Gelu(a), MatMul(b, W[8,16])) has hidden size 16 (no broadcast can widen it): γ and β go into the fused node",
           {t: inside for t in ("auto", "onnx", "ort")}, [])
+    # positive axes need the rank: proved through ops ONNX's inference does not know (a Kokoro-style norm over time)
+    for name, op, extra, claim, expect_fused in (
+        ("ln_positive_axes_rank_proved", "Gelu", {}, "ReduceMean axes [2] on com.microsoft.Gelu(a[2,4,16]): rank 3 proved by the op's rule", True),
+        ("neg_ln_positive_axes_rank_unknown", "ExpandDims", {}, "ReduceMean axes [2] on com.microsoft.ExpandDims(a, axis): no rule, rank unknown", False),
+    ):
+        g = G(name, opset=18)
+        a = g.inp("a", (2, 4, 16) if op == "Gelu" else (2, 16))
+        inputs = [a] if op == "Gelu" else [a, g.const(np.array(1, np.int32))]
+        x = g.op(op, inputs, domain="com.microsoft", **extra)
+        y, _ = Norm(axes=[2], gamma=None, beta=None).build(g, x)
+        g.out(y, shape=(2, 4, 16) if op == "Gelu" else (2, 1, 16))
+        model = g.model()
+        model.opset_import.append(helper.make_opsetid("com.microsoft", 1))
+        expect = LN if expect_fused else refused(1, "positive axes [2] with unknown input rank")
+        _save(model, name, claim, {t: expect for t in ("auto", "onnx", "ort")}, [])
     # every initializer is also a graph input (IR < 4, keep_initializers_as_inputs): ε may be overridden
     g = G("neg_ln_all_initializers_inputs", opset=18)
     x = g.inp("x", (2, 4, 16))

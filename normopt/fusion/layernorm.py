@@ -16,7 +16,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from normopt.fusion import graph_utils as gu
-from normopt.fusion import means
+from normopt.fusion import means, ranks
 from normopt.fusion.base import NormPass
 from normopt.fusion.norm_match import NormMatch, finish, match_tail
 from normopt.fusion.ops import is_op
@@ -208,7 +208,7 @@ def _is_reduction(node: NodeView) -> bool:
 
 
 def _canonical(axes: list[int], x: ValueView) -> list[int]:
-    rank = gu.rank_of(x)
+    rank = ranks.rank(x)
     if rank is None:
         return sorted(axes)
     return sorted(a + rank if a < 0 else a for a in axes)

@@ -24,6 +24,7 @@ from dataclasses import dataclass, field
 import onnx_ir as ir
 
 from normopt.fusion import graph_utils as gu
+from normopt.fusion import ranks
 from normopt.fusion.ops import is_op
 from normopt.fusion.outcome import MatchResult
 from normopt.fusion.views import NodeView, ValueView
@@ -73,7 +74,7 @@ def follow(reduce: NodeView, what: str, like: ValueView | None = None) -> MatchR
     source = reduce.inputs[0]
     assert source is not None
     chain = MeanChain(reduce, source, reduce.outputs[0], nodes=[reduce])
-    rank = gu.rank_of(source)
+    rank = ranks.rank(source)
     summed = is_op(reduce, "ReduceSum")
     reduction = gu.reduce_axes(reduce, rank)
     if reduction.found is None:

@@ -22,7 +22,7 @@ import numpy as np
 import onnx_ir as ir
 
 from normopt.fusion import graph_utils as gu
-from normopt.fusion import means
+from normopt.fusion import means, ranks
 from normopt.fusion.dims import trailing_dims as proven_dims
 from normopt.fusion.means import RESCALED_VARIANCE
 from normopt.fusion.ops import is_op
@@ -74,7 +74,7 @@ class _Affine:
 
 def _rank_floor(value: ValueView) -> int:
     """The rank ``value`` has, or 1 (a mean with keepdims over at least one axis) when unknown."""
-    return max(gu.rank_of(value) or 1, 1)
+    return max(ranks.rank(value) or 1, 1)
 
 
 @dataclass(frozen=True)
@@ -263,7 +263,7 @@ def _affine_chain(n: ValueView, allow_bias: bool) -> _AffineChain:
 def _check_affine_shape(affine: _Affine, axes: int, x: ValueView, what: str) -> None:
     value = affine.value
     if affine.runtime:  # taken as it is: exactly the normalized dims, no broadcasting to rewrite
-        dims = proven_dims(x, axes) if (gu.rank_of(x) or 0) >= axes else None
+        dims = proven_dims(x, axes) if (ranks.rank(x) or 0) >= axes else None
         if dims is None or gu.static_shape(value) != dims:
             raise Refusal(f"{what} computed at run time is not of the normalized dims' static shape")
         return
@@ -275,7 +275,7 @@ def _check_affine_shape(affine: _Affine, axes: int, x: ValueView, what: str) -> 
         stripped.pop(0)
     if len(stripped) > axes:
         raise Refusal(f"{what} of shape {list(shape)} varies over axes that are not normalized")
-    rank = gu.rank_of(x)
+    rank = ranks.rank(x)
     if rank is None and len(shape) > axes:
         raise Refusal(f"{what} of shape {list(shape)} may raise the rank of an input of unknown rank")
     if rank is not None and len(shape) > rank:
