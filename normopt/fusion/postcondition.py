@@ -46,14 +46,23 @@ class PostconditionFailed(Exception):
 
 @dataclass
 class NodeFacts:
-    """What the checks read of a node."""
+    """What the checks read of a node (``index``: its position, for a label when it has no name)."""
 
-    label: str
+    name: str
     domain: str
     op_type: str
-    inputs: list[str]
-    outputs: list[str]
+    inputs: Sequence[str]
+    outputs: Sequence[str]
+    index: int
     bodies: list[GraphFacts] = field(default_factory=list)
+
+    @property
+    def label(self) -> str:
+        """How a violation names the node."""
+        if self.name:
+            return f"node {self.name!r} ({self.op_type})"
+        first = next((o for o in self.outputs if o), None)
+        return f"{self.op_type} #{self.index} writing {first!r}"
 
 
 @dataclass
@@ -90,9 +99,9 @@ def _has_schema(op_type: str, version: int, domain: str) -> bool:
     return True
 
 
-def _op_problem(node: NodeFacts, opsets: Mapping[str, int], functions: set[tuple[str, str]]) -> str | None:
+def _op_problem(node: NodeFacts, imported: Mapping[str, int], functions: set[tuple[str, str]]) -> str | None:
+    """Why ``node``'s operator is not available (``imported``: opsets by normalized domain), or None."""
     domain = _domain(node.domain)
-    imported = {_domain(d): v for d, v in opsets.items()}
     if (domain, node.op_type) in functions:
         return None
     if domain not in imported:
@@ -114,6 +123,7 @@ def _check_graph(
     """Check one scope; ``outer`` holds the enclosing scopes' values visible here (sibling bodies may reuse names)."""
     visible = set(outer)
     local: set[str] = set()
+    imported = {_domain(d): v for d, v in opsets.items()}
 
     def define(name: str) -> None:
         if name in local or name in outer:
@@ -127,10 +137,11 @@ def _check_graph(
         for name in node.inputs:
             if name and name not in visible:
                 found.append(f"order: {graph.label}: {node.label} reads {name!r}, which is not defined before it")
-        frozen = frozenset(visible)
-        for body in node.bodies:
-            _check_graph(body, frozen, opsets, functions, found)
-        problem = _op_problem(node, opsets, functions)
+        if node.bodies:
+            frozen = frozenset(visible)
+            for body in node.bodies:
+                _check_graph(body, frozen, opsets, functions, found)
+        problem = _op_problem(node, imported, functions)
         if problem is not None:
             found.append(f"operator: {graph.label}: {problem}")
         for name in node.outputs:
@@ -187,26 +198,28 @@ def port(value: ir.Value) -> Port:
     return value.name or "", dtype, dims
 
 
+def _label(node: ir.Node, index: int) -> str:
+    return NodeFacts(node.name or "", node.domain, node.op_type, [], [v.name or "" for v in node.outputs], index).label
+
+
 def _graph_facts(graph: ir.Graph | ir.Function, label: str) -> GraphFacts:
     nodes = []
     for index, node in enumerate(graph):
-        first = next((v.name for v in node.outputs if v.name), None)
-        node_label = (
-            f"node {node.name!r} ({node.op_type})" if node.name else f"{node.op_type} #{index} writing {first!r}"
-        )
         bodies = []
         for attr in node.attributes.values():
             if attr.type == ir.AttributeType.GRAPH:
-                bodies.append(_graph_facts(attr.as_graph(), f"{label}/{attr.name} of {node_label}"))
+                bodies.append(_graph_facts(attr.as_graph(), f"{label}/{attr.name} of {_label(node, index)}"))
             elif attr.type == ir.AttributeType.GRAPHS:
-                bodies.extend(_graph_facts(g, f"{label}/{attr.name} of {node_label}") for g in attr.as_graphs())
+                where = f"{label}/{attr.name} of {_label(node, index)}"
+                bodies.extend(_graph_facts(g, where) for g in attr.as_graphs())
         nodes.append(
             NodeFacts(
-                node_label,
+                node.name or "",
                 node.domain,
                 node.op_type,
                 [v.name or "" if v is not None else "" for v in node.inputs],
                 [v.name or "" for v in node.outputs],
+                index,
                 bodies,
             )
         )

@@ -242,16 +242,10 @@ class ProtoGraph:
 
     def facts(self) -> ModelFacts:
         """The live graph as the postcondition reads it (a flat graph: no subgraph, no function)."""
-        nodes = []
-        for index, node in enumerate(self):
-            proto = node.proto
-            first = next((o for o in proto.output if o), None)
-            label = (
-                f"node {proto.name!r} ({proto.op_type})"
-                if proto.name
-                else f"{proto.op_type} #{index} writing {first!r}"
-            )
-            nodes.append(NodeFacts(label, proto.domain, proto.op_type, list(proto.input), list(proto.output)))
+        nodes = [
+            NodeFacts(p.name, p.domain, p.op_type, p.input, p.output, index)
+            for index, p in enumerate(node.proto for node in self)
+        ]
         graph = self.model.graph
         main = GraphFacts(
             "main graph", [i.name for i in graph.input], list(self._initializers), nodes, [o.name for o in graph.output]
