@@ -11,7 +11,6 @@ import onnx
 import onnx_ir as ir
 import onnxruntime as ort
 import pytest
-from onnx import TensorProto as T
 from onnx import helper as h
 
 from normopt import fusing
@@ -37,9 +36,12 @@ def _run(path: Path, feeds: dict[str, np.ndarray]) -> list[np.ndarray]:
 def _skip_on_unknown_dims(path: Path) -> Path:
     """What normopt wrote before dims were proved: Add(a[?,?,16], b[?,?,16]) + LayerNorm as one Skip op."""
     source = onnx.load(GRAPHS / "neg_skip_unknown_dims.onnx")
-    gamma = h.make_tensor("gamma", T.FLOAT, [16], np.ones(16).tolist())
-    beta = h.make_tensor("beta", T.FLOAT, [16], np.zeros(16).tolist())
-    node = h.make_node("SkipLayerNormalization", ["a", "b", "gamma", "beta"], [source.graph.output[0].name],
+    vectors = {t.name: t for t in source.graph.initializer if list(t.dims) == [16]}
+    affine = {
+        n.op_type: next(i for i in n.input if i in vectors) for n in source.graph.node if set(n.input) & set(vectors)
+    }
+    gamma, beta = vectors[affine["Mul"]], vectors[affine["Add"]]  # the original's own γ and β: right at equal sizes
+    node = h.make_node("SkipLayerNormalization", ["a", "b", gamma.name, beta.name], [source.graph.output[0].name],
                        domain="com.microsoft", epsilon=1e-5)  # fmt: skip
     graph = h.make_graph([node], "wrong", list(source.graph.input), list(source.graph.output), [gamma, beta])
     model = h.make_model(
@@ -72,6 +74,8 @@ def test_verify_probes_distinct_sizes_for_distinct_dims(tmp_path: Path) -> None:
     assert result.code == 1, (result.stdout, result.stderr)
     assert "free dims at 1" in result.stdout or "distinct dims" in result.stdout, result.stdout
     assert "a=1x1x16" in result.stdout, result.stdout  # the sizes used are printed
+    assert "the reference runs and the candidate does not" in result.stdout
+    assert "checked: batch 2" in result.stdout  # the default sizes pass: only the probes tell
     good = cli("verify", GRAPHS / "neg_skip_unknown_dims.onnx", GRAPHS / "neg_skip_unknown_dims.onnx")
     assert good.code == 0, good.stdout + good.stderr
     assert "distinct dims: a=" in good.stdout

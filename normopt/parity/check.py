@@ -254,7 +254,7 @@ def verify(
             try:
                 values = run_checked(cand_sess, ref_names, inp.cast_for(feeds, cand_specs), "candidate")
             except UsageError as error:
-                broken.append(f"{label}: {error}")
+                broken.append(f"{label}: {str(error).split('; set sizes with')[0]}")
                 failing_feeds = failing_feeds or feeds
                 continue
             cand_out = dict(zip(ref_names, values, strict=True))
@@ -280,7 +280,11 @@ def verify(
     if not report.passed and localize and failing_feeds is not None:
         from normopt.parity.localize import first_divergence
 
-        report.first_divergence = first_divergence(
-            Path(reference), Path(candidate), failing_feeds, provider, atol, rtol
-        )
+        try:
+            report.first_divergence = first_divergence(
+                Path(reference), Path(candidate), failing_feeds, provider, atol, rtol
+            )
+        except UsageError as error:  # the candidate does not run on the sizes that failed: say so, not exit 2
+            note = f"not localized: {str(error).split('; set sizes with')[0]}"
+            report.first_divergence = {"node": None, "note": note, "stats": None}
     return report

@@ -88,8 +88,9 @@ def first_divergence(
         if bad is None:
             continue
         ins = [stats[n] for n in _tensor_names(node.inputs) if n in stats]
+        first = next((v.name for v in node.outputs if v.name), "?")
         return {
-            "node": node.name,
+            "node": node.name or f"the unnamed {node.op_type} writing {first}",
             "op_type": node.op_type,
             "tensor": bad.name,
             "inputs_matched": all(s.passed for s in ins),
