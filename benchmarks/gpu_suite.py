@@ -1,9 +1,13 @@
 """CUDA suite: original vs fused on ONNX Runtime's CUDA provider, in one command, through normopt's API.
 
-For a LayerNorm chain, gpt2-small (legacy exporter) and llama-small (dynamo exporter), each in fp32 and fp16:
-export, fuse, ``verify`` on the provider (fp16 models against their fp32 export as the reference), and
-``bench`` original vs fused at ORT ``disable`` and ``all`` with IO binding (device-resident inputs and outputs),
-the per-op profile share of norm kernels included. Prefill only: normopt cannot export a KV cache yet.
+For a LayerNorm chain, gpt2-small (legacy exporter) and llama-small (dynamo exporter), each in fp32 and fp16 and
+exported with its KV cache (``export --with-past``): fuse, ``verify`` on the provider (fp16 models against their
+fp32 export as the reference), and ``bench`` at ORT ``disable`` and ``all`` with IO binding (device-resident
+inputs, cache and outputs) for a prefill (batch 1, 128 tokens) and a decode step (1 token after 128 cached):
+the original, the fused model, ONNX Runtime's transformers optimizer on the original (``--compare-ort``) and a
+byte copy of the original (an A/A row: the noise floor of that run), with the per-op profile share of norm
+kernels. Sized for one H200 in under 6 minutes by its CPU dry run's counts (exports dominate; 100 timed runs a
+row); ``--iters`` trims it.
 
     python benchmarks/gpu_suite.py --out results/cuda            # on a machine with CUDA
     python benchmarks/gpu_suite.py --out /tmp/dry --dry-run      # the same code on CPU, tiny sizes (CI)
@@ -60,6 +64,11 @@ def _device() -> dict[str, str]:
     }
 
 
+def _sizes(dry: bool) -> dict[str, list[int]]:
+    """Prefill length and cached tokens of the decoder workloads (tiny in a dry run)."""
+    return {"batches": [1], "seqs": [16 if dry else 128], "pasts": [16 if dry else 128]}
+
+
 def _ln_chain(folder: Path, dry: bool) -> Path:
     from synthetic import layernorm_chain, save
 
@@ -74,21 +83,28 @@ def _one(
     provider: str,
     iters: int,
     folder: Path,
+    sizes: dict[str, list[int]] | None = None,
 ) -> dict[str, Any]:
-    """Fuse, verify on the provider, bench original vs fused with the profile; return the JSON document."""
+    """Fuse, verify on the provider, bench original vs fused vs ORT's optimizer vs an A/A copy; the JSON document."""
+    import shutil
+
     from normopt import bench, fuse, verify
     from normopt.latency.report import to_json
 
     fused = fuse(original, folder / f"{name}.fused.onnx")
     parity = verify(reference, fused.output, provider=provider)  # type: ignore[arg-type]
+    copy = folder / f"{name}.copy.onnx"
+    shutil.copyfile(original, copy)  # the same bytes (external data, if any, is named inside and shared)
     report = bench(
-        [original, fused.output],
+        [original, fused.output, copy],
         providers=[provider],
         opt_levels=["disable", "all"],
         iters=iters,
         warmup=10,
-        labels=["original", "fused"],
+        labels=["original", "fused", "original-again"],
         profile=True,
+        compare_ort=sizes is not None,
+        **(sizes or {}),  # type: ignore[arg-type]
     )
     document: dict[str, Any] = json.loads(to_json(report))
     document["case"] = name
@@ -98,6 +114,7 @@ def _one(
 
 
 def _summary(documents: list[dict[str, Any]], device: dict[str, str], provider: str, dry: bool) -> str:
+    from normopt.latency.report import workload_label
     from normopt.latency.stats import SpeedupCI
 
     env = documents[0]["environment"] if documents else {}
@@ -108,33 +125,28 @@ def _summary(documents: list[dict[str, Any]], device: dict[str, str], provider: 
         f"torch {env.get('torch')} (CUDA {device['cuda']}); ONNX Runtime providers here: {device['ort_providers']}."
         + (" Dry run: tiny models on CPU, numbers mean nothing." if dry else ""),
         "",
-        "| case | fused | parity | opt | original p50 ms | fused p50 ms | speedup | 95% CI | verdict | norm share |",
-        "|---|---|---|---|---|---|---|---|---|---|",
+        "`original-again` is a byte copy of the original timed in the same rounds: its interval is this run's "
+        "noise floor (an A/A comparison).",
+        "",
+        "| case | fused | parity | workload | opt | model | p50 ms | speedup | 95% CI | verdict | norm share |",
+        "|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     sentences = []
     for doc in documents:
-        rows = doc["results"]
-        for level in ("disable", "all"):
-            pair = [r for r in rows if r["opt_level"] == level]
-            original = next(r for r in pair if r["model"] == "original")
-            fused = next(r for r in pair if r["model"] == "fused")
-            share = (fused.get("profile") or {}).get("norm_share")
-            ci = (
-                f"{fused['speedup_low']:.2f}-{fused['speedup_high']:.2f}x"
-                if fused.get("speedup_low") is not None
-                else "-"
-            )
+        for row in doc["results"]:
+            share = (row.get("profile") or {}).get("norm_share")
+            low, high = row.get("speedup_low"), row.get("speedup_high")
+            ci = f"{low:.2f}-{high:.2f}x" if low is not None else "-"
+            where = workload_label(row["scenario"], row.get("batch"), row.get("seq"), row.get("past"))
             lines.append(
                 f"| {doc['case']} | {doc['fusion']['fused']}/{doc['fusion']['candidates']} | "
-                f"{'passed' if doc['parity']['passed'] else 'FAILED'} | {level} | {original['p50_ms']:.3f} | "
-                f"{fused['p50_ms']:.3f} | {fused['speedup']:.2f}x | {ci} | {fused['verdict']} | "
-                + (f"{100 * share:.1f}% |" if share is not None else "- |")
+                f"{'passed' if doc['parity']['passed'] else 'FAILED'} | {where} | "
+                f"{row['opt_level']} | {row['model']} | {row['p50_ms']:.3f} | {row['speedup']:.2f}x | {ci} | "
+                f"{row.get('verdict') or '-'} | " + (f"{100 * share:.1f}% |" if share is not None else "- |")
             )
-            if fused.get("speedup_low") is not None:
-                found = SpeedupCI(
-                    fused["speedup"], fused["speedup_low"], fused["speedup_high"], fused["verdict"], fused["iters"]
-                )
-                sentences.append(f"- {doc['case']} ({level}): {found.sentence('fused')}.")
+            if low is not None and high is not None and row["model"] != "original":
+                found = SpeedupCI(row["speedup"], low, high, row["verdict"], row["iters"])
+                sentences.append(f"- {doc['case']} {where} ({row['opt_level']}): {found.sentence(row['model'])}.")
     providers = {r["provider"] for d in documents for r in d["results"]}
     return "\n".join(
         [*lines, "", *sentences, "", f"Providers used (read back from the sessions): {sorted(providers)}.", ""]
@@ -145,12 +157,12 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--out", type=Path, required=True, help="folder for the JSON documents and summary.md")
     parser.add_argument("--dry-run", action="store_true", help="CPU, tiny models: checks the code path, not speed")
-    parser.add_argument("--iters", type=int, default=None, help="timed runs per row (default 200; dry run 12)")
+    parser.add_argument("--iters", type=int, default=None, help="timed runs per row (default 100; dry run 12)")
     args = parser.parse_args()
     from normopt import export
 
     provider = "cpu" if args.dry_run else "cuda"
-    iters = args.iters or (12 if args.dry_run else 200)
+    iters = args.iters or (12 if args.dry_run else 100)
     args.out.mkdir(parents=True, exist_ok=True)
     models = args.out / "models"
     models.mkdir(exist_ok=True)
@@ -161,10 +173,10 @@ def main() -> None:
     references: dict[str, Path] = {}
     for name, model, exporter, dtype in _cases(args.dry_run):
         path = models / f"{name}.onnx"
-        export(model, path, exporter=exporter, dtype=dtype)  # type: ignore[arg-type]
+        export(model, path, exporter=exporter, dtype=dtype, with_past=True)  # type: ignore[arg-type]
         if dtype == "fp32":
             references[model] = path
-        documents.append(_one(name, path, references[model], provider, iters, models))
+        documents.append(_one(name, path, references[model], provider, iters, models, _sizes(args.dry_run)))
         print(f"{name}: done in {time.perf_counter() - started:.0f} s", file=sys.stderr)
     for doc in documents:
         (args.out / f"{doc['case']}.json").write_text(json.dumps(doc, indent=2) + "\n")

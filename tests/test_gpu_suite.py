@@ -34,12 +34,14 @@ def test_gpu_suite_dry_run_writes_documents_and_summary(tmp_path: Path) -> None:
         assert doc["parity"]["passed"], case
         assert doc["fusion"]["fused"] == doc["fusion"]["candidates"]
         rows = doc["results"]
-        assert {(r["model"], r["opt_level"]) for r in rows} == {
-            (m, level) for m in ("original", "fused") for level in ("disable", "all")
-        }
+        models = {"original", "fused", "original-again"} | ({"ort-optimized"} if case != "ln_chain-fp32" else set())
+        assert {(r["model"], r["opt_level"]) for r in rows} == {(m, lv) for m in models for lv in ("disable", "all")}
+        if case != "ln_chain-fp32":  # decoders with a KV cache: a prefill and a decode step
+            assert {r["scenario"] for r in rows} == {"prefill", "decode"}
         assert all(r["provider"] == "CPUExecutionProvider" for r in rows)  # dry run: CPU, said so
         assert all(r["profile"] and 0 <= r["profile"]["norm_share"] <= 1 for r in rows)
         assert all(r["verdict"] for r in rows)
     summary = (out / "summary.md").read_text()
     assert "Dry run" in summary and all(case in summary for case in cases)
+    assert "original-again" in summary and "decode b1 p16" in summary
     assert set(json.loads((out / "parity.json").read_text())) == set(cases)

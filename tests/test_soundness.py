@@ -75,7 +75,7 @@ def test_verify_probes_distinct_sizes_for_distinct_dims(tmp_path: Path) -> None:
     assert "free dims at 1" in result.stdout or "distinct dims" in result.stdout, result.stdout
     assert "a=1x1x16" in result.stdout, result.stdout  # the sizes used are printed
     assert "the reference runs and the candidate does not" in result.stdout
-    assert "checked: batch 2" in result.stdout  # the default sizes pass: only the probes tell
+    assert "checked: a=2x16x16, b=2x16x16" in result.stdout  # the default sizes pass: only the probes tell
     good = cli("verify", GRAPHS / "neg_skip_unknown_dims.onnx", GRAPHS / "neg_skip_unknown_dims.onnx")
     assert good.code == 0, good.stdout + good.stderr
     assert "distinct dims: a=" in good.stdout

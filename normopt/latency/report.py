@@ -13,6 +13,7 @@ from typing import IO
 
 from normopt.latency.html import md_text
 from normopt.latency.runner import BenchReport, BenchRow
+from normopt.parity.roles import shapes_line
 
 COLUMNS = [
     ("model", "model"),
@@ -64,21 +65,6 @@ CSV_FIELDS = [
     "speedup_high",
     "verdict",
 ]
-
-
-def shapes_line(shapes: dict[str, list[int]]) -> str:
-    """``input_ids=1x1, past_key_values.*=1x12x128x64 (24 inputs)``: a cache's tensors of one shape once."""
-    import re
-
-    groups: dict[tuple[str, tuple[int, ...]], list[str]] = {}
-    for name, dims in shapes.items():
-        match = re.fullmatch(r"(past_key_values|past|present)\.\d+\..+", name)
-        groups.setdefault((f"{match.group(1)}.*" if match else name, tuple(dims)), []).append(name)
-    parts = []
-    for (label, sizes), names in groups.items():
-        count = f" ({len(names)} inputs)" if len(names) > 1 else ""
-        parts.append(f"{label}={'x'.join(map(str, sizes))}{count}")
-    return ", ".join(parts)
 
 
 def workload(row: BenchRow) -> str:

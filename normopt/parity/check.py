@@ -109,6 +109,11 @@ def run_checked(session: Any, names: list[str] | None, feeds: dict[str, np.ndarr
         ) from error
 
 
+def _shapes(feeds: dict[str, np.ndarray]) -> str:
+    """``input_ids=2x16, attention_mask=2x16`` (a cache's tensors of one shape once: ``roles.shapes_line``)."""
+    return roles.shapes_line({name: list(array.shape) for name, array in feeds.items()})
+
+
 _NARROW_FLOATS = {ir.DataType.FLOAT16: "float16", ir.DataType.BFLOAT16: "bfloat16"}
 
 
@@ -224,12 +229,17 @@ def verify(
     first_feeds: dict[str, np.ndarray] = {}
     count = 1 if inputs is not None else trials
     runs = [("inputs from " + str(inputs), sizes)] if inputs is not None else roles.cases(ref_specs, sizes)
+    checked: list[str] = []  # what ran, read from the feeds themselves
     for trial in range(count):
-        for _, case in runs:
+        for label, case in runs:
             if inputs is not None:
                 feeds = inp.load_npz(inputs, ref_specs)
             else:
                 feeds = inp.generate(ref_specs, shapes, seed + trial, limits, float_dtype=np.float32, sizes=case)
+            if trial == 0:
+                branch = label.split(":")[0] + ": " if label.startswith("use_cache_branch") else ""
+                source = f"{label}: " if inputs is not None else ""
+                checked.append(source + branch + _shapes(feeds))
             first_feeds = first_feeds or feeds
             ref_out, cand_out = run_pair(ref_sess, cand_sess, feeds, ref_names)
             for stats in compare_outputs(ref_out, cand_out, atol, rtol, floor):
@@ -250,7 +260,7 @@ def verify(
             except UsageError:
                 skipped.append(label)  # not an input the original accepts
                 continue
-            runs.append((label, sizes))
+            checked.append(label)
             try:
                 values = run_checked(cand_sess, ref_names, inp.cast_for(feeds, cand_specs), "candidate")
             except UsageError as error:
@@ -272,7 +282,7 @@ def verify(
         seed=seed,
         trials=count,
         provider=ortsession.actual_provider(cand_sess),
-        cases=[label for label, _ in runs],
+        cases=checked,
         feeds=first_feeds,
         skipped_probes=skipped,
         candidate_errors=broken,

@@ -185,3 +185,16 @@ def cases(specs: Sequence[InputSpec], sizes: Sizes) -> list[tuple[str, Sizes]]:
         (f"use_cache_branch false: {first.describe(True)}", first),
         (f"use_cache_branch true: {later.describe(True)}", later),
     ]
+
+
+def shapes_line(shapes: dict[str, list[int]]) -> str:
+    """``input_ids=1x1, past_key_values.*=1x12x128x64 (24 inputs)``: a cache's tensors of one shape once."""
+    groups: dict[tuple[str, tuple[int, ...]], list[str]] = {}
+    for name, dims in shapes.items():
+        match = re.fullmatch(r"(past_key_values|past|present)\.\d+\..+", name)
+        groups.setdefault((f"{match.group(1)}.*" if match else name, tuple(dims)), []).append(name)
+    parts = []
+    for (label, sizes), names in groups.items():
+        count = f" ({len(names)} inputs)" if len(names) > 1 else ""
+        parts.append(f"{label}={'x'.join(map(str, sizes))}{count}")
+    return ", ".join(parts)
