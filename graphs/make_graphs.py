@@ -641,6 +641,20 @@ def soundness_cases() -> None:
         model.opset_import.append(helper.make_opsetid("com.microsoft", 1))
         expect = LN if expect_fused else refused(1, "positive axes [2] with unknown input rank")
         _save(model, name, claim, {t: expect for t in ("auto", "onnx", "ort")}, [])
+    # the legacy exporter's float→float Cast (and an Identity) between the normalized value and γ: γ is absorbed
+    for name, kind, hop in (("rms_identity_cast_before_gamma", "rmsnorm", "Cast"), ("ln_identity_before_gamma", "layernorm", "Identity")):
+        g = G(name, opset=18)
+        x = g.inp("x", (2, 4, 16))
+        n, _ = Norm(kind=kind, gamma=None, beta=None, inv="mul_reciprocal").build(g, x)
+        n = g.op(hop, [n], **({"to": F32} if hop == "Cast" else {}))
+        y = g.op("Mul", [g.const(np.linspace(0.5, 1.5, 16).astype(np.float32)), n])
+        if kind == "layernorm":
+            y = g.op("Add", [y, g.const(np.linspace(-0.2, 0.2, 16).astype(np.float32))])
+        g.out(y)
+        op = "LayerNormalization" if kind == "layernorm" else "SimplifiedLayerNormalization"
+        done = fused(op) | {"absent": ["Mul", "Add", hop]}
+        expect = {"auto": done, "ort": done, "onnx": done if kind == "layernorm" else refused(reason="no RMSNormalization")}
+        _save(g.model(), name, f"{hop} (value-preserving) between the normalized value and γ: γ{' and β' if kind == 'layernorm' else ''} absorbed, no all-ones scale", expect, [])
     # every initializer is also a graph input (IR < 4, keep_initializers_as_inputs): ε may be overridden
     g = G("neg_ln_all_initializers_inputs", opset=18)
     x = g.inp("x", (2, 4, 16))

@@ -235,6 +235,10 @@ def _affine_chain(n: ValueView, allow_bias: bool) -> _AffineChain:
         user = gu.only_consumer(current)
         if user is None:
             break
+        if _value_preserving(user, current):  # Identity, or a Cast to the type the value already has
+            nodes.append(user)
+            current = user.outputs[0]
+            continue
         if is_op(user, "Cast") and cast is None:
             to = user.attributes.get("to")
             if to is None or ir.DataType(to.as_int()) not in gu.FLOAT_TYPES:
@@ -258,6 +262,18 @@ def _affine_chain(n: ValueView, allow_bias: bool) -> _AffineChain:
         nodes.append(user)
         current = user.outputs[0]
     return _AffineChain(nodes, cast, scale, bias)
+
+
+def _value_preserving(node: NodeView, value: ValueView) -> bool:
+    """True for ``Identity`` and for a Cast to the element type ``value`` already has.
+
+    The legacy exporter writes float→float Casts before γ: the chain walks through them, so γ and β are
+    absorbed (an all-ones scale beside a separate ``Mul(γ)`` would leave the next tool worse off).
+    """
+    if is_op(node, "Identity"):
+        return True
+    to = node.attributes.get("to") if is_op(node, "Cast") else None
+    return to is not None and gu.dtype_of(value) is not None and ir.DataType(to.as_int()) == gu.dtype_of(value)
 
 
 def _check_affine_shape(affine: _Affine, axes: int, x: ValueView, what: str) -> None:
