@@ -20,6 +20,7 @@ from normopt.fusion import FusionResult, Target, fuse_model
 from normopt.fusion.ir_engine import engine_for
 from normopt.fusion.ops import NORM_OPS
 from normopt.fusion.pipeline import count_nodes, option_problem, wants_skip
+from normopt.fusion.postcondition import ort_only_ops
 from normopt.locate import model_in
 from normopt.modelio.protograph import ProtoGraph
 from normopt.parity import ParityReport
@@ -141,7 +142,7 @@ def fuse(
             result = fuse_model(model, target=target, skip=skip)
             staged = modelio.stage(model, destination, external=external, data_name=data_name, created=created)
         staging = staged.model_path
-        ort_only = _ort_only_ops(result, model)
+        ort_only = ort_only_ops(engine_for(model).facts())
         problem = None if ort_only else modelio.check(staging, full=True)
         checker = "passed" if problem is None else f"failed: {problem}"
         if ort_only:
@@ -192,15 +193,6 @@ def _load_for_fusing(
             if not files or (external in ("auto", "same") and in_place_data):
                 return flat, frozen
     return modelio.load(source, proto), frozen
-
-
-def _ort_only_ops(result: FusionResult, model: ir.Model | ProtoGraph) -> list[str]:
-    """Operators in the output that only ONNX Runtime defines (onnx.checker cannot know them)."""
-    ops = {c.op for c in result.details if c.status == "fused" and c.op}
-    found = sorted(op for op in ops if op.startswith("Skip") or op == "SimplifiedLayerNormalization")
-    if "LayerNormalization" in ops and model.opset_imports.get("", 1) < 17:
-        found.append("LayerNormalization below opset 17")
-    return found
 
 
 def _parity_line(parity: ParityReport) -> str:

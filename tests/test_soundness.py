@@ -125,10 +125,12 @@ def test_fusing_twice_is_idempotent(target: str, tmp_path: Path) -> None:
     """Harm 4: fusing a fused model again with the same target changes nothing."""
     source = GRAPHS / "skip_layernorm_residual.onnx"
     once, twice = tmp_path / "once.onnx", tmp_path / "twice.onnx"
-    assert cli("fuse", source, "-o", once, "--target", target).code == 0
+    first = cli("fuse", source, "-o", once, "--target", target, "--format", "json")
+    assert first.code == 0, first.stderr
     result = cli("fuse", once, "-o", twice, "--target", target, "--format", "json")
     assert result.code == 0, result.stderr
     assert result.json()["fused"] == 0
+    assert result.json()["checker"] == first.json()["checker"]  # the same graph is described the same way
     assert op_counts(twice) == op_counts(once)
     assert _duplicates(onnx.load(twice)) == []
 

@@ -163,6 +163,27 @@ def violations(facts: ModelFacts) -> list[str]:
     return found
 
 
+def ort_only_ops(facts: ModelFacts) -> list[str]:
+    """Operators in the model that only ONNX Runtime defines (``onnx.checker`` cannot know them), sorted.
+
+    Read from the model itself, so the same model is described the same way whichever run fused it.
+    """
+    found: set[str] = set()
+    opset = {_domain(d): v for d, v in facts.opsets.items()}.get("", 1)
+    graphs = [facts.main, *(body for _, body, _ in facts.functions)]
+    while graphs:
+        graph = graphs.pop()
+        for node in graph.nodes:
+            graphs.extend(node.bodies)
+            key = (_domain(node.domain), node.op_type)
+            if key == ("", "LayerNormalization"):
+                if opset < 17:
+                    found.add("LayerNormalization below opset 17")
+            elif key in ORT_OPS:
+                found.add(node.op_type)
+    return sorted(found)
+
+
 @dataclass
 class Snapshot:
     """The model before the passes: its interface, and the facts it already broke."""
