@@ -53,22 +53,30 @@ class Annotations:
     """Declared types and shapes of every value of an onnx_ir model, to put back after matching."""
 
     originals: dict[int, tuple[ir.Value, ir.TypeProtocol | None, ir.Shape | None]] = field(default_factory=dict)
-    derived: list[tuple[ir.Value, ir.Value]] = field(default_factory=list)
+    derived: list[tuple[ir.Value, ir.Value, ir.TypeProtocol | None, ir.Shape | None]] = field(default_factory=list)
 
     def derive(self, new: ir.Value, old: ir.Value) -> None:
-        """``new`` replaces ``old``: on restore it gets ``old``'s declared type and shape."""
-        self.derived.append((new, old))
+        """``new`` replaces ``old``: on restore it gets ``old``'s declared type and shape.
+
+        Where ``old`` declared none, it gets the type and shape known for it now (inferred): the fused
+        node's output is annotated even when its op has no ONNX schema (ORT's ops, LayerNormalization
+        below opset 17), so shape inference and folding after normopt still see it.
+        """
+        self.derived.append((new, old, old.type, old.shape))
 
     def restore(self) -> None:
         """Every value back to its declared type and shape; replacements to their predecessor's."""
         for value, kind, shape in self.originals.values():
             value.type, value.shape = kind, shape
         declared = {key: (kind, shape) for key, (_, kind, shape) in self.originals.items()}
-        for new, old in self.derived:  # in order: a replacement of a replacement (Skip after LayerNorm) chains
+        for new, old, known_type, known_shape in self.derived:  # in order: a replacement of a replacement chains
             found = declared.get(id(old))
-            if found is not None:
-                new.type, new.shape = found
-                declared[id(new)] = found
+            if found is None:
+                continue
+            if found == (None, None) and not new.is_graph_output():
+                found = (known_type, known_shape)
+            new.type, new.shape = found
+            declared[id(new)] = found
 
 
 def _values(graph: ir.Graph | ir.Function) -> list[ir.Value]:
