@@ -536,6 +536,21 @@ def skip_variants() -> None:
         if kind == "layernorm":
             expect["onnx"] = fused(plain)
         _save(g.model(), name, "residual Add + norm, sum reused as an output", expect, [semantics | {"input": total, "output": y, "feeds_sum": [a, b]}])
+    # a bias Add before the residual Add (attention/MLP projection + bias, then + residual): the Skip op's bias input
+    for kind, op in (("layernorm", "SkipLayerNormalization"), ("rmsnorm", "SkipSimplifiedLayerNormalization")):
+        name = f"skip_{kind}_bias_residual"
+        g = G(name, opset=18)
+        a, r = g.inp("a", ("batch", "seq", 16)), g.inp("r", ("batch", "seq", 16))
+        projected = g.op("MatMul", [a, g.const(np.linspace(-0.1, 0.1, 256).astype(np.float32).reshape(16, 16))])
+        biased = g.op("Add", [projected, g.const(np.linspace(-0.5, 0.5, 16).astype(np.float32))])
+        total = g.op("Add", [biased, r])
+        y, semantics = Norm(kind=kind, beta=None if kind == "rmsnorm" else (16,)).build(g, total)
+        g.out(y)
+        plain = "LayerNormalization" if kind == "layernorm" else "SimplifiedLayerNormalization"
+        expect = {"auto": fused(plain), "ort": fused(plain, skips=1) | {"ops": {op: 1, "MatMul": 1}, "absent": [plain, "Add"]}}
+        if kind == "layernorm":
+            expect["onnx"] = fused(plain)
+        _save(g.model(), name, "projection + bias Add + residual Add + norm: the bias becomes the Skip op's bias input", expect, [])
     # position embeddings: [B,S,H] + [1,S,H] is what the Skip op's skip input may be (ORT's optimizer fuses it)
     g = G("skip_broadcast_embeddings", opset=18)
     a, pos = g.inp("a", ("batch", "seq", 16)), g.inp("pos", (1, "seq", 16))

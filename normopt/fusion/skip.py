@@ -12,13 +12,18 @@ Only for ``--target ort``. What must be proved (else the Add is left alone, with
   has ``input``'s shape, as the fused op's output does. Dims are equal only when both are known and equal
   or carry the same name: two unknown dims prove nothing;
 - the norm runs over the last axis only, with γ (and β) of one dtype with the input;
-- γ/β do not depend on the sum (the fused node produces the sum: that would be a cycle).
+- γ/β do not depend on the sum (the fused node produces the sum: that would be a cycle);
+- a bias Add in front of one operand (``(m + c) + r``, c a 1-D constant of the proved hidden size, read by
+  nothing else) becomes the Skip op's ``bias`` input, as ORT's and onnxscript's own fusions do.
 """
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import onnx_ir as ir
 
+from normopt.fusion import dims
 from normopt.fusion import graph_utils as gu
 from normopt.fusion.base import FusionContext
 from normopt.fusion.ir_engine import IrEngine, remove_dead
@@ -68,6 +73,49 @@ def _residual_add(norm: ir.Node) -> tuple[ir.Node, ir.Value, ir.Value]:
         if affine is not None and _depends_on(affine, total):
             raise Refusal("the scale/bias is computed from the residual sum (the fused node would feed itself)", affine)
     return add, *_roles(a, b, total)
+
+
+@dataclass(frozen=True)
+class _Bias:
+    """A bias Add before the residual Add, ``(m + c) + r``: the Skip op takes ``c`` as its bias input."""
+
+    add: ir.Node
+    value: ir.Value
+    data: ir.Value
+    skip: ir.Value
+
+
+def _bias(add: ir.Node, data: ir.Value, skip: ir.Value, dtype: ir.DataType | None) -> _Bias | None:
+    """The bias Add feeding ``data`` or ``skip`` only, with a 1-D constant of the hidden size, if there is one.
+
+    The other operand takes its place, so the roles are proved again with it: ``m + c`` has m's shape only
+    when m's hidden dim is proved to be c's length (else c could widen it).
+    """
+    for which, operand in (("data", data), ("skip", skip)):
+        inner = operand.producer()
+        if inner is None or not is_op(inner, "Add") or gu.only_consumer(operand) is not add:
+            continue
+        if inner.graph is not add.graph:
+            continue
+        first, second = inner.inputs[0], inner.inputs[1]
+        for m, c in ((first, second), (second, first)):
+            if m is None or c is None:
+                continue
+            shape = gu.constant_shape(c) if gu.is_constant(c) else None
+            if shape is None or len(shape) != 1 or gu.is_constant(m) or gu.dtype_of(c) != dtype:
+                continue
+            hidden = dims.last_dim(m)
+            if hidden is None or hidden != shape[0] or hidden == 1:
+                continue
+            pair = (m, skip) if which == "data" else (data, m)
+            try:
+                roles = _roles(pair[0], pair[1], add.outputs[0])
+            except Refusal:
+                continue
+            if roles != pair:
+                continue
+            return _Bias(inner, c, *roles)
+    return None
 
 
 def _roles(a: ir.Value, b: ir.Value, total: ir.Value) -> tuple[ir.Value, ir.Value]:
@@ -149,14 +197,17 @@ class SkipNormPass:
                 record = Candidate(self.kind, norm.name or "?", scope.name, "rejected")
                 try:
                     add, data, skip = _residual_add(norm)
+                    bias = _bias(add, data, skip, gu.dtype_of(norm.inputs[0]))
                 except Refusal as refusal:
                     if gu.producer(norm.inputs[0], "Add") is not None:
                         record.reason, record.value = str(refusal), refusal.value
                         records.append(record)
                     continue
                 record.op = _SKIP_OPS[norm.op_type]
-                record.rule = f"skip/{norm.op_type}"
-                record.fused_node = self._rewrite(ctx, engine, owner, (add, data, skip), norm)
+                record.rule = f"skip/{norm.op_type}" + ("/bias" if bias is not None else "")
+                if bias is not None:
+                    data, skip = bias.data, bias.skip
+                record.fused_node = self._rewrite(ctx, engine, owner, (add, data, skip), norm, bias)
                 record.status = "fused"
                 records.append(record)
         return records
@@ -168,11 +219,17 @@ class SkipNormPass:
         owner: ir.Graph | ir.Function,
         residual: tuple[ir.Node, ir.Value, ir.Value],
         norm: ir.Node,
+        bias: _Bias | None = None,
     ) -> str:
         add, data, skip_operand = residual
         total = add.outputs[0]
         eps = norm.attributes.get("epsilon")
-        extra = list(norm.inputs[2:3]) if is_op(norm, "LayerNormalization") else []
+        beta = norm.inputs[2] if len(norm.inputs) > 2 else None
+        extra: list[ir.Value | None] = [beta] if is_op(norm, "LayerNormalization") else []
+        if bias is not None:  # SkipLayerNormalization: input, skip, gamma, beta, bias; the simplified one has no beta
+            extra.append(bias.value)
+        while extra and extra[-1] is None:
+            extra.pop()
         out = ir.Value(name=norm.outputs[0].name, type=norm.outputs[0].type, shape=norm.outputs[0].shape)
         norm.outputs[0].name = ctx.engine.names.unique(f"{out.name}.unskipped")
         outputs = [out]
@@ -197,7 +254,7 @@ class SkipNormPass:
         if new_sum is not None:
             engine.annotations.derive(new_sum, total)
             total.replace_all_uses_with(new_sum, replace_graph_outputs=True)
-        remove_dead(owner, [add, norm])
+        remove_dead(owner, [*([bias.add] if bias is not None else []), add, norm])
         engine.model.opset_imports.setdefault("com.microsoft", 1)
         if isinstance(owner, ir.Function):
             owner.opset_imports.setdefault("com.microsoft", 1)
