@@ -70,6 +70,7 @@ def run(
     opt_levels: list[OptLevel] | None = None,
     profile: bool = False,
     compare_ort: bool = False,
+    calibrate: bool = True,
 ) -> RunOutcome:
     """Run the whole pipeline on ``model`` (default: the built-in default preset) into ``out_dir``.
 
@@ -106,6 +107,7 @@ def run(
         opt_levels,
         profile,
         compare_ort,
+        calibrate,
     )
     _check_run(model, out, settings)
     created = _Created(out)
@@ -135,6 +137,7 @@ class _Settings:
     opt_levels: list[OptLevel] | None = None
     profile: bool = False
     compare_ort: bool = False
+    calibrate: bool = True
 
     def cached(self, kind: str) -> bool:
         """Whether the export gets a KV cache: asked for, or by default for a preset."""
@@ -258,6 +261,7 @@ def _pipeline(
         pasts=pasts,
         profile=settings.profile,
         compare_ort=settings.compare_ort,
+        calibrate=settings.calibrate,
     )
     chart = latency_chart(report, out / "latency.png", title=f"{_title(model, export_info)}: original vs fused")
     document = _document(

@@ -140,3 +140,47 @@ def test_a_model_benched_against_itself_is_no_significant_difference(tmp_path: P
     rows = json.loads(result.stdout)["results"]
     assert [r["verdict"] for r in rows] == ["baseline", "no significant difference"], rows
     assert rows[1]["speedup_low"] < rows[1]["speedup_high"]
+
+
+def test_drifting_noise_is_not_called_a_difference() -> None:
+    """Rounds whose load drifts and bursts (both rows of a round alike, plus bursts hitting one row for a few
+    rounds) give no verdict for a row that is the same model; the same noise over a 10% gain is "faster"."""
+    rng = np.random.default_rng(3)
+    rounds = 200
+    drift = 1e6 * np.exp(np.cumsum(0.05 * rng.standard_normal(rounds)))  # a random walk both rows share
+    bursts = np.ones(rounds)
+    for start in rng.integers(0, rounds - 5, size=6):  # load bursts of 5 rounds on one row only
+        bursts[start : start + 5] *= 1.3
+    base = drift * (1 + 0.03 * rng.standard_normal(rounds))
+    same = drift * bursts * (1 + 0.03 * rng.standard_normal(rounds))
+    assert speedup_ci(base, same).verdict == "no significant difference"
+    assert speedup_ci(base, same / 1.1).verdict == "faster"
+
+
+def test_a_noise_floor_widens_the_band_a_difference_must_clear() -> None:
+    rng = np.random.default_rng(0)
+    base = 1e6 * (1 + 0.01 * rng.standard_normal(200))
+    row = base / 1.04  # 4% faster, cleanly
+    assert speedup_ci(base, row).verdict == "faster"
+    held = speedup_ci(base, row, floor=0.06)
+    assert held.verdict == "no significant difference" and held.margin == 0.06
+    assert "within ±6.0%" in held.sentence("fused")
+
+
+def test_calibrate_adds_an_a_a_row_that_sets_the_floor(tmp_path: Path) -> None:
+    from tests.conftest import GRAPHS
+
+    source = GRAPHS / "ln_canonical.onnx"
+    copy = tmp_path / "copy.onnx"
+    copy.write_bytes(source.read_bytes())
+    result = cli(
+        "bench", source, copy, "--iters", "30", "--warmup", "2", "--opt-level", "disable", "--calibrate",
+        "--format", "json",
+    )  # fmt: skip
+    assert result.code == 0, result.stderr
+    doc = json.loads(result.stdout)
+    rows = doc["results"]
+    assert [r["model"] for r in rows] == ["ln_canonical", "copy", "ln_canonical (A/A)"]
+    floor = rows[2]["verdict"]
+    assert floor.startswith("A/A noise floor ±"), floor
+    assert rows[1]["speedup_margin"] >= 0.02 and doc["settings"]["calibrate"] is True

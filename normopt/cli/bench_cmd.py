@@ -88,6 +88,14 @@ def bench(
             help="Also bench the first model as ONNX Runtime's transformers optimizer leaves it (ort-optimized).",
         ),
     ] = False,
+    calibrate: Annotated[
+        bool,
+        typer.Option(
+            "--calibrate",
+            help="Also time the first model against itself (an A/A row): differences are called only beyond that "
+            "noise floor.",
+        ),
+    ] = False,
     ort_model_type: Annotated[
         str | None, typer.Option(help="Model type for --compare-ort (default: gpt2 for decoders, bert for encoders).")
     ] = None,
@@ -126,6 +134,7 @@ def bench(
             seqs=seqs,
             pasts=pasts,
             compare_ort=compare_ort,
+            calibrate=calibrate,
             ort_model_type=ort_model_type,
         )
     if chart is not None:

@@ -72,6 +72,13 @@ def run(
     compare_ort: Annotated[
         bool, typer.Option("--compare-ort", help="Add ONNX Runtime's transformers optimizer on the original.")
     ] = False,
+    calibrate: Annotated[
+        bool,
+        typer.Option(
+            "--calibrate/--no-calibrate",
+            help="Time the original against itself too (A/A): verdicts must clear that noise floor (default on).",
+        ),
+    ] = True,
     format: FormatOption = Format.table,
     debug: DebugOption = False,
 ) -> None:
@@ -109,6 +116,7 @@ def run(
             opt_levels=[lvl.value for lvl in opt_level] if opt_level else None,
             profile=profile,
             compare_ort=compare_ort,
+            calibrate=calibrate,
         )
     doc = outcome.report
     if format == Format.json:

@@ -143,11 +143,12 @@ def verdict_lines(report: BenchReport) -> list[str]:
 
 def verdict_sentence(row: BenchRow) -> str | None:
     """``fused decode b1 p128 4.1% faster (95% CI ...)`` for a compared row; None for a baseline."""
-    from normopt.latency.stats import SpeedupCI
+    from normopt.latency.stats import MARGIN, SpeedupCI
 
     if row.speedup is None or row.speedup_low is None or row.speedup_high is None or row.verdict is None:
         return None
-    ci = SpeedupCI(row.speedup, row.speedup_low, row.speedup_high, row.verdict, row.iters)
+    margin = row.speedup_margin if row.speedup_margin is not None else MARGIN
+    ci = SpeedupCI(row.speedup, row.speedup_low, row.speedup_high, row.verdict, row.iters, margin)
     return ci.sentence(f"{row.model} {workload(row)}")
 
 

@@ -22,7 +22,7 @@ from normopt import ortsession
 from normopt.errors import ProviderUnavailable, UsageError
 from normopt.latency.environment import environment
 from normopt.latency.scenarios import Scenario, Workload, plan
-from normopt.latency.stats import speedup_ci, summarize
+from normopt.latency.stats import noise_floor, speedup_ci, summarize
 from normopt.locate import model_in
 from normopt.parity import inputs as inp
 from normopt.parity.check import specs_of
@@ -63,6 +63,7 @@ class BenchRow:
     speedup: float | None = None
     speedup_low: float | None = None
     speedup_high: float | None = None
+    speedup_margin: float | None = None  # the ± band a difference had to clear (MARGIN, or a wider A/A floor)
     verdict: str | None = None
     samples_ms: list[float] = field(default_factory=list, repr=False)
     profile: dict[str, Any] | None = None
@@ -198,6 +199,7 @@ def bench(
     pasts: Sequence[int] | None = None,
     compare_ort: bool = False,
     ort_model_type: str | None = None,
+    calibrate: bool = False,
 ) -> BenchReport:
     """Benchmark ``models`` side by side.
 
@@ -222,6 +224,9 @@ def bench(
         compare_ort: Also bench the first model as ONNX Runtime's transformers optimizer leaves it
             (``normopt.latency.peers``), labelled ``ort-optimized``.
         ort_model_type: The optimizer's model type (default: guessed from the inputs and outputs).
+        calibrate: Also time the first model against a second session of itself in the same rounds
+            (``<label> (A/A)``): its interval is the noise floor of this run, and a difference is called
+            only beyond it (``stats.speedup_ci``'s ``floor``).
 
     Raises:
         ProviderUnavailable: CUDA asked for and not usable (unless ``skip_unavailable``).
@@ -271,6 +276,9 @@ def bench(
         peer_dir, peer_problem = _add_ort_peer(paths, labels, specs, probe, ort_model_type)
         if peer_problem is not None:
             skipped.append({"provider": "ort-optimized", "reason": peer_problem})
+    if calibrate:
+        paths.append(paths[0])
+        labels.append(f"{labels[0]} (A/A)")
     profile_dir = None
     if profile:
         import tempfile
@@ -309,7 +317,7 @@ def bench(
                     for _ in range(PROFILE_RUNS):
                         profiler.run()
                     row.profile = summarize_profile(profiler.session.end_profiling(), runner.path)
-            _speedups(group, [r.samples for r in runners])
+            _speedups(group, [r.samples for r in runners], labels[-1] if calibrate else None)
             rows += group
     finally:
         if profile_dir is not None:  # nothing left behind, also on an error or Ctrl-C
@@ -329,6 +337,7 @@ def bench(
             "opt_levels": list(opt_levels),
             "threads": threads,
             "providers": list(providers),
+            "calibrate": calibrate,
         },
         workloads=described,
     )
@@ -445,17 +454,31 @@ def _row(runner: _Runner, threads: int | None, workload: Workload, feeds: dict[s
     )
 
 
-def _speedups(rows: list[BenchRow], samples: list[list[int]]) -> None:
+def _speedups(rows: list[BenchRow], samples: list[list[int]], calibration: str | None = None) -> None:
     """Speedup of every row against the first model's row under the same provider and opt level.
 
     Each comes with its 95% interval and verdict (``stats.speedup_ci``); ``samples`` are each row's
-    timings in ns, by round.
+    timings in ns, by round. The row labelled ``calibration`` (the baseline's A/A twin) sets the noise
+    floor of its provider and level: the other rows' differences must clear it.
     """
     first: dict[tuple[str, str], int] = {}
+    floors: dict[tuple[str, str], float] = {}
     for index, row in enumerate(rows):
-        base = first.setdefault((row.provider, row.opt_level), index)
+        key = (row.provider, row.opt_level)
+        base = first.setdefault(key, index)
+        if row.model == calibration and base != index:
+            ci = speedup_ci(samples[base], samples[index])
+            floors[key] = noise_floor(ci)
+            row.speedup, row.speedup_low, row.speedup_high = ci.speedup, ci.low, ci.high
+            row.verdict = f"A/A noise floor ±{100 * floors[key]:.1f}%"
+    for index, row in enumerate(rows):
+        key = (row.provider, row.opt_level)
+        base = first[key]
         if base == index:
             row.speedup, row.verdict = 1.0, "baseline"
             continue
-        ci = speedup_ci(samples[base], samples[index])
+        if row.model == calibration:
+            continue
+        ci = speedup_ci(samples[base], samples[index], floor=floors.get(key, 0.0))
         row.speedup, row.speedup_low, row.speedup_high, row.verdict = ci.speedup, ci.low, ci.high, ci.verdict
+        row.speedup_margin = ci.margin

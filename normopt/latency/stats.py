@@ -54,17 +54,22 @@ MIN_ROUNDS = 10
 MARGIN = 0.02
 #: How the speedup columns were computed, for the reports that show them.
 METHOD = (
-    "Speedup = ratio of median latencies; 95% CI: paired bootstrap over the interleaved rounds; a "
-    f"difference is called only when the whole interval lies beyond ±{100 * MARGIN:.0f}%."
+    "Speedup = median over the interleaved rounds of the paired ratio baseline/row (each round times both "
+    "back to back, so load that drifts hits both); 95% CI: moving-block bootstrap of the paired log-ratios "
+    "(blocks keep load bursts together); a difference is called only when the whole interval lies beyond "
+    f"±{100 * MARGIN:.0f}%, or beyond the A/A noise floor where one was measured (the baseline timed against "
+    "a second session of itself in the same rounds), whichever is wider."
 )
 
 
 @dataclass(frozen=True)
 class SpeedupCI:
-    """Speedup of a row over its baseline (ratio of median latencies), its 95% interval and a verdict.
+    """Speedup of a row over its baseline, its 95% interval and a verdict.
 
-    The interval is a paired bootstrap over the interleaved rounds (round k of both rows resampled together,
-    so drifts that hit both alike cancel): 2,000 resamples, percentile interval, fixed seed.
+    The speedup is the median of the per-round ratios baseline/row (rounds are interleaved, so each pair
+    shares the machine's state); the interval is a moving-block bootstrap of the log-ratios (blocks of
+    about n^(1/3) rounds, 2,000 resamples, percentile interval, fixed seed), so bursts of load that last
+    several rounds are resampled together instead of being taken as independent evidence.
     """
 
     speedup: float
@@ -72,42 +77,68 @@ class SpeedupCI:
     high: float
     verdict: str  # faster | slower | no significant difference | too few runs for a verdict
     rounds: int
+    margin: float = MARGIN  # the ± band a difference had to clear (the A/A floor where that was wider)
 
     def sentence(self, what: str) -> str:
         """``fused 4.1% faster (95% CI 3.2-5.0%)`` and the like, in plain words."""
         percent = abs(self.speedup - 1.0) * 100
         interval = f"95% CI {100 * (self.low - 1):+.1f}% to {100 * (self.high - 1):+.1f}%"
+        band = f"±{100 * self.margin:.1f}%" if self.margin > MARGIN else f"±{100 * MARGIN:.0f}%"
         if self.verdict == "faster":
             return f"{what} {percent:.1f}% faster ({interval})"
         if self.verdict == "slower":
             return f"{what} {percent:.1f}% slower ({interval})"
         if self.verdict == "no significant difference":
-            if self.low >= 1 - MARGIN and self.high <= 1 + MARGIN:
-                return f"{what}: no significant difference, within ±{100 * MARGIN:.0f}% ({interval})"
+            if self.low >= 1 - self.margin and self.high <= 1 + self.margin:
+                return f"{what}: no significant difference, within {band} ({interval})"
             return f"{what}: no significant difference ({interval}; more runs would narrow it)"
         return f"{what}: {self.verdict} ({interval}, {self.rounds} rounds)"
 
 
-def speedup_ci(baseline_ns: list[int] | np.ndarray, row_ns: list[int] | np.ndarray, seed: int = 0) -> SpeedupCI:
-    """Paired bootstrap interval of ``median(baseline) / median(row)`` over the rounds both have."""
+def speedup_ci(
+    baseline_ns: list[int] | np.ndarray, row_ns: list[int] | np.ndarray, seed: int = 0, floor: float = 0.0
+) -> SpeedupCI:
+    """Paired speedup ``baseline / row`` over the rounds both have, its interval and verdict.
+
+    ``floor``: the A/A noise floor (a fraction, e.g. 0.03): a difference must clear the wider of it and
+    ``MARGIN``.
+    """
     rounds = min(len(baseline_ns), len(row_ns))
     if rounds == 0:
         raise ValueError("no timings to compare")
     base = np.asarray(baseline_ns[:rounds], dtype=np.float64)
     row = np.asarray(row_ns[:rounds], dtype=np.float64)
-    point = float(np.median(base) / np.median(row))
-    rng = np.random.default_rng(seed)
-    ratios = []
-    for _ in range(20):  # 20 x 100 resamples: bounded memory even for long --seconds runs
-        index = rng.integers(0, rounds, size=(100, rounds))
-        ratios.append(np.median(base[index], axis=1) / np.median(row[index], axis=1))
-    low, high = (float(v) for v in np.percentile(np.concatenate(ratios), [2.5, 97.5]))
+    logs = np.log(base) - np.log(row)
+    point = float(np.median(base / row))
+    low, high = _block_bootstrap(logs, seed)
+    margin = max(MARGIN, floor)
     if rounds < MIN_ROUNDS:
         verdict = "too few runs for a verdict"
-    elif low > 1 + MARGIN:
+    elif low > 1 + margin:
         verdict = "faster"
-    elif high < 1 - MARGIN:
+    elif high < 1 - margin:
         verdict = "slower"
     else:
         verdict = "no significant difference"
-    return SpeedupCI(point, low, high, verdict, rounds)
+    return SpeedupCI(point, min(low, point), max(high, point), verdict, rounds, margin)
+
+
+def _block_bootstrap(logs: np.ndarray, seed: int, resamples: int = 2000) -> tuple[float, float]:
+    """95% percentile interval of exp(median) of ``logs`` under a moving-block bootstrap."""
+    rounds = logs.size
+    block = max(1, round(rounds ** (1 / 3)))
+    starts = rounds - block + 1
+    blocks = -(-rounds // block)  # ceil: enough blocks to cover the series
+    rng = np.random.default_rng(seed)
+    medians = []
+    for _ in range(resamples // 100):  # 100 resamples at a time: bounded memory for long --seconds runs
+        first = rng.integers(0, starts, size=(100, blocks))
+        index = (first[:, :, None] + np.arange(block)).reshape(100, -1)[:, :rounds]
+        medians.append(np.median(logs[index], axis=1))
+    low, high = np.percentile(np.concatenate(medians), [2.5, 97.5])
+    return float(np.exp(low)), float(np.exp(high))
+
+
+def noise_floor(ci: SpeedupCI) -> float:
+    """How far from 1 an A/A comparison's interval reaches: differences within it are noise."""
+    return max(0.0, 1 - ci.low, ci.high - 1)
