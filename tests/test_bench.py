@@ -164,7 +164,7 @@ def test_a_noise_floor_widens_the_band_a_difference_must_clear() -> None:
     assert speedup_ci(base, row).verdict == "faster"
     held = speedup_ci(base, row, floor=0.06)
     assert held.verdict == "no significant difference" and held.margin == 0.06
-    assert "within ±6.0%" in held.sentence("fused")
+    assert "beyond this run's A/A noise floor ±6.0%" in held.sentence("fused")
 
 
 def test_calibrate_adds_an_a_a_row_that_sets_the_floor(tmp_path: Path) -> None:

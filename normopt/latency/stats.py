@@ -89,6 +89,8 @@ class SpeedupCI:
         if self.verdict == "slower":
             return f"{what} {percent:.1f}% slower ({interval})"
         if self.verdict == "no significant difference":
+            if self.margin > MARGIN:
+                return f"{what}: no difference beyond this run's A/A noise floor {band} ({interval})"
             if self.low >= 1 - self.margin and self.high <= 1 + self.margin:
                 return f"{what}: no significant difference, within {band} ({interval})"
             return f"{what}: no significant difference ({interval}; more runs would narrow it)"
