@@ -18,7 +18,7 @@ from normopt.choices import ExternalLayout
 from normopt.errors import CheckFailed, UsageError
 from normopt.fusion import FusionResult, Target, fuse_model
 from normopt.fusion.ir_engine import engine_for
-from normopt.fusion.ops import NORM_OPS
+from normopt.fusion.ops import is_norm_op
 from normopt.fusion.pipeline import count_nodes, option_problem, wants_skip
 from normopt.fusion.postcondition import ort_only_ops
 from normopt.locate import model_in
@@ -240,7 +240,7 @@ def inspect(path: str | os.PathLike[str], target: Target = "auto") -> InspectRep
         existing: dict[str, int] = {}
         for scope in engine_for(model).scopes():
             for node in scope.graph:
-                if node.op_type in NORM_OPS:
+                if is_norm_op(node):
                     existing[node.op_type] = existing.get(node.op_type, 0) + 1
         nodes = count_nodes(model)
         check_fuse_options(target, None)

@@ -123,11 +123,11 @@ def test_run_writes_report_json_md_and_chart(tmp_path: Path) -> None:
     assert doc["parity"]["passed"] is True
     assert {"max_abs", "max_rel"} <= set(doc["parity"]["outputs"][0])
     assert {(r["model"], r["opt_level"]) for r in doc["latency"]} == {
-        ("original", "disable"),
-        ("fused", "disable"),
-        ("original", "all"),
-        ("fused", "all"),
-    }
+        (m, level) for m in ("original", "fused", "original (A/A)") for level in ("disable", "all")
+    }  # run times the original against itself too: the A/A noise floor its verdicts must clear
+    floors = [r for r in doc["latency"] if r["model"] == "original (A/A)"]
+    assert all(r["verdict"].startswith("A/A noise floor ±") for r in floors)
+    assert doc["bench_settings"]["calibrate"] is True
     assert all(r["provider"] == "CPUExecutionProvider" for r in doc["latency"])
     assert {"torch", "onnx", "onnxruntime"} <= set(doc["versions"]) and doc["machine"]["cpu"]
     assert (out / "latency.png").read_bytes()[:4] == b"\x89PNG"

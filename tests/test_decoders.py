@@ -269,7 +269,9 @@ def test_run_reports_prefill_and_decode_with_the_ort_peer(tmp_path: Path) -> Non
     assert any(i["name"] == "past_key_values.0.key" for i in doc["export"]["inputs"])
     rows = {(r["model"], r["scenario"], r["past"]) for r in doc["latency"]}
     assert rows == {
-        (m, s, p) for m in ("original", "fused", "ort-optimized") for s, p in (("prefill", 0), ("decode", 8))
+        (m, s, p)
+        for m in ("original", "fused", "ort-optimized", "original (A/A)")  # run calibrates by default
+        for s, p in (("prefill", 0), ("decode", 8))
     }
     page = (out / "report.html").read_text()
     assert page.startswith("<!DOCTYPE html>") and "data:image/png;base64," in page and "<table>" in page

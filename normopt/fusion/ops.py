@@ -10,6 +10,8 @@ PLAIN_NORM_OPS = frozenset({"LayerNormalization", "SimplifiedLayerNormalization"
 SKIP_NORM_OPS = frozenset({"SkipLayerNormalization", "SkipSimplifiedLayerNormalization"})
 #: Every fused norm operator.
 NORM_OPS = PLAIN_NORM_OPS | SKIP_NORM_OPS
+#: The same, as (domain, op type): the plain ones in the standard domain, the Skip ones in ORT's.
+NORM_OP_IDS = frozenset({("", op) for op in PLAIN_NORM_OPS} | {("com.microsoft", op) for op in SKIP_NORM_OPS})
 
 #: The standard ONNX domain under both of its spellings.
 STANDARD_DOMAINS = frozenset({"", "ai.onnx"})
@@ -27,6 +29,11 @@ def op_id(node: _HasOp) -> tuple[str, str]:
     """An operator's identity: ``(domain, op_type)``, with ``ai.onnx`` spelled ``""``."""
     domain = "" if node.domain in STANDARD_DOMAINS else node.domain
     return domain, node.op_type
+
+
+def is_norm_op(node: _HasOp) -> bool:
+    """True for a fused norm operator (``NORM_OP_IDS``), by domain and op type."""
+    return op_id(node) in NORM_OP_IDS
 
 
 def is_op(node: _HasOp | None, *op_types: str, domain: str = "") -> bool:

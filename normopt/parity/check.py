@@ -24,6 +24,7 @@ import onnx_ir as ir
 from normopt import modelio, options, ortsession
 from normopt.errors import ProviderUnavailable, UsageError
 from normopt.fusion.ir_engine import graphs_of
+from normopt.fusion.ops import is_op
 from normopt.locate import model_in
 from normopt.parity import inputs as inp
 from normopt.parity import probes, roles
@@ -126,7 +127,7 @@ def narrowest_float(model: ir.Model) -> str | None:
             if value.dtype in _NARROW_FLOATS:
                 found.add(_NARROW_FLOATS[value.dtype])
         for node in graph:
-            if node.op_type == "Cast" and node.domain in ("", "ai.onnx"):
+            if is_op(node, "Cast"):
                 to = node.attributes.get("to")
                 if to is not None and ir.DataType(to.as_int()) in _NARROW_FLOATS:
                     found.add(_NARROW_FLOATS[ir.DataType(to.as_int())])

@@ -20,6 +20,7 @@ import numpy as np
 import onnx_ir as ir
 
 from normopt.errors import UsageError
+from normopt.fusion.ops import is_op
 from normopt.parity import roles
 
 DEFAULT_BATCH = roles.DEFAULT_BATCH
@@ -134,7 +135,7 @@ def vocab_limits(model: ir.Model) -> dict[str, int]:
     limits: dict[str, int] = {}
     for value in model.graph.inputs:
         for user, index in value.uses():
-            if user.op_type == "Gather" and index == 1 and user.inputs[0] is not None:
+            if is_op(user, "Gather") and index == 1 and user.inputs[0] is not None:
                 table = user.inputs[0]
                 shape = table.const_value.shape if table.const_value is not None else table.shape
                 if shape is not None and len(shape) and isinstance(shape[0], int):

@@ -19,13 +19,13 @@ import numpy as np
 import onnx_ir as ir
 
 from normopt import modelio, ortsession
-from normopt.fusion.ops import NORM_OPS
+from normopt.fusion.ops import is_norm_op
 from normopt.parity.check import compare_outputs, narrowest_float, run_pair
 
 
 def fused_nodes(model: ir.Model) -> list[ir.Node]:
     """Norm nodes of the main graph, in graph order (the nodes normopt or another fuser emitted)."""
-    return [n for n in model.graph if n.op_type in NORM_OPS or (n.name or "").startswith("normopt/")]
+    return [n for n in model.graph if is_norm_op(n) or (n.name or "").startswith("normopt/")]
 
 
 def _tensor_names(values: Any) -> list[str]:
