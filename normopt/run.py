@@ -233,7 +233,7 @@ def _pipeline(
             with_past=cached,
         ).to_dict()
         if export_info["random_weights"]:
-            say(f"      note: {model} has RANDOM weights: its outputs mean nothing, its latency does")
+            say("      note: RANDOM weights (outputs mean nothing, latency does)")
     say("[2/4] fusing norms")
     fusion = fuse(original, fused_path, target=settings.target)
     say(f"      fused {fusion.result.fused}/{fusion.result.candidates} candidates")
