@@ -223,8 +223,15 @@ class InspectReport:
             "existing_norm_ops": self.existing_norm_ops,
             "candidates": self.result.candidates,
             "fusable": self.result.fused,
-            "details": [c.to_dict() for c in self.result.details],
+            "details": [_as_inspected(c.to_dict()) for c in self.result.details],
         }
+
+
+def _as_inspected(record: dict[str, Any]) -> dict[str, Any]:
+    """A candidate as ``inspect`` reports it: it changed nothing, so a fusable one is ``fusable``, not ``fused``."""
+    if record["status"] == "fused":
+        record = record | {"status": "fusable", "fused_node": None}
+    return record
 
 
 def inspect(path: str | os.PathLike[str], target: Target = "auto") -> InspectReport:

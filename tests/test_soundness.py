@@ -225,3 +225,11 @@ def test_fuse_norms_pass_can_freeze_initializers() -> None:
     fuse = FuseNorms(freeze_initializers=True)
     assert fuse(model).modified and fuse.result is not None and fuse.result.fused == 1
     assert [v.name for v in model.graph.inputs] == ["x"] and fuse.frozen
+
+
+def test_inspect_says_fusable_for_what_it_did_not_change() -> None:
+    result = cli("inspect", GRAPHS / "ln_canonical.onnx", "--format", "json")
+    assert result.code == 0
+    (record,) = result.json()["details"]
+    assert record["status"] == "fusable" and record["fused_node"] is None
+    assert result.json()["fusable"] == 1

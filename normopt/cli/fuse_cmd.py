@@ -22,7 +22,8 @@ def _grouped_table(details: list[dict[str, object]], title: str, stderr: bool) -
     from rich.table import Table
 
     groups = Counter(
-        (d["kind"], d["status"], d["rule"] if d["status"] == "fused" else d["reason"], d["op"]) for d in details
+        (d["kind"], d["status"], d["rule"] if d["status"] in ("fused", "fusable") else d["reason"], d["op"])
+        for d in details
     )
     table = Table(title=f"{title} ({len(details)} candidates, grouped)")
     for column in ("kind", "status", "rule / reason", "op", "count"):
@@ -40,14 +41,14 @@ def _summary_table(details: list[dict[str, object]], title: str, stderr: bool) -
         _grouped_table(details, title, stderr)
         return
     table = Table(title=title)
-    for column in ("kind", "node", "status", "rule / reason", "op", "eps", "axes", "dtype"):
+    for column in ("kind", "node", "status", "rule / reason", "op", "eps", "norm dims", "dtype"):
         table.add_column(column)
     for d in details:
         table.add_row(
             str(d["kind"]),
             str(d["node"]),
             str(d["status"]),
-            str(d["rule"] if d["status"] == "fused" else d["reason"]),
+            str(d["rule"] if d["status"] in ("fused", "fusable") else d["reason"]),
             str(d["op"] or "-"),
             "-" if d["epsilon"] is None else f"{d['epsilon']:g}",
             str(d["axes"] or "-"),
