@@ -152,6 +152,13 @@ def _check_run(model: str, out: Path, settings: _Settings) -> None:
     options.timed_runs(settings.iters, settings.warmup, settings.seconds)
     options.threads(settings.threads)
     check_fuse_options(settings.target, None)
+    if settings.providers and set(settings.providers) == {"cuda"}:  # nothing would be benchmarked: say so now
+        from normopt import ortsession
+        from normopt.errors import ProviderUnavailable
+
+        problem = ortsession.cuda_problem()
+        if problem is not None:
+            raise ProviderUnavailable(f"--provider cuda: CUDA is not usable here: {problem}")
     if out.exists() and not out.is_dir():
         raise UsageError(f"--out {out} is a file; give a directory (it is created if missing)")
     for ancestor in out.parents:

@@ -95,3 +95,19 @@ def test_reports_escape_what_a_model_names(tmp_path: Path) -> None:
     markdown = (out / "report.md").read_text()
     assert "\\<img src=x onerror=alert(1)\\>" in markdown
     assert "\\<script\\>alert(2)\\</script\\>\\|x" in markdown
+
+
+def test_run_with_only_an_unusable_provider_is_refused_before_any_work(tmp_path: Path) -> None:
+    """``run --provider cuda`` without CUDA: exit 2 at once, naming why, and no output folder created."""
+    import onnxruntime as ort
+
+    if "CUDAExecutionProvider" in ort.get_available_providers():
+        from normopt import ortsession
+
+        if ortsession.cuda_problem() is None:
+            pytest.skip("CUDA is usable here")
+    out = tmp_path / "out"
+    result = cli("run", "gpt2-tiny", "--out", out, "--provider", "cuda")
+    assert result.code == 2, result.stderr
+    assert "CUDA is not usable here" in result.stderr and "Traceback" not in result.stderr
+    assert not out.exists()
