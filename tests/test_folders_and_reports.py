@@ -111,3 +111,15 @@ def test_run_with_only_an_unusable_provider_is_refused_before_any_work(tmp_path:
     assert result.code == 2, result.stderr
     assert "CUDA is not usable here" in result.stderr and "Traceback" not in result.stderr
     assert not out.exists()
+
+
+def test_run_and_bench_take_o_for_their_output(tmp_path: Path) -> None:
+    """One spelling for outputs: ``-o`` wherever a command writes (``run``'s folder, ``bench``'s report)."""
+    report = tmp_path / "bench.md"
+    result = cli("bench", GRAPHS / "ln_canonical.onnx", "--iters", "2", "--warmup", "0", "-o", report)
+    assert result.code == 0, result.stderr
+    assert report.read_text().startswith("|")
+    out = tmp_path / "run"
+    result = cli("run", GRAPHS / "ln_canonical.onnx", "-o", out, "--iters", "2", "--warmup", "0", "--no-calibrate")
+    assert result.code == 0, result.stderr
+    assert (out / "report.json").is_file()

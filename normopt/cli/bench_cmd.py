@@ -103,7 +103,9 @@ def bench(
         bool, typer.Option("--profile", help="Summarize ORT's profiler per op type, with the norm share.")
     ] = False,
     format: Annotated[BenchFormat, typer.Option("--format", "-f", help="table, json, md or csv.")] = BenchFormat.table,
-    out: Annotated[Path | None, typer.Option("--out", help="Write the report to this file instead of stdout.")] = None,
+    out: Annotated[
+        Path | None, typer.Option("--out", "--output", "-o", help="Write the report to this file instead of stdout.")
+    ] = None,
     chart: Annotated[Path | None, typer.Option("--chart", help="Also write a latency chart (PNG) here.")] = None,
     debug: DebugOption = False,
 ) -> None:

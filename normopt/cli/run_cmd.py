@@ -32,7 +32,10 @@ def run(
     out: Annotated[
         Path,
         typer.Option(
-            "--out", help="Directory for the ONNX files, report.json, report.md, report.html and latency.png."
+            "--out",
+            "--output",
+            "-o",
+            help="Directory for the ONNX files, report.json, report.md, report.html and latency.png.",
         ),
     ] = Path("normopt-out"),
     exporter: Annotated[Exporter, typer.Option(help="Exporter for torch models.")] = "legacy",
