@@ -76,4 +76,5 @@ class FuseNorms(ir.passes.InPlacePass):
 
         """
         before, self._before = self._before, None
-        (before or Snapshot(interface=ir_facts(model).interface, broken=frozenset())).ensure(ir_facts(model))
+        facts = ir_facts(model)
+        (before or Snapshot(interface=facts.interface, broken=frozenset())).ensure(facts)

@@ -16,6 +16,7 @@ Readers are searched as well as producers: a value some MatMul reads has that Ma
 from __future__ import annotations
 
 from normopt.fusion import graph_utils as gu
+from normopt.fusion import means
 from normopt.fusion.ops import is_op
 from normopt.fusion.views import NodeView, ValueView
 
@@ -89,14 +90,12 @@ def _from_producer(node: NodeView | None, depth: int, seen: set[int]) -> int | N
             return table[-1]
         return None
     if is_op(node, "Reshape") and len(node.inputs) >= 2 and node.inputs[1] is not None:
-        from normopt.fusion.means import shape_dims
-
         concat = gu.producer(node.inputs[1], "Concat")
         tail = gu.small_constant(concat.inputs[-1]) if concat is not None and concat.inputs else None
         if tail is not None and tail.ndim == 1 and tail.size and tail.dtype.kind in "iu":
             target: list[object] | None = [int(tail[-1])]  # the last piece alone decides the last dim
         else:
-            target = list(shape_dims(node.inputs[1]) or []) or None
+            target = list(means.shape_dims(node.inputs[1]) or []) or None
         allowzero = node.attributes.get("allowzero")
         if target is None or not target or not isinstance(target[-1], int):
             return None

@@ -35,21 +35,6 @@ def graphs_of(model: ir.Model) -> Iterator[ir.Graph | ir.Function]:
                     stack.extend(attr.as_graphs())
 
 
-def model_names(model: ir.Model) -> Iterator[str]:
-    """Every name in ``model``: nodes and values of every scope, graph inputs/outputs, initializers, functions."""
-    for owner in graphs_of(model):
-        if isinstance(owner, ir.Function):
-            yield owner.name
-        yield from (v.name for v in owner.inputs if v.name)
-        yield from (v.name for v in owner.outputs if v.name)
-        if isinstance(owner, ir.Graph):
-            yield from owner.initializers.keys()
-        for node in owner:
-            if node.name:
-                yield node.name
-            yield from (v.name for v in node.outputs if v.name)
-
-
 def _scope_name(owner: ir.Graph | ir.Function, model: ir.Model) -> str:
     if owner is model.graph:
         return "main"
@@ -74,7 +59,7 @@ class IrEngine:
     def names(self) -> Names:
         """Every name in the model (see ``names.Names``), gathered on first use."""
         if self._names is None:
-            self._names = Names(model_names(self.model))
+            self._names = Names(self.facts().names())
         return self._names
 
     @property

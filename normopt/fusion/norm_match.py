@@ -87,6 +87,7 @@ class _Epsilon:
 
 
 def _epsilon_add(variance: ValueView) -> _Epsilon:
+    held: ValueView | None = None  # an ε a caller may override: named in the refusal
     for user in variance.consumers():
         if not is_op(user, "Add"):
             continue
@@ -97,10 +98,10 @@ def _epsilon_add(variance: ValueView) -> _Epsilon:
                     eps_dtype = gu.dtype_of(other)
                     _check_epsilon_survives(eps, eps_dtype, other)
                     return _Epsilon(user, eps, eps_dtype)
-    for user in variance.consumers():
-        if is_op(user, "Add") and any(o is variance and gu.overridable(e) for o, e in gu.operand_pairs(user)):
-            other = next(e for o, e in gu.operand_pairs(user) if o is variance)
-            raise Refusal(f"epsilon {other.name!r} {gu.OVERRIDABLE}", other)
+                if held is None and gu.overridable(other):
+                    held = other
+    if held is not None:
+        raise Refusal(f"epsilon {held.name!r} {gu.OVERRIDABLE}", held)
     for user in variance.consumers():
         if is_op(user, "Sqrt"):
             after_sqrt = list(user.outputs[0].consumers())

@@ -18,7 +18,7 @@ loadable) is not normopt's doing. Engines describe their model as ``ModelFacts``
 from __future__ import annotations
 
 import functools
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 
 import onnx
@@ -84,6 +84,24 @@ class ModelFacts:
     opsets: Mapping[str, int]
     functions: Sequence[tuple[tuple[str, str], GraphFacts, Mapping[str, int]]]
     interface: tuple[tuple[Port, ...], tuple[Port, ...]]
+
+    def names(self) -> Iterator[str]:
+        """Every name in the model, for ``names.Names``.
+
+        Function names, and the inputs, initializers, outputs, node names and node outputs of every graph,
+        subgraph and function body.
+        """
+        yield from (name for (_, name), _, _ in self.functions)
+        stack = [self.main, *(body for _, body, _ in self.functions)]
+        while stack:
+            graph = stack.pop()
+            yield from graph.inputs
+            yield from graph.initializers
+            yield from graph.outputs
+            for node in graph.nodes:
+                yield node.name
+                yield from node.outputs
+                stack.extend(node.bodies)
 
 
 def _domain(domain: str) -> str:

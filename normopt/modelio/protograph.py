@@ -17,7 +17,6 @@ Only flat graphs qualify (``flat_graph_problem``): no functions and no subgraphs
 
 from __future__ import annotations
 
-import itertools
 import math
 import os
 from collections.abc import Callable, Iterator, Sequence
@@ -257,17 +256,7 @@ class ProtoGraph:
     def names(self) -> Names:
         """Every name in the model (see ``names.Names``), gathered on first use."""
         if self._names is None:
-            graph = self.model.graph
-            self._names = Names(
-                itertools.chain(
-                    (n.name for n in graph.node),
-                    (o for n in graph.node for o in n.output),
-                    self._input_names,
-                    self._output_names,
-                    self._initializers,
-                    (f.name for f in self.model.functions),
-                )
-            )
+            self._names = Names(self.facts().names())
         return self._names
 
     @property

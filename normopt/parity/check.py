@@ -82,16 +82,28 @@ def run_pair(
     reference: Any, candidate: Any, feeds: dict[str, np.ndarray], names: list[str] | None = None
 ) -> tuple[dict[str, np.ndarray], dict[str, np.ndarray]]:
     """Run both sessions on ``feeds`` (each cast to its own float types); outputs by name."""
-    results = []
-    for which, session in (("reference", reference), ("candidate", candidate)):
-        wanted = names or [o.name for o in session.get_outputs()]
-        values = run_checked(session, wanted, inp.cast_for(feeds, specs_of(session)), which)
-        results.append(dict(zip(wanted, values, strict=True)))
-    return results[0], results[1]
+    return run_one(reference, feeds, "reference", names), run_one(candidate, feeds, "candidate", names)
+
+
+def run_one(
+    session: Any, feeds: dict[str, np.ndarray], which: str, names: list[str] | None = None
+) -> dict[str, np.ndarray]:
+    """Run one session on ``feeds`` cast to its own float types; outputs by name (all when ``names`` is None)."""
+    wanted = names or [o.name for o in session.get_outputs()]
+    values = run_checked(session, wanted, inp.cast_for(feeds, specs_of(session)), which)
+    return dict(zip(wanted, values, strict=True))
+
+
+class RunFailed(UsageError):
+    """ONNX Runtime could not run a model on the given inputs; ``cause`` says which, on what, and why."""
+
+    def __init__(self, cause: str) -> None:
+        super().__init__(f"{cause}; set sizes with --batch/--seq/--past or --shape NAME=DIMS, or pass --inputs")
+        self.cause = cause
 
 
 def run_checked(session: Any, names: list[str] | None, feeds: dict[str, np.ndarray], which: str) -> list[Any]:
-    """``session.run``; a failure is a UsageError that names the input shapes it was given.
+    """``session.run``; a failure is a ``RunFailed`` (a UsageError) that names the input shapes it was given.
 
     ONNX Runtime's own error log line is silenced: the error says it once.
     """
@@ -104,10 +116,7 @@ def run_checked(session: Any, names: list[str] | None, feeds: dict[str, np.ndarr
     except Exception as error:
         shapes = ", ".join(f"{k}[{'x'.join(map(str, v.shape))}]" for k, v in feeds.items())
         first = str(error).strip().splitlines()[0][:300] if str(error).strip() else type(error).__name__
-        raise UsageError(
-            f"ONNX Runtime cannot run the {which} on inputs {shapes}: {first}; "
-            "set sizes with --batch/--seq/--past or --shape NAME=DIMS, or pass --inputs"
-        ) from error
+        raise RunFailed(f"ONNX Runtime cannot run the {which} on inputs {shapes}: {first}") from error
 
 
 def _shapes(feeds: dict[str, np.ndarray]) -> str:
@@ -251,24 +260,17 @@ def verify(
         for label, probe in probes.probes(ref_specs, shapes, sizes):
             feeds = inp.generate(ref_specs, {**shapes, **probe}, seed, limits, float_dtype=np.float32, sizes=sizes)
             try:
-                ref_out = dict(
-                    zip(
-                        ref_names,
-                        run_checked(ref_sess, ref_names, inp.cast_for(feeds, ref_specs), "reference"),
-                        strict=True,
-                    )
-                )
-            except UsageError:
+                ref_out = run_one(ref_sess, feeds, "reference", ref_names)
+            except RunFailed:
                 skipped.append(label)  # not an input the original accepts
                 continue
             checked.append(label)
             try:
-                values = run_checked(cand_sess, ref_names, inp.cast_for(feeds, cand_specs), "candidate")
-            except UsageError as error:
-                broken.append(f"{label}: {str(error).split('; set sizes with')[0]}")
+                cand_out = run_one(cand_sess, feeds, "candidate", ref_names)
+            except RunFailed as error:
+                broken.append(f"{label}: {error.cause}")
                 failing_feeds = failing_feeds or feeds
                 continue
-            cand_out = dict(zip(ref_names, values, strict=True))
             for stats in compare_outputs(ref_out, cand_out, atol, rtol, floor):
                 merged[stats.name] = merge(merged[stats.name], stats)
                 if not stats.passed and failing_feeds is None:
@@ -295,7 +297,7 @@ def verify(
             report.first_divergence = first_divergence(
                 Path(reference), Path(candidate), failing_feeds, provider, atol, rtol
             )
-        except UsageError as error:  # the candidate does not run on the sizes that failed: say so, not exit 2
-            note = f"not localized: {str(error).split('; set sizes with')[0]}"
+        except RunFailed as error:  # the candidate does not run on the sizes that failed: say so, not exit 2
+            note = f"not localized: {error.cause}"
             report.first_divergence = {"node": None, "note": note, "stats": None}
     return report
