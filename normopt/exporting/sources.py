@@ -44,6 +44,11 @@ _WEIGHT_FILES = (
 )
 
 
+def _has_weights(path: Path) -> bool:
+    """True when a Hugging Face directory holds a weights file (else it is initialized randomly)."""
+    return any((path / f).exists() for f in _WEIGHT_FILES)
+
+
 @dataclass
 class Source:
     """A torch model ready to export."""
@@ -195,7 +200,7 @@ def resolve(
         return dataclasses.replace(_preset(spec, batch, seq, with_past), random_weights=True)
     if kind == "hf":
         source = _hugging_face(Path(spec), batch, seq, task, with_past, part)
-        return dataclasses.replace(source, random_weights=not any((Path(spec) / f).exists() for f in _WEIGHT_FILES))
+        return dataclasses.replace(source, random_weights=not _has_weights(Path(spec)))
     return _function(spec)
 
 
@@ -299,7 +304,7 @@ def _hugging_face(
             f"{config.model_type} is an encoder-decoder: normopt exports its encoder (default) or, with "
             f"--part decoder, its decoder, as hidden states (not --task {task})"
         )
-    has_weights = any((path / f).exists() for f in _WEIGHT_FILES)
+    has_weights = _has_weights(path)
     model_cls = _model_class(transformers, config, task)
     notes = []
     # Eager attention: torch's decomposition of scaled_dot_product_attention breaks the dynamo
