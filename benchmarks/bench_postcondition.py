@@ -28,6 +28,7 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=5)
     args = parser.parse_args()
     from normopt import modelio
+    from normopt.engines import protograph
     from normopt.fusion.pipeline import fuse_model
 
     with tempfile.TemporaryDirectory() as folder:
@@ -38,7 +39,7 @@ def main() -> None:
             nodes = 0
             for _ in range(args.rounds):
                 for check in (True, False):
-                    model = modelio.load(path) if engine == "onnx_ir" else modelio.load_flat(path, 0)
+                    model = modelio.load(path) if engine == "onnx_ir" else protograph.load_flat(path, 0)
                     assert model is not None
                     start = time.perf_counter()
                     result = fuse_model(model, check=check)

@@ -15,14 +15,15 @@ import onnx_ir as ir
 
 from normopt import modelio
 from normopt.choices import ExternalLayout
+from normopt.engines import protograph
+from normopt.engines.ir_engine import engine_for
+from normopt.engines.postcondition import ort_only_ops
+from normopt.engines.protograph import ProtoGraph
 from normopt.errors import CheckFailed, UsageError
 from normopt.fusion import FusionResult, Target, fuse_model
-from normopt.fusion.ir_engine import engine_for
-from normopt.fusion.ops import is_norm_op
 from normopt.fusion.pipeline import count_nodes, option_problem, wants_skip
-from normopt.fusion.postcondition import ort_only_ops
 from normopt.locate import model_in
-from normopt.modelio.protograph import ProtoGraph
+from normopt.ops import is_norm_op
 from normopt.parity import ParityReport
 
 
@@ -186,7 +187,7 @@ def _load_for_fusing(
     proto = modelio.read_proto(source)  # parsed (and repaired) once, whichever engine takes it
     frozen = modelio.freeze_initializers(proto) if freeze else []
     if not wants_skip(target, skip) and external in ("auto", "same", "inline"):
-        flat = modelio.load_flat(source, FLAT_PATH_MIN_NODES, proto)
+        flat = protograph.load_flat(source, FLAT_PATH_MIN_NODES, proto)
         if flat is not None:
             files = modelio.external_files(flat)
             in_place_data = all(f.parent == destination.resolve().parent for f in files)
@@ -242,7 +243,7 @@ def inspect(path: str | os.PathLike[str], target: Target = "auto") -> InspectRep
     path = model_in(path)
     with gc_paused():
         proto = modelio.read_proto(path)
-        flat = None if wants_skip(target, None) else modelio.load_flat(path, FLAT_PATH_MIN_NODES, proto)  # no Skip
+        flat = None if wants_skip(target, None) else protograph.load_flat(path, FLAT_PATH_MIN_NODES, proto)  # no Skip
         model: ir.Model | ProtoGraph = flat if flat is not None else modelio.load(path, proto)
         existing: dict[str, int] = {}
         for scope in engine_for(model).scopes():

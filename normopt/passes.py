@@ -16,8 +16,8 @@ from __future__ import annotations
 import onnx_ir as ir
 
 from normopt.choices import Target
+from normopt.engines.postcondition import Snapshot, ir_facts
 from normopt.fusion.pipeline import fuse_model, option_problem
-from normopt.fusion.postcondition import Snapshot, ir_facts
 from normopt.fusion.result import FusionResult
 
 
@@ -65,7 +65,7 @@ class FuseNorms(ir.passes.InPlacePass):
         return ir.passes.PassResult(model, modified=self.result.fused > 0 or bool(self.frozen))
 
     def ensures(self, model: ir.Model) -> None:
-        """Check the postcondition (``normopt.fusion.postcondition``) against what ``requires`` recorded.
+        """Check the postcondition (``normopt.engines.postcondition``) against what ``requires`` recorded.
 
         SSA in every scope, sorted graphs, every input defined, every op's domain imported at a version
         that has it, the interface unchanged.

@@ -25,9 +25,9 @@ from typing import TYPE_CHECKING, Any
 
 from normopt.choices import DType, Exporter, Target, Task
 from normopt.errors import UsageError
+from normopt.feeds.ortsession import OptLevel
 from normopt.locate import model_in, onnx_files
 from normopt.options import DEFAULT_ITERS
-from normopt.ortsession import OptLevel
 
 if TYPE_CHECKING:
     from normopt.latency.runner import BenchRow
@@ -153,8 +153,8 @@ def _check_run(model: str, out: Path, settings: _Settings) -> None:
     options.threads(settings.threads)
     check_fuse_options(settings.target, None)
     if settings.providers and set(settings.providers) == {"cuda"}:  # nothing would be benchmarked: say so now
-        from normopt import ortsession
         from normopt.errors import ProviderUnavailable
+        from normopt.feeds import ortsession
 
         problem = ortsession.cuda_problem()
         if problem is not None:

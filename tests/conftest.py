@@ -23,7 +23,7 @@ def manifest() -> list[dict[str, Any]]:
 
 def op_counts(path: Path) -> Counter[str]:
     """Node op types over the main graph, subgraphs and functions."""
-    from normopt.fusion.ir_engine import graphs_of
+    from normopt.engines.ir_engine import graphs_of
 
     model = ir.load(path)
     return Counter(n.op_type for g in graphs_of(model) for n in g)
@@ -58,9 +58,9 @@ def float32_io(path: Path, out: Path) -> Path:
 
 def run_ort(path: Path, feeds: dict[str, np.ndarray]) -> list[np.ndarray]:
     """Run a model on the CPU provider with every ORT graph optimization off."""
-    from normopt import ortsession
-    from normopt.parity.check import specs_of
-    from normopt.parity.inputs import cast_for
+    from normopt.feeds import ortsession
+    from normopt.feeds.inputs import cast_for
+    from normopt.feeds.runs import specs_of
 
     session = ortsession.create(path, "cpu", "disable")
     return session.run(None, cast_for(feeds, specs_of(session)))

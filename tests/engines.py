@@ -9,6 +9,7 @@ import onnx
 from onnx import helper, numpy_helper
 
 from normopt import modelio
+from normopt.engines import protograph
 from normopt.fusion.pipeline import fuse_model
 
 
@@ -30,7 +31,7 @@ def _nodes(model: onnx.ModelProto) -> list[tuple[Any, ...]]:
 def _both(path: Path, target: str, tmp_path: Path) -> tuple[Any, Any, onnx.ModelProto, onnx.ModelProto]:
     model = modelio.load(path)
     ir_result = fuse_model(model, target=target, skip=False)
-    flat = modelio.load_flat(path, min_nodes=0)
+    flat = protograph.load_flat(path, min_nodes=0)
     assert flat is not None
     flat_result = fuse_model(flat, target=target, skip=False)
     folder = path.parent if modelio.external_files(flat) else tmp_path  # "same" layout: beside the weights

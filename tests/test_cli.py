@@ -100,7 +100,7 @@ def test_bench_two_models_gives_one_row_each(gpt2: Path, tmp_path: Path) -> None
 
 
 def test_bench_cuda_on_a_machine_without_it_is_exit_2(gpt2: Path) -> None:
-    from normopt.ortsession import cuda_problem
+    from normopt.feeds.ortsession import cuda_problem
 
     if cuda_problem() is None:
         pytest.skip("CUDA is usable on this machine")
@@ -178,7 +178,7 @@ def test_verify_mismatched_inputs_is_exit_2(gpt2: Path) -> None:
 
 
 def test_cuda_is_never_silently_replaced_by_cpu(gpt2: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    from normopt.ortsession import cuda_problem
+    from normopt.feeds.ortsession import cuda_problem
 
     if cuda_problem() is None:
         pytest.skip("CUDA is usable on this machine")

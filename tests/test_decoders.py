@@ -17,9 +17,9 @@ from hypothesis import strategies as st
 
 from normopt import export, fuse, verify
 from normopt.errors import UsageError
-from normopt.parity import roles
-from normopt.parity.inputs import InputSpec, generate
-from normopt.parity.roles import Sizes
+from normopt.feeds import roles
+from normopt.feeds.inputs import InputSpec, generate
+from normopt.feeds.roles import Sizes
 from tests.helpers import cli
 from tests.merged import make_merged
 

@@ -15,9 +15,10 @@ import pytest
 transformers = pytest.importorskip("transformers")
 
 from normopt import export, fuse, fusing, modelio, verify  # noqa: E402
+from normopt.engines import protograph  # noqa: E402
+from normopt.engines.ir_engine import graphs_of  # noqa: E402
 from normopt.exporting import tiny  # noqa: E402
-from normopt.fusion.ir_engine import graphs_of  # noqa: E402
-from normopt.fusion.ops import PLAIN_NORM_OPS as NORM_OPS  # noqa: E402
+from normopt.ops import PLAIN_NORM_OPS as NORM_OPS  # noqa: E402
 from tests.engines import assert_engines_agree  # noqa: E402
 
 
@@ -28,7 +29,7 @@ def test_deep_legacy_fp16_export_fuses_every_norm_on_the_big_graph_road(tmp_path
     assert exported.norm_modules == 4 * 64 + 1
     proto = onnx.load(exported.output, load_external_data=False)
     assert len(proto.graph.node) >= fusing.FLAT_PATH_MIN_NODES  # the big-graph road, not the onnx_ir one
-    assert modelio.load_flat(exported.output, fusing.FLAT_PATH_MIN_NODES) is not None
+    assert protograph.load_flat(exported.output, fusing.FLAT_PATH_MIN_NODES) is not None
 
     fused = fuse(exported.output, tmp_path / "fused.onnx")
     model = modelio.load(fused.output)

@@ -17,6 +17,7 @@ from onnx import TensorProto as T
 from onnx import helper as h
 
 from normopt import fusing, modelio
+from normopt.engines import protograph
 from tests.stress import MODES, assert_same_computation, feeds, session
 
 IR = 10
@@ -217,7 +218,7 @@ def test_coverage_does_not_depend_on_graph_size(tmp_path: Path) -> None:
     """The same norm chain fuses fully at 10 layers (onnx_ir engine) and at 1,500 (10,500 nodes: protobuf engine)."""
     small = fusing.fuse(_rms_sum_chain(10, tmp_path / "small.onnx"), tmp_path / "small.fused.onnx")
     big_source = _rms_sum_chain(1500, tmp_path / "big.onnx")
-    assert modelio.load_flat(big_source, fusing.FLAT_PATH_MIN_NODES) is not None, "not on the big-graph engine"
+    assert protograph.load_flat(big_source, fusing.FLAT_PATH_MIN_NODES) is not None, "not on the big-graph engine"
     big = fusing.fuse(big_source, tmp_path / "big.fused.onnx")
     assert (small.result.fused, small.result.candidates) == (10, 10)
     assert (big.result.fused, big.result.candidates) == (1500, 1500)

@@ -16,11 +16,11 @@ import pytest
 transformers = pytest.importorskip("transformers")
 
 from normopt import export, fuse, modelio, verify  # noqa: E402
+from normopt.engines.ir_engine import graphs_of  # noqa: E402
 from normopt.errors import UsageError  # noqa: E402
 from normopt.exporting import tiny  # noqa: E402
-from normopt.fusion.ir_engine import graphs_of  # noqa: E402
-from normopt.fusion.ops import PLAIN_NORM_OPS as NORM_OPS  # noqa: E402
-from normopt.modelio.protograph import flat_graph_problem  # noqa: E402
+from normopt.modelio.repair import flat_graph_problem  # noqa: E402
+from normopt.ops import PLAIN_NORM_OPS as NORM_OPS  # noqa: E402
 from tests.engines import assert_engines_agree  # noqa: E402
 from tests.helpers import cli  # noqa: E402
 

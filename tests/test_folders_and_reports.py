@@ -102,7 +102,7 @@ def test_run_with_only_an_unusable_provider_is_refused_before_any_work(tmp_path:
     import onnxruntime as ort
 
     if "CUDAExecutionProvider" in ort.get_available_providers():
-        from normopt import ortsession
+        from normopt.feeds import ortsession
 
         if ortsession.cuda_problem() is None:
             pytest.skip("CUDA is usable here")

@@ -10,7 +10,7 @@ import onnx
 import pytest
 
 from normopt import fusing
-from normopt.parity.inputs import InputSpec, generate
+from normopt.feeds.inputs import InputSpec, generate
 from tests.conftest import GRAPHS, float32_io, manifest, op_counts, reference, run_ort
 
 CASES = [(e, t) for e in manifest() for t in e["expect"]]

@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 
 from normopt import export, fuse, verify
-from normopt.fusion.ops import PLAIN_NORM_OPS as NORM_OPS
+from normopt.ops import PLAIN_NORM_OPS as NORM_OPS
 from tests.conftest import op_counts
 from tests.factories import HANDWRITTEN
 

@@ -86,7 +86,7 @@ def test_signal_during_fuse_leaves_both_files_or_neither(signum: int, tmp_path: 
 
 
 def test_a_signal_inside_the_commit_section_is_delivered_after_it() -> None:
-    """``_signals_held``: the handler's exception comes after the whole section (both renames), not inside."""
+    """``signals_held``: the handler's exception comes after the whole section (both renames), not inside."""
     from normopt import modelio
 
     steps: list[str] = []
@@ -96,7 +96,7 @@ def test_a_signal_inside_the_commit_section_is_delivered_after_it() -> None:
 
     old = signal.signal(signal.SIGTERM, interrupt)
     try:
-        with pytest.raises(KeyboardInterrupt), modelio._signals_held():
+        with pytest.raises(KeyboardInterrupt), modelio.signals_held():
             signal.raise_signal(signal.SIGTERM)
             steps.append("data renamed")
             steps.append("model renamed")

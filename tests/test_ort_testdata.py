@@ -16,9 +16,9 @@ from typing import Any
 import pytest
 
 from normopt import fusing
-from normopt.fusion.ir_engine import graphs_of
-from normopt.fusion.ops import NORM_OPS
+from normopt.engines.ir_engine import graphs_of
 from normopt.modelio import load
+from normopt.ops import NORM_OPS
 from tests.conftest import ROOT
 from tests.stress import MODES, assert_same_computation, feeds, session
 

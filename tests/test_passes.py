@@ -10,7 +10,7 @@ import onnx_ir.passes.common
 import pytest
 
 from normopt import modelio
-from normopt.fusion.ops import NORM_OPS
+from normopt.ops import NORM_OPS
 from normopt.passes import FuseNorms
 from tests.conftest import ROOT
 from tests.stress import MODES, assert_same_computation, feeds, session

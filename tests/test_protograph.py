@@ -10,8 +10,9 @@ import onnx
 import pytest
 
 from normopt import fusing, modelio
+from normopt.engines import protograph
 from normopt.fusion.pipeline import fuse_model
-from normopt.modelio.protograph import flat_graph_problem
+from normopt.modelio.repair import flat_graph_problem
 from tests.conftest import GRAPHS, manifest, op_counts, run_ort
 from tests.engines import assert_engines_agree
 
@@ -37,7 +38,7 @@ def test_most_reference_graphs_are_flat() -> None:
 )
 def test_graphs_with_subgraphs_or_functions_take_the_onnx_ir_engine(name: str, problem: str, tmp_path: Path) -> None:
     assert flat_graph_problem(onnx.load(GRAPHS / name)) == problem
-    assert modelio.load_flat(GRAPHS / name, min_nodes=0) is None
+    assert protograph.load_flat(GRAPHS / name, min_nodes=0) is None
     assert fusing.fuse(GRAPHS / name, tmp_path / name).result.fused >= 1
 
 
@@ -85,7 +86,7 @@ def test_untyped_export_gets_shape_inference_on_the_fast_path(tmp_path: Path, mo
     from normopt import export, verify
 
     exported = export("gpt2-tiny", tmp_path / "gpt2.onnx", dtype="fp16").output  # legacy: few value_info
-    without = modelio.load_flat(exported, min_nodes=0)
+    without = protograph.load_flat(exported, min_nodes=0)
     assert without is not None
     blind = fuse_model(without, infer_shapes=False)
     assert blind.fused < blind.candidates, "this export no longer needs inferred types: pick another case"

@@ -14,8 +14,8 @@ import pytest
 from onnx import helper as h
 
 from normopt import fusing
-from normopt.fusion.names import Names
-from normopt.fusion.postcondition import PostconditionFailed
+from normopt.engines.names import Names
+from normopt.engines.postcondition import PostconditionFailed
 from normopt.passes import FuseNorms
 from tests.conftest import GRAPHS, op_counts
 from tests.helpers import cli

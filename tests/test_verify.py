@@ -9,10 +9,9 @@ import onnx_ir as ir
 import pytest
 
 from normopt import fusing, modelio
+from normopt.feeds.inputs import InputSpec, bind_shape, generate, parse_shape
 from normopt.parity import verify
-from normopt.parity.check import narrowest_float
-from normopt.parity.compare import compare, default_tolerance
-from normopt.parity.inputs import InputSpec, bind_shape, generate, parse_shape
+from normopt.parity.compare import compare, default_tolerance, narrowest_float
 from tests.helpers import cli
 
 

@@ -111,9 +111,9 @@ def bench(
 ) -> None:
     """Measure latency of MODELS side by side on ONNX Runtime (interleaved runs, percentiles, speedups)."""
     from normopt import options
+    from normopt.feeds.inputs import parse_shapes
     from normopt.latency import bench as run_bench
     from normopt.latency import report as render
-    from normopt.parity.inputs import parse_shapes
 
     batches, seqs, pasts = options.size_lists(batch, seq, past)
     with progress_bar() as bar:

@@ -105,9 +105,9 @@ def verify(
     debug: DebugOption = False,
 ) -> None:
     """Compare REFERENCE and CANDIDATE outputs on ONNX Runtime with graph optimizations off (exit 1 on mismatch)."""
+    from normopt.feeds.inputs import parse_shapes
+    from normopt.feeds.roles import Sizes
     from normopt.parity import verify as run_verify
-    from normopt.parity.inputs import parse_shapes
-    from normopt.parity.roles import Sizes
 
     report = run_verify(
         reference,

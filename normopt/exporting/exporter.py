@@ -111,11 +111,10 @@ def _first_line(error: BaseException) -> str:
 
 def opset_range(exporter: Exporter) -> tuple[int, int]:
     """The opsets ``exporter`` writes as asked (the dynamo exporter cannot go below 18 reliably)."""
-    from torch.onnx import _constants
+    from normopt.compat.torch_api import exporter_opsets
 
-    if exporter == "legacy":
-        return _constants.ONNX_MIN_OPSET, _constants.ONNX_TORCHSCRIPT_EXPORTER_MAX_OPSET
-    return 18, _constants.ONNX_MAX_OPSET
+    lowest, legacy_max, dynamo_max = exporter_opsets()
+    return (lowest, legacy_max) if exporter == "legacy" else (18, dynamo_max)
 
 
 def check_export_options(exporter: str, dtype: str, opset: int | None, batch: int | None, seq: int | None) -> None:
@@ -276,7 +275,7 @@ def _smoke_run(path: Path, inputs: dict[str, Any], exporter: Exporter, dtype: DT
     """
     import onnxruntime as ort
 
-    from normopt import ortsession
+    from normopt.feeds import ortsession
 
     if dtype == "bf16":
         return "not run on ONNX Runtime after export: its CPU provider has few bfloat16 kernels"

@@ -24,6 +24,7 @@ import torch
 from torch import nn
 
 from normopt.choices import PARTS, TASKS
+from normopt.compat.transformers_api import use_eager_kernels
 from normopt.errors import UsageError
 from normopt.exporting import cache, presets
 
@@ -311,8 +312,7 @@ def _hugging_face(
     # exporter on several families (pytorch/pytorch#136543, T5 here) and both exporters spell SDPA
     # out into MatMul/Softmax anyway. Mixture-of-experts layers run each expert as a batched matmul:
     # transformers' default grouped_mm has no ONNX export in either exporter.
-    config._attn_implementation = "eager"
-    config._experts_implementation = "batched_mm"
+    use_eager_kernels(config)
     if task == "causal-lm" and not with_past:
         config.use_cache = False  # one output, no key/value cache objects in the traced graph
     try:

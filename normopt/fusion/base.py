@@ -5,12 +5,12 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from normopt.choices import Target
+from normopt.engines.views import Engine, NodeView, Scope
 from normopt.fusion.emit import choose_op, rewrite
 from normopt.fusion.norm_match import NormMatch, Refusal
-from normopt.fusion.ops import is_op
 from normopt.fusion.outcome import MatchResult
 from normopt.fusion.result import Candidate
-from normopt.fusion.views import Engine, NodeView, Scope
+from normopt.ops import is_op
 
 
 @dataclass

@@ -15,10 +15,10 @@ Readers are searched as well as producers: a value some MatMul reads has that Ma
 
 from __future__ import annotations
 
+from normopt.engines.views import NodeView, ValueView
 from normopt.fusion import graph_utils as gu
 from normopt.fusion import means
-from normopt.fusion.ops import is_op
-from normopt.fusion.views import NodeView, ValueView
+from normopt.ops import is_op
 
 _ELEMENTWISE = ("Add", "Sub", "Mul", "Div", "Pow", "Cast", "Relu", "Tanh", "Sigmoid", "Erf", "Neg", "Identity")
 _DEPTH = 8

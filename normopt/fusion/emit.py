@@ -13,10 +13,10 @@ import numpy as np
 import onnx_ir as ir
 
 from normopt.choices import Target
+from normopt.engines.views import Editor, NewNode, NewValue, ValueView
 from normopt.fusion import graph_utils as gu
 from normopt.fusion.dims import trailing_dims
 from normopt.fusion.norm_match import NormMatch, Refusal, constant_array, constant_producers
-from normopt.fusion.views import Editor, NewNode, NewValue, ValueView
 
 # ONNX Runtime 1.31 cannot load a bfloat16 RMSNormalization-23 on CPU (it expands the function, and its Mul has no
 # bfloat16 kernel: "NOT_IMPLEMENTED: Could not find an implementation for Mul(14)"), so bfloat16 RMSNorm gets

@@ -12,9 +12,9 @@ from dataclasses import dataclass
 import numpy as np
 import onnx_ir as ir
 
-from normopt.fusion.ops import is_op
+from normopt.engines.views import NodeView, ValueView
 from normopt.fusion.outcome import MatchResult
-from normopt.fusion.views import NodeView, ValueView
+from normopt.ops import is_op
 
 FLOAT_TYPES = frozenset({ir.DataType.FLOAT, ir.DataType.FLOAT16, ir.DataType.BFLOAT16, ir.DataType.DOUBLE})
 

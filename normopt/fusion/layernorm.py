@@ -15,13 +15,13 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 
+from normopt.engines.views import NodeView, ValueView
 from normopt.fusion import graph_utils as gu
 from normopt.fusion import means, ranks
 from normopt.fusion.base import NormPass
 from normopt.fusion.norm_match import NormMatch, finish, match_tail
-from normopt.fusion.ops import is_op
 from normopt.fusion.outcome import MatchResult, Refusal
-from normopt.fusion.views import NodeView, ValueView
+from normopt.ops import is_op
 
 
 def square_of(value: ValueView, is_base: Callable[[ValueView], bool]) -> list[NodeView]:

@@ -23,11 +23,11 @@ from dataclasses import dataclass, field
 
 import onnx_ir as ir
 
+from normopt.engines.views import NodeView, ValueView
 from normopt.fusion import graph_utils as gu
 from normopt.fusion import ranks
-from normopt.fusion.ops import is_op
 from normopt.fusion.outcome import MatchResult
-from normopt.fusion.views import NodeView, ValueView
+from normopt.ops import is_op
 
 REDUCTIONS = ("ReduceMean", "ReduceSum")
 RESCALED_VARIANCE = "the variance is rescaled before epsilon is added (unbiased var/std: N/(N-1))"

@@ -21,13 +21,13 @@ from dataclasses import dataclass, field
 import numpy as np
 import onnx_ir as ir
 
+from normopt.engines.views import NodeView, ValueView
 from normopt.fusion import graph_utils as gu
 from normopt.fusion import means, ranks
 from normopt.fusion.dims import trailing_dims as proven_dims
 from normopt.fusion.means import RESCALED_VARIANCE
-from normopt.fusion.ops import is_op
 from normopt.fusion.outcome import Refusal
-from normopt.fusion.views import NodeView, ValueView
+from normopt.ops import is_op
 
 __all__ = ["NormMatch", "Refusal", "Tail", "constant_array", "constant_producers", "finish", "match_tail"]
 

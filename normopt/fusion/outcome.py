@@ -11,7 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Generic, TypeVar
 
-from normopt.fusion.views import ValueView
+from normopt.engines.views import ValueView
 
 T = TypeVar("T")
 U = TypeVar("U")

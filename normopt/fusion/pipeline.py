@@ -7,14 +7,14 @@ import logging
 import onnx_ir as ir
 
 from normopt.choices import TARGETS, Target
+from normopt.engines.ir_engine import engine_for, ir_engine
+from normopt.engines.postcondition import Snapshot
+from normopt.engines.views import Engine
 from normopt.fusion.base import FusionContext
-from normopt.fusion.ir_engine import engine_for, ir_engine
 from normopt.fusion.layernorm import LayerNormPass
-from normopt.fusion.postcondition import Snapshot
 from normopt.fusion.result import FusionResult
 from normopt.fusion.rmsnorm import RMSNormPass
 from normopt.fusion.skip import SkipNormPass
-from normopt.fusion.views import Engine
 
 logger = logging.getLogger(__name__)
 

@@ -9,9 +9,9 @@ it is given, STFT always returns rank 4 …). A rank here is proved for every in
 
 from __future__ import annotations
 
+from normopt.engines.views import NodeView, ValueView
 from normopt.fusion import graph_utils as gu
-from normopt.fusion.ops import is_op
-from normopt.fusion.views import NodeView, ValueView
+from normopt.ops import is_op
 
 #: Output 0 has the rank of input 0 (shape-preserving or per-element ops, norms, quantization, convolutions).
 SAME_RANK = (

@@ -10,14 +10,14 @@ node then reads ``x16`` directly. A square of ``x − mean(x)`` belongs to the L
 
 from __future__ import annotations
 
+from normopt.engines.views import NodeView, ValueView
 from normopt.fusion import graph_utils as gu
 from normopt.fusion import means
 from normopt.fusion.base import NormPass
 from normopt.fusion.layernorm import square_of
 from normopt.fusion.norm_match import NormMatch, finish, match_tail
-from normopt.fusion.ops import is_op
 from normopt.fusion.outcome import MatchResult, Refusal
-from normopt.fusion.views import NodeView, ValueView
+from normopt.ops import is_op
 
 
 def _is_centred(value: ValueView) -> bool:

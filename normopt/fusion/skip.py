@@ -23,13 +23,13 @@ from dataclasses import dataclass
 
 import onnx_ir as ir
 
+from normopt.engines.ir_engine import IrEngine, remove_dead
 from normopt.fusion import dims
 from normopt.fusion import graph_utils as gu
 from normopt.fusion.base import FusionContext
-from normopt.fusion.ir_engine import IrEngine, remove_dead
-from normopt.fusion.ops import is_op
 from normopt.fusion.outcome import Refusal
 from normopt.fusion.result import Candidate
+from normopt.ops import is_op
 
 _SKIP_OPS = {
     "LayerNormalization": "SkipLayerNormalization",

@@ -16,8 +16,8 @@ import warnings
 from collections.abc import Sequence
 from pathlib import Path
 
-from normopt.parity import roles
-from normopt.parity.inputs import InputSpec
+from normopt.feeds import roles
+from normopt.feeds.spec import InputSpec
 
 logger = logging.getLogger(__name__)
 

@@ -25,7 +25,7 @@ def _pattern_nodes(model_path: Path) -> set[str]:
 
 def summarize_profile(profile_file: str, model_path: Path) -> dict[str, Any]:
     """Per-op-type time (ms, share) from an ORT profile JSON; the file is removed afterwards."""
-    from normopt.fusion.ops import NORM_OPS
+    from normopt.ops import NORM_OPS
 
     events = json.loads(Path(profile_file).read_text())
     os.unlink(profile_file)

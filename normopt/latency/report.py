@@ -11,9 +11,9 @@ import io
 import json
 from typing import IO
 
+from normopt.feeds.roles import shapes_line
 from normopt.latency.html import md_text
 from normopt.latency.runner import BenchReport, BenchRow
-from normopt.parity.roles import shapes_line
 
 COLUMNS = [
     ("model", "model"),

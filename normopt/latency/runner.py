@@ -18,15 +18,15 @@ from typing import Any
 
 import numpy as np
 
-from normopt import ortsession
 from normopt.errors import ProviderUnavailable, UsageError
+from normopt.feeds import inputs as inp
+from normopt.feeds import ortsession
+from normopt.feeds.roles import Sizes
+from normopt.feeds.runs import specs_of
 from normopt.latency.environment import environment
 from normopt.latency.scenarios import Scenario, Workload, plan
 from normopt.latency.stats import noise_floor, speedup_ci, summarize
 from normopt.locate import model_in
-from normopt.parity import inputs as inp
-from normopt.parity.check import specs_of
-from normopt.parity.roles import Sizes
 
 SCHEMA_VERSION = 1  # scenarios (prefill/decode rows, workloads) were added as new fields
 
@@ -143,7 +143,7 @@ class _Runner:
 
     def use(self, feeds: dict[str, np.ndarray]) -> None:
         """Run on ``feeds`` from now on (timings restart); the first run ever is timed on its own."""
-        from normopt.parity.check import run_checked
+        from normopt.feeds.runs import run_checked
 
         self.feeds = inp.cast_for(feeds, self.specs)
         self.samples = []

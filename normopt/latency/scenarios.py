@@ -13,8 +13,8 @@ from typing import Literal
 
 from normopt.choices import SCENARIOS, Scenario
 from normopt.errors import UsageError
-from normopt.parity import roles
-from normopt.parity.inputs import InputSpec
+from normopt.feeds import roles
+from normopt.feeds.spec import InputSpec
 
 
 @dataclass(frozen=True)

@@ -1,441 +1,54 @@
-"""Loading, checking and saving models: the one package of normopt that touches raw ONNX protobuf.
+"""Model files: read (parse, check, load without weights) and write (staged, atomic, never over an input).
 
-Models are held as onnx_ir models. External weights stay memory-mapped and are never read unless a pass
-needs a small tensor; outputs are written to a temporary file beside the destination and moved into
-place, so a failed save leaves nothing half-written and an input is never overwritten by accident.
+This is the bottom of normopt's layers (above only the leaves ``choices``, ``errors``, ``options``, ``ops``):
+it knows files, ``ModelProto`` as a whole and onnx_ir models, not graph engines or passes. Graph-level
+protobuf work (the flat-graph engine, shape inference) is ``normopt.engines``.
 """
 
-from __future__ import annotations
-
-import contextlib
-import logging
-import os
-import shutil
-import signal
-import stat
-import tempfile
-from collections.abc import Iterator
-from dataclasses import dataclass
-from pathlib import Path
-from typing import Any
-
-import onnx
-import onnx_ir as ir
-
-from normopt.choices import ExternalLayout
-from normopt.errors import UsageError
-from normopt.modelio.protograph import ProtoGraph, flat_graph_problem
-from normopt.modelio.repair import needs_repair, repair
-
-logger = logging.getLogger(__name__)
-
-# Written models carry IR version 10 at most (what onnx 1.16 writes, and what exporters of torch 2.x write).
-# ONNX Runtime 1.31 refuses newer files outright ("Unsupported model IR version: 14, max supported IR version: 13"),
-# and older runtimes stop lower; 10 keeps outputs loadable wherever the exported input was.
-MAX_IR_VERSION = 10
-
-
-def load(path: str | os.PathLike[str], proto: onnx.ModelProto | None = None) -> ir.Model:
-    """Load ``path`` without reading external weights; raise UsageError for a missing or bad file.
-
-    Every external data file the model references must exist (weights are checked, not read). A model
-    in the looser form ONNX Runtime accepts (duplicate Constant outputs, unsorted nodes) is read in the
-    strict form with the same meaning (``normopt.modelio.repair``). ``proto``: the file's ``read_proto``
-    result when the caller already has it (the file is then not parsed again).
-    """
-    path = Path(path)
-    proto = read_proto(path) if proto is None else proto
-    try:
-        model = ir.serde.deserialize_model(proto)
-    except Exception as error:
-        raise UsageError(f"{path} is not a readable ONNX model ({type(error).__name__}: {error})") from error
-    ir.external_data.set_base_dir(model.graph, os.fspath(path.parent))
-    _require_data(path, model)
-    return model
-
-
-def load_flat(path: str | os.PathLike[str], min_nodes: int, proto: onnx.ModelProto | None = None) -> ProtoGraph | None:
-    """The model at ``path`` as a ``ProtoGraph`` (protobuf fast path), or None where it does not apply.
-
-    It applies to flat graphs (no functions, no subgraphs) of at least ``min_nodes`` nodes; errors
-    are those of ``load``, and so is ``proto`` (the ``ProtoGraph`` reads it; it is not changed until saved).
-    """
-    path = Path(path)
-    proto = read_proto(path) if proto is None else proto
-    if len(proto.graph.node) < min_nodes or flat_graph_problem(proto) is not None:
-        return None
-    try:
-        graph = ProtoGraph(proto, path.resolve().parent)
-    except ValueError as error:
-        raise UsageError(f"{path} is not a valid ONNX model ({error})") from error
-    _require_data(path, graph)
-    return graph
-
-
-def read_proto(path: str | os.PathLike[str]) -> onnx.ModelProto:
-    """The ``ModelProto`` at ``path`` (external data not loaded), checked to be a model and repaired.
-
-    Raises:
-        UsageError: A missing file, a file that does not parse, or a protobuf that is not an ONNX model
-            (an empty file, a bare GraphProto or TensorProto, a ModelProto without graph or opset).
-
-    """
-    path = Path(path)
-    if not path.exists():
-        raise UsageError(f"no such model file: {path}")
-    if not path.is_file():
-        raise UsageError(f"not a model file: {path} (a directory or special file)")
-    if path.stat().st_size == 0:
-        raise UsageError(f"not an ONNX model: {path} is empty")
-    try:
-        proto = onnx.load(os.fspath(path), load_external_data=False)
-    except Exception as error:
-        raise UsageError(f"not an ONNX model: {path} does not parse ({type(error).__name__}: {error})") from error
-    problem = _model_problem(proto)
-    if problem:
-        raise UsageError(f"not an ONNX model: {path} {problem}")
-    for change in repair(proto.graph) if needs_repair(proto.graph) or flat_graph_problem(proto) else []:
-        logger.warning("%s: %s", path.name, change)
-    return proto
-
-
-def freeze_initializers(proto: onnx.ModelProto) -> list[str]:
-    """Drop the main graph's inputs that are also initializers (overridable defaults); return their names.
-
-    The caller asserts that no one feeds them: each becomes a constant the passes may prove with
-    (torch's ``keep_initializers_as_inputs=True``, every IR < 4 model lists all weights as inputs).
-    """
-    graph = proto.graph
-    initializers = {t.name for t in graph.initializer}
-    frozen = [i.name for i in graph.input if i.name in initializers]
-    if frozen:
-        kept = [i for i in graph.input if i.name not in initializers]
-        del graph.input[:]
-        graph.input.extend(kept)
-    return frozen
-
-
-def _model_problem(proto: onnx.ModelProto) -> str | None:
-    """Why a parsed protobuf is not an ONNX model, or None."""
-    if proto.ir_version <= 0:
-        return "has no IR version (is it a bare GraphProto or TensorProto?)"
-    if not proto.HasField("graph") or (not proto.graph.node and not proto.graph.output):
-        return "has no graph"
-    if not proto.opset_import:
-        return "declares no opset"
-    if not proto.graph.output:
-        return "has no graph outputs"
-    return None
-
-
-def _require_data(path: Path, model: ir.Model | ProtoGraph) -> None:
-    missing = sorted({str(f) for f in external_files(model) if not f.is_file()})
-    if missing:
-        raise UsageError(f"{path} references missing external data: {', '.join(missing)}")
-
-
-def external_files(model: ir.Model | ProtoGraph) -> set[Path]:
-    """Absolute paths of the external data files the model's initializers point to."""
-    if isinstance(model, ProtoGraph):
-        return model.external_files()
-    pairs: set[tuple[str, str]] = set()  # Path objects only per distinct file: 30k initializers stay cheap
-    for graph in model.graphs():
-        for value in graph.initializers.values():
-            tensor = value.const_value
-            if isinstance(tensor, ir.ExternalTensor):
-                pairs.add((str(tensor.base_dir), str(tensor.location)))
-    return {Path(base) / location for base, location in pairs}
-
-
-@dataclass
-class SaveInfo:
-    """Where a model went and where its weights are."""
-
-    path: Path
-    data_files: list[Path]
-
-
-@dataclass
-class Staged:
-    """A model written beside its destination (with new weights: in a private folder), not yet in place.
-
-    ``commit`` moves the new data file first and the model last (a reader never finds a new model with
-    old weights, or a model whose weights are missing); ``discard`` removes everything staged. Until
-    one of them runs, nothing at the destination has changed.
-    """
-
-    folder: Path
-    model_path: Path
-    destination: Path
-    staged_data: list[Path]
-    data_files: list[Path]
-
-    def commit(self, mode_like: Path | None = None) -> SaveInfo:
-        """Move the staged files into place; the model gets ``mode_like``'s mode if given, else the umask's."""
-        try:
-            for staged in [*self.staged_data, self.model_path]:
-                _chmod_new(staged)
-            if mode_like is not None:
-                os.chmod(self.model_path, stat.S_IMODE(mode_like.stat().st_mode))
-            with _signals_held():  # Ctrl-C / SIGTERM land after both renames, never between them
-                for staged in self.staged_data:
-                    os.replace(staged, self.destination.parent / staged.name)
-                os.replace(self.model_path, self.destination)
-        finally:
-            self.discard()
-        return SaveInfo(path=self.destination, data_files=self.data_files)
-
-    def discard(self) -> None:
-        """Remove whatever is still staged."""
-        if self.folder.is_dir():
-            shutil.rmtree(self.folder, ignore_errors=True)
-        elif self.folder.exists():
-            self.folder.unlink()
-
-
-@contextlib.contextmanager
-def _signals_held() -> Iterator[None]:
-    """Hold SIGINT, SIGTERM and SIGHUP for the duration and deliver them on exit.
-
-    Blocking them at the OS level is not enough: a signal that arrived just before has already tripped
-    Python's flag, and its handler (raising KeyboardInterrupt) would run at the next bytecode, between two
-    renames. So in the main thread the handlers themselves are swapped for one that only records the
-    signal; on exit the old handlers come back and each recorded signal is raised again. Elsewhere (not
-    the main thread) the signals are blocked with ``pthread_sigmask`` where the platform has it.
-    """
-    held: tuple[int, ...] = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
-    received: list[int] = []
-    previous: dict[int, Any] = {}
-    try:
-        for signum in held:
-            previous[signum] = signal.signal(signum, lambda number, _frame: received.append(number))
-    except ValueError:  # not the main thread: Python handlers do not run here anyway
-        for signum, handler in previous.items():
-            signal.signal(signum, signal.SIG_DFL if handler is None else handler)
-        previous.clear()
-    if previous:
-        try:
-            yield
-        finally:
-            for signum, handler in previous.items():
-                signal.signal(signum, signal.SIG_DFL if handler is None else handler)
-            for signum in dict.fromkeys(received):
-                signal.raise_signal(signum)
-        return
-    try:
-        mask = signal.pthread_sigmask(signal.SIG_BLOCK, set(held))
-    except (AttributeError, ValueError, OSError):
-        yield
-        return
-    try:
-        yield
-    finally:
-        signal.pthread_sigmask(signal.SIG_SETMASK, mask)
-
-
-def _chmod_new(path: Path) -> None:
-    """Give a file the mode a new file gets under the process umask (temp files start at 0600)."""
-    umask = os.umask(0)
-    os.umask(umask)
-    os.chmod(path, 0o666 & ~umask)
-
-
-def check_destination(
-    destination: str | os.PathLike[str],
-    source: str | os.PathLike[str] | None = None,
-    *,
-    in_place: bool = False,
-    protected: set[Path] | None = None,
-    data_name: str | None = None,
-) -> None:
-    """Refuse a destination that would overwrite what the input reads, or that cannot be a file.
-
-    Args:
-        destination: The model file to write.
-        source: The input model; writing onto it needs ``in_place``.
-        in_place: Allow ``destination`` to be ``source``.
-        protected: Files the input reads (its external data): never overwritten, in place or not.
-        data_name: The external data file the output would write beside ``destination``.
-
-    Raises:
-        UsageError: With what is wrong.
-
-    """
-    destination = Path(destination)
-    if destination.is_dir():
-        raise UsageError(f"output {destination} is a directory; give a file name such as {destination / 'model.onnx'}")
-    parent = destination.parent
-    for ancestor in (parent, *parent.parents):
-        if ancestor.exists() and not ancestor.is_dir():
-            raise UsageError(f"cannot write {destination}: {ancestor} is a file, not a directory")
-    if not parent.is_dir():
-        raise UsageError(f"output directory does not exist: {parent}")
-    target = destination.resolve()
-    if source is not None and target == Path(source).resolve() and not in_place:
-        raise UsageError(f"refusing to overwrite the input {destination}; pass --in-place to allow it")
-    guarded = {p.resolve() for p in protected or set()}
-    if target in guarded:
-        raise UsageError(f"refusing to write {destination}: it is an external data file the input model reads")
-    reads = guarded | ({Path(source).resolve()} if source is not None else set())
-    if data_name is not None and (parent / data_name).resolve() in reads:
-        raise UsageError(
-            f"refusing to write {parent / data_name}: the input reads it; write the output to another name or folder"
-        )
-
-
-def layout(model: ir.Model | ProtoGraph, destination: Path, external: ExternalLayout) -> ExternalLayout:
-    """The layout ``stage`` will use: ``auto`` resolved (see ``stage``); an impossible ``same`` refused."""
-    existing = external_files(model)
-    same_dir = all(f.parent.resolve() == Path(destination).parent.resolve() for f in existing)
-    if external == "auto":
-        external = "inline" if not existing else ("same" if same_dir else "new")
-    if external == "same" and not same_dir:
-        raise UsageError("external data can keep its layout only when the output is in the input's directory")
-    return external
-
-
-def stage(
-    model: ir.Model | ProtoGraph,
-    destination: str | os.PathLike[str],
-    *,
-    external: ExternalLayout = "auto",
-    data_name: str | None = None,
-    created: list[Path] | None = None,
-) -> Staged:
-    """Write ``model`` into a private folder beside ``destination`` (see ``Staged``).
-
-    Args:
-        model: The model to write.
-        destination: Where ``commit`` will put the ``.onnx``.
-        external: ``same`` keeps references to the existing data files (output must sit in the same
-            directory), ``new`` writes ``<data_name>`` beside the output, ``inline`` embeds every weight,
-            ``auto`` picks ``same`` when possible, else ``new`` when the model has external weights.
-        data_name: File name for ``new`` external data (default ``<output name>.data``).
-        created: The staging path is appended here the moment it exists, so a caller whose ``try`` starts
-            before this call can remove it (``discard_created``) however early a signal lands.
-
-    """
-    destination = Path(destination)
-    if not destination.parent.is_dir():
-        raise UsageError(f"output directory does not exist: {destination.parent}")
-    existing = external_files(model)
-    external = layout(model, destination, external)
-    # New weights are staged with the model in a private folder (the model names them relatively); a model
-    # that keeps or embeds its weights is staged beside the destination, where its references resolve.
-    # Signals are held from creating it to recording it in ``created``: Ctrl-C / SIGTERM cannot land between.
-    with _signals_held():
-        if external == "new":
-            folder = Path(tempfile.mkdtemp(prefix=f".{destination.name}.", suffix=".staging", dir=destination.parent))
-            tmp = folder / destination.name
-        else:
-            fd, name = tempfile.mkstemp(prefix=f".{destination.name}.", suffix=".staging", dir=destination.parent)
-            os.close(fd)
-            folder = tmp = Path(name)
-        if created is not None:
-            created.append(folder)
-    staged_data: list[Path] = []
-    try:
-        if isinstance(model, ProtoGraph):
-            if external not in ("same", "inline") or (external == "inline" and existing):
-                raise UsageError("a protobuf-path model keeps its external data where it is (use external='same')")
-            proto = model.finish()
-            proto.ir_version = min(proto.ir_version or MAX_IR_VERSION, MAX_IR_VERSION)
-            with open(tmp, "wb") as handle:
-                handle.write(proto.SerializeToString())
-            data_files = sorted(existing)
-        elif external == "new":
-            _cap_ir_version(model)
-            data_name = data_name or f"{destination.name}.data"
-            ir.save(model, tmp, external_data=data_name, size_threshold_bytes=1024)
-            staged_data = [folder / data_name] if (folder / data_name).exists() else []
-            data_files = [destination.parent / data_name] if staged_data else []
-        else:
-            _cap_ir_version(model)
-            if external == "inline":
-                ir.external_data.load_to_model(model)
-            ir.save(model, tmp)
-            data_files = sorted(existing) if external == "same" else []
-    except BaseException:
-        Staged(folder, tmp, destination, [], []).discard()
-        raise
-    return Staged(folder, tmp, destination, staged_data, data_files)
-
-
-def save(
-    model: ir.Model | ProtoGraph,
-    path: str | os.PathLike[str],
-    *,
-    source: str | os.PathLike[str] | None = None,
-    external: ExternalLayout = "auto",
-    in_place: bool = False,
-    data_name: str | None = None,
-) -> SaveInfo:
-    """Write ``model`` to ``path`` atomically (``stage`` then ``commit``); see ``stage`` for the layouts.
-
-    ``source``: the file the model was loaded from; writing onto it needs ``in_place``, and neither the
-    model nor the data file may overwrite a file the model reads.
-    """
-    path = Path(path)
-    name = data_name or f"{path.name}.data"
-    writes_data = layout(model, path, external) == "new"
-    check_destination(
-        path, source, in_place=in_place, protected=external_files(model), data_name=name if writes_data else None
-    )
-    created: list[Path] = []
-    try:
-        staged = stage(model, path, external=external, data_name=name, created=created)
-        return staged.commit(mode_like=path if in_place and path.exists() else None)
-    except BaseException:
-        discard_created(created)
-        raise
-
-
-def discard_created(created: list[Path]) -> None:
-    """Remove staging paths ``stage`` recorded that are still there (after a failure or a signal)."""
-    for path in created:
-        if path.is_dir():
-            shutil.rmtree(path, ignore_errors=True)
-        elif path.exists():
-            path.unlink(missing_ok=True)
-
-
-def _cap_ir_version(model: ir.Model) -> None:
-    model.ir_version = min(model.ir_version or MAX_IR_VERSION, MAX_IR_VERSION)
-
-
-def to_proto(model: ir.Model) -> onnx.ModelProto:
-    """Serialize to a ModelProto (weights that are external stay external)."""
-    _cap_ir_version(model)
-    return ir.serde.serialize_model(model)
-
-
-def check(path: str | os.PathLike[str], full: bool = True) -> str | None:
-    """Run ``onnx.checker`` on a saved model (shape inference too when ``full``); return the error or None.
-
-    The path form lets the checker handle external data and models over 2 GiB.
-    """
-    try:
-        onnx.checker.check_model(str(path), full_check=full)
-    except (onnx.checker.ValidationError, onnx.shape_inference.InferenceError) as error:
-        return str(error).strip().splitlines()[0]
-    return None
-
-
-def serialize(model: ir.Model) -> bytes:
-    """The model as bytes for an in-memory ONNX Runtime session (weights included)."""
-    data: bytes = to_proto(model).SerializeToString()
-    return data
-
-
-def add_outputs(model: ir.Model, names: list[str]) -> list[str]:
-    """Expose the named intermediate values of the main graph as extra outputs; return those added."""
-    values = ir.convenience.create_value_mapping(model.graph)
-    present = {o.name for o in model.graph.outputs}
-    added = []
-    for name in names:
-        value = values.get(name)
-        if value is None or name in present or value.is_graph_input() or value.is_initializer():
-            continue
-        model.graph.outputs.append(value)
-        added.append(name)
-    return added
+from normopt.modelio.read import (
+    MAX_IR_VERSION,
+    ProtoModel,
+    add_outputs,
+    cap_ir_version,
+    check,
+    external_files,
+    freeze_initializers,
+    load,
+    read_proto,
+    require_data,
+    serialize,
+    to_proto,
+)
+from normopt.modelio.stage import (
+    SaveInfo,
+    Staged,
+    check_destination,
+    discard_created,
+    layout,
+    save,
+    signals_held,
+    stage,
+)
+
+__all__ = [
+    "MAX_IR_VERSION",
+    "ProtoModel",
+    "SaveInfo",
+    "Staged",
+    "add_outputs",
+    "cap_ir_version",
+    "check",
+    "check_destination",
+    "discard_created",
+    "external_files",
+    "freeze_initializers",
+    "layout",
+    "load",
+    "read_proto",
+    "require_data",
+    "save",
+    "serialize",
+    "signals_held",
+    "stage",
+    "to_proto",
+]

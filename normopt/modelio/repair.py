@@ -22,6 +22,20 @@ import onnx
 from normopt.errors import UsageError
 
 _GRAPH_ATTRIBUTES = (onnx.AttributeProto.GRAPH, onnx.AttributeProto.GRAPHS)
+_CONTROL_FLOW = frozenset({"If", "Loop", "Scan", "SequenceMap"})
+_DEFAULT_DOMAINS = ("", "ai.onnx")
+
+
+def flat_graph_problem(model: onnx.ModelProto) -> str | None:
+    """Why ``model`` cannot take the protobuf path (functions, subgraphs), or None when it can."""
+    if len(model.functions):
+        return "model has functions"
+    for node in model.graph.node:
+        # Only control flow (If/Loop/Scan/SequenceMap) and custom-domain ops can hold a graph attribute.
+        if node.op_type in _CONTROL_FLOW or node.domain not in _DEFAULT_DOMAINS:
+            if any(attribute.type in _GRAPH_ATTRIBUTES for attribute in node.attribute):
+                return "model has subgraphs"
+    return None
 
 
 def repair(graph: onnx.GraphProto, outer: frozenset[str] = frozenset()) -> list[str]:

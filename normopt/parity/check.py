@@ -19,16 +19,15 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-import onnx_ir as ir
 
-from normopt import modelio, options, ortsession
+from normopt import modelio, options
 from normopt.errors import ProviderUnavailable, UsageError
-from normopt.fusion.ir_engine import graphs_of
-from normopt.fusion.ops import is_op
+from normopt.feeds import inputs as inp
+from normopt.feeds import ortsession, roles
+from normopt.feeds.runs import RunFailed, run_one, run_pair, specs_of
 from normopt.locate import model_in
-from normopt.parity import inputs as inp
-from normopt.parity import probes, roles
-from normopt.parity.compare import RULE, TensorStats, compare, default_tolerance, merge
+from normopt.parity import probes
+from normopt.parity.compare import RULE, TensorStats, compare_outputs, merge, narrowest_float
 
 
 @dataclass
@@ -69,103 +68,9 @@ class ParityReport:
         }
 
 
-def specs_of(session: Any, model: ir.Model | None = None) -> list[inp.InputSpec]:
-    """Input specs of an ONNX Runtime session; with ``model``, an input of unknown rank has shape None.
-
-    (ONNX Runtime reports both an unknown rank and a scalar as ``[]``; the model says which.)
-    """
-    unranked = {v.name for v in model.graph.inputs if v.shape is None} if model is not None else set()
-    return [inp.InputSpec(i.name, i.type, None if i.name in unranked else tuple(i.shape)) for i in session.get_inputs()]
-
-
-def run_pair(
-    reference: Any, candidate: Any, feeds: dict[str, np.ndarray], names: list[str] | None = None
-) -> tuple[dict[str, np.ndarray], dict[str, np.ndarray]]:
-    """Run both sessions on ``feeds`` (each cast to its own float types); outputs by name."""
-    return run_one(reference, feeds, "reference", names), run_one(candidate, feeds, "candidate", names)
-
-
-def run_one(
-    session: Any, feeds: dict[str, np.ndarray], which: str, names: list[str] | None = None
-) -> dict[str, np.ndarray]:
-    """Run one session on ``feeds`` cast to its own float types; outputs by name (all when ``names`` is None)."""
-    wanted = names or [o.name for o in session.get_outputs()]
-    values = run_checked(session, wanted, inp.cast_for(feeds, specs_of(session)), which)
-    return dict(zip(wanted, values, strict=True))
-
-
-class RunFailed(UsageError):
-    """ONNX Runtime could not run a model on the given inputs; ``cause`` says which, on what, and why."""
-
-    def __init__(self, cause: str) -> None:
-        super().__init__(f"{cause}; set sizes with --batch/--seq/--past or --shape NAME=DIMS, or pass --inputs")
-        self.cause = cause
-
-
-def run_checked(session: Any, names: list[str] | None, feeds: dict[str, np.ndarray], which: str) -> list[Any]:
-    """``session.run``; a failure is a ``RunFailed`` (a UsageError) that names the input shapes it was given.
-
-    ONNX Runtime's own error log line is silenced: the error says it once.
-    """
-    import onnxruntime as ort
-
-    quiet = ort.RunOptions()
-    quiet.log_severity_level = 4
-    try:
-        return list(session.run(names, feeds, quiet))
-    except Exception as error:
-        shapes = ", ".join(f"{k}[{'x'.join(map(str, v.shape))}]" for k, v in feeds.items())
-        first = str(error).strip().splitlines()[0][:300] if str(error).strip() else type(error).__name__
-        raise RunFailed(f"ONNX Runtime cannot run the {which} on inputs {shapes}: {first}") from error
-
-
 def _shapes(feeds: dict[str, np.ndarray]) -> str:
     """``input_ids=2x16, attention_mask=2x16`` (a cache's tensors of one shape once: ``roles.shapes_line``)."""
     return roles.shapes_line({name: list(array.shape) for name, array in feeds.items()})
-
-
-_NARROW_FLOATS = {ir.DataType.FLOAT16: "float16", ir.DataType.BFLOAT16: "bfloat16"}
-
-
-def narrowest_float(model: ir.Model) -> str | None:
-    """``float16``/``bfloat16`` when the model computes in that type anywhere (weights, inputs, Casts)."""
-    found: set[str] = set()
-    for graph in graphs_of(model):
-        initializers = graph.initializers.values() if isinstance(graph, ir.Graph) else ()
-        for value in (*graph.inputs, *initializers):
-            if value.dtype in _NARROW_FLOATS:
-                found.add(_NARROW_FLOATS[value.dtype])
-        for node in graph:
-            if is_op(node, "Cast"):
-                to = node.attributes.get("to")
-                if to is not None and ir.DataType(to.as_int()) in _NARROW_FLOATS:
-                    found.add(_NARROW_FLOATS[ir.DataType(to.as_int())])
-            for out in node.outputs:
-                if out.dtype in _NARROW_FLOATS:
-                    found.add(_NARROW_FLOATS[out.dtype])
-    for name in ("bfloat16", "float16"):
-        if name in found:
-            return name
-    return None
-
-
-def compare_outputs(
-    ref_out: dict[str, np.ndarray],
-    cand_out: dict[str, np.ndarray],
-    atol: float | None,
-    rtol: float | None,
-    floor: str | None = None,
-) -> list[TensorStats]:
-    """Stats for every output, with per-dtype default tolerances where none are given.
-
-    ``floor``: the narrowest float type the reference computes in (see ``narrowest_float``).
-    """
-    stats = []
-    for name, ref in ref_out.items():
-        cand = cand_out[name]
-        d_atol, d_rtol = default_tolerance(str(cand.dtype), floor)
-        stats.append(compare(name, ref, cand, d_atol if atol is None else atol, d_rtol if rtol is None else rtol))
-    return stats
 
 
 def verify(

@@ -27,6 +27,10 @@ from dataclasses import asdict, dataclass
 from typing import Any
 
 import numpy as np
+import onnx_ir as ir
+
+from normopt.engines.ir_engine import graphs_of
+from normopt.ops import is_op
 
 RULE = "fail where |candidate - reference| > atol + rtol * |reference|"
 
@@ -152,3 +156,47 @@ def merge(a: TensorStats, b: TensorStats) -> TensorStats:
         rtol=a.rtol,
         passed=a.passed and b.passed,
     )
+
+
+_NARROW_FLOATS = {ir.DataType.FLOAT16: "float16", ir.DataType.BFLOAT16: "bfloat16"}
+
+
+def narrowest_float(model: ir.Model) -> str | None:
+    """``float16``/``bfloat16`` when the model computes in that type anywhere (weights, inputs, Casts)."""
+    found: set[str] = set()
+    for graph in graphs_of(model):
+        initializers = graph.initializers.values() if isinstance(graph, ir.Graph) else ()
+        for value in (*graph.inputs, *initializers):
+            if value.dtype in _NARROW_FLOATS:
+                found.add(_NARROW_FLOATS[value.dtype])
+        for node in graph:
+            if is_op(node, "Cast"):
+                to = node.attributes.get("to")
+                if to is not None and ir.DataType(to.as_int()) in _NARROW_FLOATS:
+                    found.add(_NARROW_FLOATS[ir.DataType(to.as_int())])
+            for out in node.outputs:
+                if out.dtype in _NARROW_FLOATS:
+                    found.add(_NARROW_FLOATS[out.dtype])
+    for name in ("bfloat16", "float16"):
+        if name in found:
+            return name
+    return None
+
+
+def compare_outputs(
+    ref_out: dict[str, np.ndarray],
+    cand_out: dict[str, np.ndarray],
+    atol: float | None,
+    rtol: float | None,
+    floor: str | None = None,
+) -> list[TensorStats]:
+    """Stats for every output, with per-dtype default tolerances where none are given.
+
+    ``floor``: the narrowest float type the reference computes in (see ``narrowest_float``).
+    """
+    stats = []
+    for name, ref in ref_out.items():
+        cand = cand_out[name]
+        d_atol, d_rtol = default_tolerance(str(cand.dtype), floor)
+        stats.append(compare(name, ref, cand, d_atol if atol is None else atol, d_rtol if rtol is None else rtol))
+    return stats

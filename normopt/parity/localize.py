@@ -18,9 +18,11 @@ from typing import Any
 import numpy as np
 import onnx_ir as ir
 
-from normopt import modelio, ortsession
-from normopt.fusion.ops import is_norm_op
-from normopt.parity.check import compare_outputs, narrowest_float, run_pair
+from normopt import modelio
+from normopt.feeds import ortsession
+from normopt.feeds.runs import run_pair
+from normopt.ops import is_norm_op
+from normopt.parity.compare import compare_outputs, narrowest_float
 
 
 def fused_nodes(model: ir.Model) -> list[ir.Node]:

@@ -14,8 +14,9 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 
-from normopt.parity import roles
-from normopt.parity.inputs import InputSpec, bind_shape
+from normopt.feeds import roles
+from normopt.feeds.inputs import bind_shape
+from normopt.feeds.spec import InputSpec
 
 # Sizes for distinct dims: pairwise different, none of them the defaults (2 and 16) nor 1.
 _DISTINCT = (3, 5, 7, 4, 6, 9, 10, 11, 12, 13, 14, 15, 17, 18, 19, 20)

@@ -2,10 +2,10 @@
 
 The passes read a graph through the ``*View`` protocols below: exactly the part of onnx_ir's surface
 they use, which ``onnx_ir`` itself (``ir.Graph``/``ir.Node``/``ir.Value``/``ir.Attr``) and the protobuf
-engine (``normopt.modelio.protograph``) both provide. Tensors are onnx_ir's own ``ir.TensorProtocol``.
+engine (``normopt.engines.protograph``) both provide. Tensors are onnx_ir's own ``ir.TensorProtocol``.
 
 They change a graph only through an ``Editor``, giving it ``NewNode`` descriptions: the onnx_ir engine
-(``normopt.fusion.ir_engine``) turns them into linked ``ir.Node`` objects, the protobuf engine into
+(``normopt.engines.ir_engine``) turns them into linked ``ir.Node`` objects, the protobuf engine into
 ``NodeProto`` messages. An ``Engine`` lists the scopes (graph, function, subgraph) to visit, each with its
 editor, and owns the side shape inference (one policy, applied the same way by both engines).
 """
@@ -18,10 +18,10 @@ from typing import TYPE_CHECKING, Protocol
 
 import onnx_ir as ir
 
-from normopt.fusion.names import Names
+from normopt.engines.names import Names
 
 if TYPE_CHECKING:
-    from normopt.fusion.postcondition import ModelFacts
+    from normopt.engines.postcondition import ModelFacts
 
 
 class AttrView(Protocol):

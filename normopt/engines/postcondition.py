@@ -24,7 +24,7 @@ from dataclasses import dataclass, field
 import onnx
 import onnx_ir as ir
 
-from normopt.fusion.ops import STANDARD_DOMAINS
+from normopt.ops import STANDARD_DOMAINS
 
 # (name, element type, declared dims: int, dim name, or None for unknown; None for an unknown rank)
 Port = tuple[str, int | None, tuple[int | str | None, ...] | None]

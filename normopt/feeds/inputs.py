@@ -12,16 +12,16 @@ from __future__ import annotations
 
 import os
 import re
-from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from collections.abc import Mapping
 from pathlib import Path
 
 import numpy as np
 import onnx_ir as ir
 
 from normopt.errors import UsageError
-from normopt.fusion.ops import is_op
-from normopt.parity import roles
+from normopt.feeds import roles
+from normopt.feeds.spec import InputSpec
+from normopt.ops import is_op
 
 DEFAULT_BATCH = roles.DEFAULT_BATCH
 DEFAULT_DIM = roles.DEFAULT_SEQ
@@ -35,28 +35,6 @@ _NP_TYPES = {
     "tensor(uint8)": np.uint8,
     "tensor(int8)": np.int8,
 }
-
-
-@dataclass(frozen=True)
-class InputSpec:
-    """A model input: name, ONNX Runtime type string, and dims (int, or a name/None when dynamic)."""
-
-    name: str
-    type: str
-    shape: tuple[int | str | None, ...] | None  # None: unknown rank
-
-    def fits(self, dims: Sequence[int]) -> bool:
-        """True when concrete ``dims`` have this input's rank and agree with every static dim of it."""
-        if self.shape is None:
-            return True
-        return len(dims) == len(self.shape) and all(
-            not (isinstance(d, int) and d > 0) or d == n for d, n in zip(self.shape, dims, strict=True)
-        )
-
-    def describe(self) -> str:
-        """``input_ids int64 [batch, seq]`` (``[?]`` for an unknown rank)."""
-        dims = "?" if self.shape is None else ", ".join("?" if d is None else str(d) for d in self.shape)
-        return f"{self.name} {self.type.removeprefix('tensor(').removesuffix(')')} [{dims}]"
 
 
 def parse_shape(text: str) -> tuple[str, list[int]]:

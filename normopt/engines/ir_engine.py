@@ -1,7 +1,7 @@
 """The onnx_ir engine: an ``ir.Model`` as the passes see it (``views.Engine``), and its ``Editor``.
 
 Every scope of the model is visited: the main graph, each If/Loop/Scan body and each function. Shape
-inference runs on the side (``normopt.modelio.inference``): the matcher proves with the inferred types
+inference runs on the side (``normopt.engines.inference``): the matcher proves with the inferred types
 and shapes, and ``infer_shapes``'s undo puts the declared ones back before the model is saved.
 """
 
@@ -11,10 +11,10 @@ from collections.abc import Callable, Iterator, Sequence
 
 import onnx_ir as ir
 
-from normopt.fusion.names import Names
-from normopt.fusion.postcondition import ModelFacts, ir_facts
-from normopt.fusion.views import Engine, NewNode, NewValue, NodeView, Scope, ValueView
-from normopt.modelio.inference import Annotations, infer_model
+from normopt.engines.inference import Annotations, infer_model
+from normopt.engines.names import Names
+from normopt.engines.postcondition import ModelFacts, ir_facts
+from normopt.engines.views import Engine, NewNode, NewValue, NodeView, Scope, ValueView
 
 
 def graphs_of(model: ir.Model) -> Iterator[ir.Graph | ir.Function]:

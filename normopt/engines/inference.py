@@ -14,10 +14,13 @@ name alone gives one branch's shapes to the other.
 from __future__ import annotations
 
 import logging
+import math
 from dataclasses import dataclass, field
 
 import onnx
 import onnx_ir as ir
+
+from normopt.compat.onnx_ir_api import call_onnx_api
 
 logger = logging.getLogger(__name__)
 
@@ -46,6 +49,31 @@ def infer_proto(model: onnx.ModelProto) -> onnx.ModelProto | None:
     except Exception as error:  # inference is a help, never a requirement
         logger.info("shape inference failed (%s): fusing with the declared types only", error)
         return None
+
+
+def infer_flat(model: onnx.ModelProto) -> dict[str, onnx.ValueInfoProto]:
+    """Inferred ``value_info`` of a flat model's main graph by name; ``model`` is not changed.
+
+    Inline initializers over 1 KB are given to inference as typed inputs, so no weight is copied.
+    """
+    skeleton = onnx.ModelProto()
+    graph = model.graph
+    skeleton.ir_version = model.ir_version
+    skeleton.opset_import.extend(model.opset_import)
+    target = skeleton.graph
+    target.node.extend(graph.node)
+    target.input.extend(graph.input)
+    target.output.extend(graph.output)
+    target.value_info.extend(graph.value_info)
+    declared = {i.name for i in graph.input}
+    for tensor in graph.initializer:
+        if tensor.data_location != onnx.TensorProto.EXTERNAL and math.prod(tensor.dims) * 8 > 1024:
+            if tensor.name not in declared:
+                target.input.append(onnx.helper.make_tensor_value_info(tensor.name, tensor.data_type, tensor.dims))
+        else:
+            target.initializer.append(tensor)
+    inferred = infer_proto(skeleton)
+    return {} if inferred is None else {v.name: v for v in inferred.graph.value_info}
 
 
 @dataclass
@@ -90,15 +118,13 @@ def _values(graph: ir.Graph | ir.Function) -> list[ir.Value]:
 
 def infer_model(model: ir.Model) -> Annotations:
     """Fill unknown types and shapes of ``model``'s values from ONNX's inference; return how to undo it."""
-    from onnx_ir.passes.common import _c_api_utils  # weights kept out of the proto given to ONNX
-
     annotations = Annotations()
     graphs: list[ir.Graph | ir.Function] = [*model.graphs(), *model.functions.values()]
     for graph in graphs:
         for value in _values(graph):
             annotations.originals.setdefault(id(value), (value, value.type, value.shape))
     try:
-        inferred = _c_api_utils.call_onnx_api(infer_proto, model)
+        inferred = call_onnx_api(infer_proto, model)  # weights kept out of the proto given to ONNX
     except Exception as error:
         logger.info("shape inference failed (%s): fusing with the declared types only", error)
         inferred = None

@@ -22,7 +22,7 @@ from typing import TYPE_CHECKING, Literal
 from normopt.errors import UsageError
 
 if TYPE_CHECKING:
-    from normopt.parity.inputs import InputSpec
+    from normopt.feeds.spec import InputSpec
 
 Role = Literal["ids", "mask", "positions", "token_type", "past", "cache_flag", "other"]
 

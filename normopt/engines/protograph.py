@@ -2,7 +2,7 @@
 
 Building an onnx_ir model costs ~30 µs a node, and writing it back ~12 µs: for a 30,000-node graph
 that is most of a second each way, whereas protobuf parses and serializes it in ~30 ms. This module
-lets the norm passes run on the ``ModelProto`` itself. ``ProtoGraph`` is a ``normopt.fusion.views.Engine``
+lets the norm passes run on the ``ModelProto`` itself. ``ProtoGraph`` is a ``normopt.engines.views.Engine``
 (one scope, which is its own ``Editor``), ``ProtoNode`` and ``ProtoValue`` the ``NodeView`` and
 ``ValueView`` of the passes, with node and value objects made once per node and per name as the matcher
 reaches them. Types, shapes, attributes and constant tensors are read through onnx_ir's own
@@ -12,12 +12,11 @@ Edits are recorded (nodes marked removed, new nodes attached after a node) and w
 ``ModelProto`` once by ``finish``: nodes in order, initializers nobody reads dropped, the ``value_info``
 of removed values dropped.
 
-Only flat graphs qualify (``flat_graph_problem``): no functions and no subgraphs (If/Loop/Scan).
+Only flat graphs qualify (``normopt.modelio.repair.flat_graph_problem``): no functions and no subgraphs (If/Loop/Scan).
 """
 
 from __future__ import annotations
 
-import math
 import os
 from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
@@ -25,28 +24,32 @@ from pathlib import Path
 import onnx
 import onnx_ir as ir
 
-from normopt.fusion.names import Names
-from normopt.fusion.postcondition import GraphFacts, ModelFacts, NodeFacts, Port
-from normopt.fusion.views import NewNode, NodeView, Scope, ValueView
-from normopt.modelio.inference import infer_proto, merge, read_info
-
-_SUBGRAPH_TYPES = (onnx.AttributeProto.GRAPH, onnx.AttributeProto.GRAPHS)
-_CONTROL_FLOW = frozenset({"If", "Loop", "Scan", "SequenceMap"})
-_DEFAULT_DOMAINS = ("", "ai.onnx")
-_SMALL = 16  # elements: constants the matcher reads (ε, exponents, axes)
-_STRING = onnx.TensorProto.STRING
+from normopt import modelio
+from normopt.engines import protoconvert as convert
+from normopt.engines.inference import infer_flat, merge, read_info
+from normopt.engines.names import Names
+from normopt.engines.postcondition import GraphFacts, ModelFacts, NodeFacts
+from normopt.engines.views import NewNode, NodeView, Scope, ValueView
+from normopt.errors import UsageError
+from normopt.modelio.repair import flat_graph_problem
 
 
-def flat_graph_problem(model: onnx.ModelProto) -> str | None:
-    """Why ``model`` cannot take the protobuf path (functions, subgraphs), or None when it can."""
-    if len(model.functions):
-        return "model has functions"
-    for node in model.graph.node:
-        # Only control flow (If/Loop/Scan/SequenceMap) and custom-domain ops can hold a graph attribute.
-        if node.op_type in _CONTROL_FLOW or node.domain not in _DEFAULT_DOMAINS:
-            if any(attribute.type in _SUBGRAPH_TYPES for attribute in node.attribute):
-                return "model has subgraphs"
-    return None
+def load_flat(path: str | os.PathLike[str], min_nodes: int, proto: onnx.ModelProto | None = None) -> ProtoGraph | None:
+    """The model at ``path`` as a ``ProtoGraph`` (protobuf fast path), or None where it does not apply.
+
+    It applies to flat graphs (no functions, no subgraphs) of at least ``min_nodes`` nodes; errors
+    are those of ``load``, and so is ``proto`` (the ``ProtoGraph`` reads it; it is not changed until saved).
+    """
+    path = Path(path)
+    proto = modelio.read_proto(path) if proto is None else proto
+    if len(proto.graph.node) < min_nodes or flat_graph_problem(proto) is not None:
+        return None
+    try:
+        graph = ProtoGraph(proto, path.resolve().parent)
+    except ValueError as error:
+        raise UsageError(f"{path} is not a valid ONNX model ({error})") from error
+    modelio.require_data(path, graph)
+    return graph
 
 
 class ProtoValue:
@@ -93,7 +96,7 @@ class ProtoValue:
         found = self._const
         if found is self:
             proto = self._graph._initializers.get(self.name)
-            found = self._const = None if proto is None else _tensor(proto, self._graph.base_dir)
+            found = self._const = None if proto is None else convert.tensor(proto, self._graph.base_dir)
         return found  # type: ignore[return-value]  # the sentinel is replaced above
 
     def _annotation(self) -> tuple[ir.TypeProtocol | None, ir.Shape | None]:
@@ -180,7 +183,7 @@ class ProtoNode:
         """Attributes by name, as onnx_ir ``Attr`` objects, read on first use."""
         found = self._attributes
         if found is None:
-            found = self._attributes = {a.name: _attribute(a) for a in self.proto.attribute}
+            found = self._attributes = {a.name: convert.attribute(a) for a in self.proto.attribute}
         return found
 
 
@@ -249,7 +252,7 @@ class ProtoGraph:
         main = GraphFacts(
             "main graph", [i.name for i in graph.input], list(self._initializers), nodes, [o.name for o in graph.output]
         )
-        interface = (tuple(_port(i) for i in graph.input), tuple(_port(o) for o in graph.output))
+        interface = (tuple(convert.port_of(i) for i in graph.input), tuple(convert.port_of(o) for o in graph.output))
         return ModelFacts(main, self.opset_imports, [], interface)
 
     @property
@@ -284,29 +287,11 @@ class ProtoGraph:
         return self._live
 
     def infer_shapes(self) -> Callable[[], None]:
-        """Run ONNX's C++ shape inference on the side: the matcher sees it, the output never gets it.
+        """Run ONNX's C++ shape inference on the side (``inference.infer_flat``): the output never gets it.
 
-        Inline initializers over 1 KB are given to inference as typed inputs, so no weight is copied.
         Nothing inferred is ever written, so the returned undo has nothing to do.
         """
-        skeleton = onnx.ModelProto()
-        graph = self.model.graph
-        skeleton.ir_version = self.model.ir_version
-        skeleton.opset_import.extend(self.model.opset_import)
-        target = skeleton.graph
-        target.node.extend(graph.node)
-        target.input.extend(graph.input)
-        target.output.extend(graph.output)
-        target.value_info.extend(graph.value_info)
-        declared = {i.name for i in graph.input}
-        for tensor in graph.initializer:
-            if tensor.data_location != onnx.TensorProto.EXTERNAL and math.prod(tensor.dims) * 8 > 1024:
-                if tensor.name not in declared:
-                    target.input.append(onnx.helper.make_tensor_value_info(tensor.name, tensor.data_type, tensor.dims))
-            else:
-                target.initializer.append(tensor)
-        inferred = infer_proto(skeleton)
-        self._inferred = {} if inferred is None else {v.name: v for v in inferred.graph.value_info}
+        self._inferred = infer_flat(self.model)
         for value in self._values.values():
             value._info = value  # read again with the inferred types
         return _nothing
@@ -340,7 +325,7 @@ class ProtoGraph:
         anchor = old.producer()
         if anchor is None:
             raise ValueError(f"{old.name} has no producer to replace")
-        added = [ProtoNode(self, _node_proto(node, old.name if node is nodes[-1] else None)) for node in nodes]
+        added = [ProtoNode(self, convert.node_proto(node, old.name if node is nodes[-1] else None)) for node in nodes]
         self._after.setdefault(id(anchor), []).extend(added)
         self._remove(anchor)  # its one output now comes from the new node: no reader is left for it
         for node in added:
@@ -427,45 +412,6 @@ class ProtoGraph:
         return declared if declared is not None else self._initializers.get(name)
 
 
-class _InlineTensor(ir.serde.TensorProtoTensor):
-    """onnx_ir's tensor over a TensorProto, with its shape built once (onnx_ir rebuilds it per access)."""
-
-    __slots__ = ("_shape",)
-
-    def __init__(self, proto: onnx.TensorProto) -> None:
-        super().__init__(proto)
-        self._shape: ir.Shape | None = None
-
-    @property
-    def shape(self) -> ir.Shape:  # type: ignore[override]  # read-only, as in TensorProtoTensor
-        if self._shape is None:
-            self._shape = ir.Shape(self._proto.dims, frozen=True)
-        return self._shape
-
-
-def _port(info: onnx.ValueInfoProto) -> Port:
-    """A graph input/output as the postcondition's interface check compares it (as ``postcondition.port``)."""
-    tensor = info.type.tensor_type
-    dtype = tensor.elem_type or None if info.type.HasField("tensor_type") else None
-    if not info.type.HasField("tensor_type") or not tensor.HasField("shape"):
-        return info.name, dtype, None
-    dims = tuple(
-        d.dim_value if d.HasField("dim_value") else (d.dim_param if d.HasField("dim_param") else None)
-        for d in tensor.shape.dim
-    )
-    return info.name, dtype, dims
-
-
-def _tensor(proto: onnx.TensorProto, base_dir: str) -> ir.TensorProtocol:
-    """onnx_ir's tensor for an initializer or a Constant; small inline ones are read once."""
-    if proto.data_location == onnx.TensorProto.EXTERNAL or proto.data_type == _STRING:
-        return ir.serde.deserialize_tensor(proto, base_dir)  # external data stays on disk
-    tensor = _InlineTensor(proto)
-    if math.prod(proto.dims) <= _SMALL:
-        return ir.Tensor(tensor.numpy(), dtype=tensor.dtype, name=tensor.name)
-    return tensor
-
-
 def _nothing() -> None:
     """The undo of a side inference that wrote nothing."""
 
@@ -474,40 +420,3 @@ def _own(node: NodeView) -> ProtoNode:
     if not isinstance(node, ProtoNode):
         raise TypeError(f"not a node of this ProtoGraph: {node!r}")
     return node
-
-
-def _node_proto(node: NewNode, writes: str | None) -> onnx.NodeProto:
-    """A NodeProto for a new node: names only (types live in the graph's value_info); ``writes`` names output 0."""
-    names = [out.name for out in node.outputs]
-    if writes is not None:
-        names[0] = writes
-    proto = onnx.NodeProto(
-        op_type=node.op_type,
-        domain=node.domain,
-        name=node.name,
-        input=["" if v is None else v.name or "" for v in node.inputs],
-        output=names,
-    )
-    proto.attribute.extend(_attribute_proto(a) for a in node.attributes)
-    return proto
-
-
-def _attribute_proto(attr: ir.Attr) -> onnx.AttributeProto:
-    if attr.type == ir.AttributeType.INT:
-        return onnx.AttributeProto(name=attr.name, type=onnx.AttributeProto.INT, i=attr.as_int())
-    if attr.type == ir.AttributeType.FLOAT:
-        return onnx.AttributeProto(name=attr.name, type=onnx.AttributeProto.FLOAT, f=attr.as_float())
-    return ir.serde.serialize_attribute(attr)
-
-
-def _attribute(proto: onnx.AttributeProto) -> ir.Attr:
-    """onnx_ir's attribute; a small inline tensor (a Constant's ε) is read once, like small initializers."""
-    if proto.type == onnx.AttributeProto.INT:
-        return ir.AttrInt64(proto.name, proto.i)
-    if proto.type == onnx.AttributeProto.INTS:
-        return ir.AttrInt64s(proto.name, list(proto.ints))
-    if proto.type == onnx.AttributeProto.TENSOR and proto.t.data_location != onnx.TensorProto.EXTERNAL:
-        tensor = _tensor(proto.t, "")
-        if isinstance(tensor, ir.Tensor):
-            return ir.AttrTensor(proto.name, tensor, doc_string=proto.doc_string or None)
-    return ir.serde.deserialize_attribute(proto)
