@@ -19,7 +19,7 @@ _API = {
     "inspect": ("normopt.fusing", "inspect"),
     "verify": ("normopt.parity.check", "verify"),
     "bench": ("normopt.latency.runner", "bench"),
-    "run": ("normopt.run", "run"),
+    "run": ("normopt.running", "run"),
     "fuse_model": ("normopt.fusion.pipeline", "fuse_model"),
 }
 

@@ -73,3 +73,15 @@ def test_private_apis_of_other_libraries_only_in_compat() -> None:
     assert outside == {}
     inside = set().union(*(u for p, u in uses.items() if p.startswith("normopt/compat/")))
     assert inside == PRIVATE  # every private name listed is really used there (the scan sees them)
+
+
+def test_the_api_names_stay_functions_after_every_module_is_imported() -> None:
+    # a module named like an API function (normopt/run.py) would replace ``normopt.run`` once imported
+    code = (
+        "import importlib, pkgutil, normopt\n"
+        "for m in pkgutil.walk_packages(normopt.__path__, 'normopt.'):\n"
+        "    importlib.import_module(m.name)\n"
+        "print(sorted(n for n in normopt.__all__ if n != '__version__' and not callable(getattr(normopt, n))))"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert out.strip() == "[]"

@@ -87,7 +87,7 @@ def run(
 ) -> None:
     """Export → fuse → verify → benchmark original vs fused → report (exit 1 if parity fails)."""
     from normopt import options
-    from normopt.run import run as run_pipeline
+    from normopt.running import run as run_pipeline
 
     batches, seqs, pasts = options.size_lists(batch, seq, past)
 

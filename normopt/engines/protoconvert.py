@@ -9,12 +9,14 @@ built once).
 from __future__ import annotations
 
 import math
+from collections.abc import Iterable
+from pathlib import Path
 
 import onnx
 import onnx_ir as ir
 
 from normopt.compat.onnx_ir_api import tensor_proto_of
-from normopt.engines.postcondition import Port
+from normopt.engines.postcondition import GraphFacts, ModelFacts, NodeFacts, Port
 from normopt.engines.views import NewNode
 
 _SMALL = 16  # elements: constants the matcher reads (ε, exponents, axes)
@@ -95,3 +97,58 @@ def attribute(proto: onnx.AttributeProto) -> ir.Attr:
         if isinstance(small, ir.Tensor):
             return ir.AttrTensor(proto.name, small, doc_string=proto.doc_string or None)
     return ir.serde.deserialize_attribute(proto)
+
+
+def facts_of(
+    model: onnx.ModelProto, nodes: list[onnx.NodeProto], initializers: list[str], opsets: dict[str, int]
+) -> ModelFacts:
+    """A flat model's facts for the postcondition: ``nodes`` (live, in order) over its interface, ``opsets``."""
+    graph = model.graph
+    node_facts = [NodeFacts(p.name, p.domain, p.op_type, p.input, p.output, i) for i, p in enumerate(nodes)]
+    inputs, outputs = [i.name for i in graph.input], [o.name for o in graph.output]
+    main = GraphFacts("main graph", inputs, initializers, node_facts, outputs)
+    interface = (tuple(port_of(i) for i in graph.input), tuple(port_of(o) for o in graph.output))
+    return ModelFacts(main, opsets, [], interface)
+
+
+def external_files(initializers: Iterable[onnx.TensorProto], base_dir: str) -> set[Path]:
+    """Absolute paths of the data files external ``initializers`` point to."""
+    locations = {
+        entry.value
+        for tensor in initializers
+        if tensor.data_location == onnx.TensorProto.EXTERNAL
+        for entry in tensor.external_data
+        if entry.key == "location"
+    }
+    return {Path(base_dir) / location for location in locations}
+
+
+def write_back(
+    model: onnx.ModelProto,
+    nodes: list[onnx.NodeProto],
+    removed_inputs: set[str],
+    removed_outputs: set[str],
+    initializers: set[str],
+) -> list[str]:
+    """Put ``nodes`` (live, in order) into ``model``'s graph; return the initializers dropped.
+
+    An initializer only removed nodes read (and not a graph output) is dropped, and so is the
+    ``value_info`` of a value only removed nodes wrote.
+    """
+    graph = model.graph
+    graph.ClearField("node")
+    graph.node.extend(nodes)
+    read = {name for proto in nodes for name in proto.input}
+    outputs = {o.name for o in graph.output}
+    unused = [name for name in removed_inputs if name in initializers and name not in read and name not in outputs]
+    if unused:
+        drop = set(unused)
+        kept = [t for t in graph.initializer if t.name not in drop]
+        graph.ClearField("initializer")
+        graph.initializer.extend(kept)
+    if removed_outputs:
+        stale = removed_outputs - {name for proto in nodes for name in proto.output}
+        infos = [v for v in graph.value_info if v.name not in stale]
+        graph.ClearField("value_info")
+        graph.value_info.extend(infos)
+    return unused

@@ -28,7 +28,7 @@ from normopt import modelio
 from normopt.engines import protoconvert as convert
 from normopt.engines.inference import infer_flat, merge, read_info
 from normopt.engines.names import Names
-from normopt.engines.postcondition import GraphFacts, ModelFacts, NodeFacts
+from normopt.engines.postcondition import ModelFacts
 from normopt.engines.views import NewNode, NodeView, Scope, ValueView
 from normopt.errors import UsageError
 from normopt.modelio.repair import flat_graph_problem
@@ -244,16 +244,7 @@ class ProtoGraph:
 
     def facts(self) -> ModelFacts:
         """The live graph as the postcondition reads it (a flat graph: no subgraph, no function)."""
-        nodes = [
-            NodeFacts(p.name, p.domain, p.op_type, p.input, p.output, index)
-            for index, p in enumerate(node.proto for node in self)
-        ]
-        graph = self.model.graph
-        main = GraphFacts(
-            "main graph", [i.name for i in graph.input], list(self._initializers), nodes, [o.name for o in graph.output]
-        )
-        interface = (tuple(convert.port_of(i) for i in graph.input), tuple(convert.port_of(o) for o in graph.output))
-        return ModelFacts(main, self.opset_imports, [], interface)
+        return convert.facts_of(self.model, [node.proto for node in self], list(self._initializers), self.opset_imports)
 
     @property
     def names(self) -> Names:
@@ -298,13 +289,7 @@ class ProtoGraph:
 
     def external_files(self) -> set[Path]:
         """Absolute paths of the data files external initializers point to."""
-        locations = set()
-        for tensor in self._initializers.values():
-            if tensor.data_location == onnx.TensorProto.EXTERNAL:
-                for entry in tensor.external_data:
-                    if entry.key == "location":
-                        locations.add(entry.value)
-        return {Path(self.base_dir) / location for location in locations}
+        return convert.external_files(self._initializers.values(), self.base_dir)
 
     def value(self, name: str) -> ProtoValue:
         """The one ``ProtoValue`` for ``name`` (identity matters to the matcher)."""
@@ -349,30 +334,14 @@ class ProtoGraph:
         """Nothing to do: ``finish`` drops the initializers nobody reads, once, when the model is written."""
 
     def finish(self) -> onnx.ModelProto:
-        """Write the edits into the ``ModelProto`` and return it."""
-        graph = self.model.graph
-        nodes = [n.proto for n in self]
-        graph.ClearField("node")
-        graph.node.extend(nodes)
-        read = {name for proto in nodes for name in proto.input}
-        unused = [
-            name
-            for name in {value.name for node in self._removed for value in node.inputs if value is not None}
-            if name in self._initializers and name not in read and name not in self._output_names
-        ]
-        if unused:
-            drop = set(unused)
-            kept = [t for t in graph.initializer if t.name not in drop]
-            graph.ClearField("initializer")
-            graph.initializer.extend(kept)
-            for name in unused:
-                del self._initializers[name]
-        if self._removed:
-            produced = {name for proto in nodes for name in proto.output}
-            stale = {value.name for node in self._removed for value in node.outputs} - produced
-            infos = [v for v in graph.value_info if v.name not in stale]
-            graph.ClearField("value_info")
-            graph.value_info.extend(infos)
+        """Write the edits into the ``ModelProto`` and return it (see ``protoconvert.write_back``)."""
+        removed_inputs = {value.name for node in self._removed for value in node.inputs if value is not None}
+        removed_outputs = {value.name for node in self._removed for value in node.outputs}
+        dropped = convert.write_back(
+            self.model, [n.proto for n in self], removed_inputs, removed_outputs, set(self._initializers)
+        )
+        for name in dropped:
+            del self._initializers[name]
         return self.model
 
     # -- internals ----------------------------------------------------------------------------------

@@ -17,7 +17,7 @@ from __future__ import annotations
 
 from normopt.engines.views import NodeView, ValueView
 from normopt.fusion import graph_utils as gu
-from normopt.fusion import means
+from normopt.fusion import shape_tensors
 from normopt.ops import is_op
 
 _ELEMENTWISE = ("Add", "Sub", "Mul", "Div", "Pow", "Cast", "Relu", "Tanh", "Sigmoid", "Erf", "Neg", "Identity")
@@ -95,7 +95,7 @@ def _from_producer(node: NodeView | None, depth: int, seen: set[int]) -> int | N
         if tail is not None and tail.ndim == 1 and tail.size and tail.dtype.kind in "iu":
             target: list[object] | None = [int(tail[-1])]  # the last piece alone decides the last dim
         else:
-            target = list(means.shape_dims(node.inputs[1]) or []) or None
+            target = list(shape_tensors.shape_dims(node.inputs[1]) or []) or None
         allowzero = node.attributes.get("allowzero")
         if target is None or not target or not isinstance(target[-1], int):
             return None

@@ -16,11 +16,12 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from normopt.engines.views import NodeView, ValueView
+from normopt.fusion import casts, means, ranks
 from normopt.fusion import graph_utils as gu
-from normopt.fusion import means, ranks
 from normopt.fusion.base import NormPass
-from normopt.fusion.norm_match import NormMatch, finish, match_tail
+from normopt.fusion.norm_match import NormMatch, finish
 from normopt.fusion.outcome import MatchResult, Refusal
+from normopt.fusion.tail import match_tail
 from normopt.ops import is_op
 
 
@@ -69,7 +70,7 @@ class LayerNormPass(NormPass):
         if chain is None or not subs:
             return []
         x = chain.source
-        centred = [s for s in subs if means.same_data(s.inputs[0], x)]
+        centred = [s for s in subs if casts.same_data(s.inputs[0], x)]
         if not centred:
             return [MatchResult.failure("the mean is subtracted from a different tensor than it was taken of", x)]
         if not followed:
@@ -98,7 +99,7 @@ class LayerNormPass(NormPass):
     ) -> NormMatch:
         subs = [*subs, *(s for twin in twins for s in twin.subs)]
         centred = [s.outputs[0] for s in subs]
-        centred += [c.outputs[0] for d in centred for c in d.consumers() if means.is_float_cast(c)]
+        centred += [c.outputs[0] for d in centred for c in d.consumers() if casts.is_float_cast(c)]
         centred_values = {id(v) for v in centred}
 
         def is_centred(value: ValueView) -> bool:
@@ -120,14 +121,14 @@ class LayerNormPass(NormPass):
                 if not followed:
                     raise Refusal(followed.reason, variance.value)
                 tail = match_tail(variance.value, is_centred)
-                casts = [v.producer() for v in centred if v.producer() not in subs]
+                cast_nodes = [v.producer() for v in centred if v.producer() not in subs]
                 twin_nodes = [node for twin in twins for node in twin.chain.nodes]
                 nodes = [
-                    *means.round_trip(chain.source)[1], *chain.nodes, *twin_nodes, *subs,
-                    *[c for c in casts if c is not None], square, *variance.nodes, *tail.nodes,
+                    *casts.round_trip(chain.source)[1], *chain.nodes, *twin_nodes, *subs,
+                    *[c for c in cast_nodes if c is not None], square, *variance.nodes, *tail.nodes,
                 ]  # fmt: skip
                 # a Cast between x and the statistics: ε's dtype then says nothing about x's
-                cast = any(c is not None for c in casts) or any(t.chain.source is not x for t in twins)
+                cast = any(c is not None for c in cast_nodes) or any(t.chain.source is not x for t in twins)
                 scaling = tail.nodes[-1]
                 minuend = _numerator_minuend(scaling, is_centred) if any(s.inputs[0] is not x for s in subs) else x
                 if minuend is not None and not gu.same_value(minuend, x):
@@ -160,11 +161,11 @@ def _twins(chain: means.MeanChain, x: ValueView) -> tuple[list[_Twin], bool]:
     comes first among the readers leads the group: it reports the group's refusal, so a look-alike
     is one candidate, not two.
     """
-    root = means.widened_root(x)
+    root = casts.widened_root(x)
     readers: list[tuple[NodeView, NodeView | None]] = []
     for user in gu.consumers(root):
         readers.append((user, None))
-        if means.is_float_cast(user):
+        if casts.is_float_cast(user):
             readers.extend((inner, user) for inner in gu.consumers(user.outputs[0]))
     twins: list[_Twin] = []
     led = False
@@ -176,11 +177,11 @@ def _twins(chain: means.MeanChain, x: ValueView) -> tuple[list[_Twin], bool]:
         if not _is_reduction(user) or user.graph is not chain.reduce.graph:
             continue
         twin = means.follow(user, "mean").found
-        if twin is None or not means.same_data(twin.source, x):
+        if twin is None or not casts.same_data(twin.source, x):
             continue
         if _canonical(twin.axes, x) != _canonical(chain.axes, x):
             continue
-        subs = [s for s in _subtractions(twin) if means.same_data(s.inputs[0], twin.source)]
+        subs = [s for s in _subtractions(twin) if casts.same_data(s.inputs[0], twin.source)]
         if subs:
             if via is not None:
                 twin.nodes.insert(0, via)

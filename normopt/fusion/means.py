@@ -25,13 +25,14 @@ import onnx_ir as ir
 
 from normopt.engines.views import NodeView, ValueView
 from normopt.fusion import graph_utils as gu
-from normopt.fusion import ranks
+from normopt.fusion import ranks, shape_tensors
+from normopt.fusion.casts import holds, is_float_cast, widened_root
 from normopt.fusion.outcome import MatchResult
+from normopt.fusion.shape_tensors import Dim
 from normopt.ops import is_op
 
 REDUCTIONS = ("ReduceMean", "ReduceSum")
 RESCALED_VARIANCE = "the variance is rescaled before epsilon is added (unbiased var/std: N/(N-1))"
-_SHAPE_HOPS = ("Reshape", "Squeeze", "Unsqueeze", "Identity")
 
 
 @dataclass
@@ -133,76 +134,6 @@ def _current_rank(rank: int | None, count: int, restored: bool) -> int | None:
     return None if rank is None else (rank if restored else rank - count)
 
 
-_WIDTH = {ir.DataType.FLOAT16: 1, ir.DataType.BFLOAT16: 1, ir.DataType.FLOAT: 2, ir.DataType.DOUBLE: 3}
-
-
-def _width(dtype: ir.DataType) -> int:
-    return _WIDTH.get(dtype, 0)
-
-
-def holds(target: ir.DataType, source: ir.DataType) -> bool:
-    """True when every ``source`` value converts to ``target`` exactly (fp16 ↛ bf16)."""
-    return target == source or (source in _WIDTH and _width(target) > _width(source))
-
-
-def widened_root(value: ValueView) -> ValueView:
-    """What ``value`` holds exactly, with float Casts stripped (else ``value`` itself).
-
-    A widening Cast (fp16 → float32, float32 → float64) gives its input, and so does a round trip
-    through a wider type (``Cast(Cast(x32, float64), float32)`` is ``x32``).
-    """
-    for _ in range(8):
-        cast = gu.producer(value, "Cast")
-        if cast is None or cast.inputs[0] is None or not is_float_cast(cast):
-            return value
-        source, target = gu.dtype_of(cast.inputs[0]), ir.DataType(cast.attributes["to"].as_int())
-        if source is not None and holds(target, source):
-            value = cast.inputs[0]
-        elif (trip := _round_trip_casts(cast)) is not None:
-            value = trip[0]
-        else:
-            return value
-    return value
-
-
-def _round_trip_casts(outer: NodeView) -> tuple[ValueView, NodeView, NodeView] | None:
-    """``(x, inner, outer)`` when ``outer`` is ``Cast(Cast(x, wider), x's type)``: an exact round trip."""
-    wide = outer.inputs[0]
-    inner = gu.producer(wide, "Cast") if wide is not None else None
-    if inner is None or inner.inputs[0] is None or not (is_float_cast(outer) and is_float_cast(inner)):
-        return None
-    x = inner.inputs[0]
-    origin, wide_dtype = gu.dtype_of(x), gu.dtype_of(wide)
-    back = ir.DataType(outer.attributes["to"].as_int())
-    if origin is None or wide_dtype is None or back != origin or not holds(wide_dtype, origin):
-        return None
-    return x, inner, outer
-
-
-def round_trip(value: ValueView) -> tuple[ValueView, list[NodeView]]:
-    """``x`` and the Casts when ``value`` is ``Cast(Cast(x, wider), x's type)`` (exact), else ``(value, [])``."""
-    casts: list[NodeView] = []
-    for _ in range(4):
-        outer = gu.producer(value, "Cast")
-        trip = _round_trip_casts(outer) if outer is not None else None
-        if trip is None:
-            break
-        value, inner, outer_cast = trip
-        casts[:0] = [inner, outer_cast]
-    return value, casts
-
-
-def same_data(a: ValueView | None, b: ValueView | None) -> bool:
-    """True when ``a`` and ``b`` hold the same numbers: one tensor, identical Casts, or exact upcasts."""
-    return gu.same_value(a, b) or (a is not None and b is not None and widened_root(a) is widened_root(b))
-
-
-def is_float_cast(node: NodeView) -> bool:
-    """True for a Cast between floating-point types."""
-    to = node.attributes.get("to") if is_op(node, "Cast") else None
-    return to is not None and ir.DataType(to.as_int()) in gu.FLOAT_TYPES
-
-
 def next_user(value: ValueView) -> NodeView | None:
     """The one reader of ``value`` other than Shape nodes (which may compute its restore target)."""
     readers = value.consumers()
@@ -241,7 +172,7 @@ def _restore(user: NodeView, value: ValueView, sources: _Sources, rank: int, cou
     if is_op(user, "Unsqueeze"):
         attr = user.attributes.get("axes")
         operand = user.inputs[1] if len(user.inputs) > 1 else None
-        axes = list(attr.as_ints()) if attr is not None else _constant_ints(operand)
+        axes = list(attr.as_ints()) if attr is not None else shape_tensors.constant_ints(operand)
         if axes is None:
             return None
         wanted = list(range(rank - count, rank))
@@ -249,7 +180,7 @@ def _restore(user: NodeView, value: ValueView, sources: _Sources, rank: int, cou
     if not is_op(user, "Reshape") or len(user.inputs) < 2 or user.inputs[1] is None:
         return None
     allowzero = user.attributes.get("allowzero")
-    dims, nodes = _shape_dims(user.inputs[1])
+    dims, nodes = shape_tensors.dims_of(user.inputs[1])
     if dims is None or len(dims) != rank:
         return None
     inferred = 0
@@ -274,7 +205,7 @@ def _identity_expand(
     """Nodes of an Expand whose target is, at every position, 1 or the dim the tensor already has."""
     if user.inputs[0] is not value or len(user.inputs) < 2 or user.inputs[1] is None:
         return None
-    dims, nodes = _shape_dims(user.inputs[1])
+    dims, nodes = shape_tensors.dims_of(user.inputs[1])
     if dims is None or len(dims) != rank:
         return None
     for position, dim in enumerate(dims):
@@ -316,139 +247,18 @@ def _divide_by_count(
 
 # The reduced tensor, and a tensor of the same shape (or None).
 _Sources = tuple[ValueView, ValueView | None]
+
+
 # A dim is ("dim", tensor, position) when read from a Shape, or an int when written as a literal.
-_Dim = tuple[ValueView, int] | int
-
-
-def shape_dims(value: ValueView) -> list[_Dim] | None:
-    """The dims a 1-D shape tensor holds (a literal int, or a dim read from ``Shape``), or None when unknown."""
-    return _shape_dims(value)[0]
-
-
-def _shape_dims(value: ValueView) -> tuple[list[_Dim] | None, list[NodeView]]:
-    """The dims a 1-D shape tensor holds, from a constant or a Concat of Shape slices and constants."""
-    literal = _constant_ints(value)
-    if literal is not None:
-        return list(literal), []
-    concat = gu.producer(value, "Concat")
-    pieces = list(concat.inputs) if concat is not None else [value]
-    dims: list[_Dim] = []
-    nodes: list[NodeView] = []
-    for piece in pieces:
-        literal = _constant_ints(piece)
-        if literal is not None:
-            dims.extend(literal)
-            continue
-        if piece is not None and gu.producer(piece, "Concat") is not None:  # a Concat of Concats
-            found, inner = _shape_dims(piece)
-            nodes.extend(n for n in inner if n not in nodes)
-        else:
-            found = _shape_slice(piece, nodes)
-        if found is None:
-            return None, []
-        dims.extend(found)
-    if concat is not None:
-        nodes.append(concat)
-    return dims, nodes
-
-
-def _shape_slice(value: ValueView | None, nodes: list[NodeView]) -> list[_Dim] | None:
-    """Dims of a piece of ``Shape(t)`` (through 1-D Reshape/Squeeze/Unsqueeze hops), appending its nodes."""
-    hops: list[NodeView] = []
-    node = value.producer() if value is not None else None
-    while node is not None and is_op(node, *_SHAPE_HOPS):
-        hops.append(node)
-        inner = node.inputs[0]
-        node = inner.producer() if inner is not None else None
-    found = _shape_source(node)
-    if found is None:
-        return None
-    dims, used = found
-    if hops and len(dims) != 1:
-        return None  # a hop over a longer slice could reorder or drop dims
-    nodes.extend(n for n in [*used, *reversed(hops)] if n not in nodes)
-    return dims
-
-
-def _shape_source(node: NodeView | None) -> tuple[list[_Dim], list[NodeView]] | None:
-    """Dims held by ``Shape(t, start, end)``, or a ``Gather`` / ``Slice`` of one (constant indices), with the nodes."""
-    if node is None or node.inputs[0] is None:
-        return None
-    if is_op(node, "Shape"):
-        tensor = node.inputs[0]
-        rank = gu.rank_of(tensor)
-        if rank is None:
-            return None
-        start_attr, end_attr = node.attributes.get("start"), node.attributes.get("end")
-        start = start_attr.as_int() if start_attr is not None else 0
-        end = end_attr.as_int() if end_attr is not None else rank
-        start, end = (max(0, min(rank, p + rank if p < 0 else p)) for p in (start, end))
-        return [(tensor, position) for position in range(start, end)], [node]
-    inner = _shape_source(node.inputs[0].producer())
-    if inner is None:
-        return None
-    dims, used = inner
-    if is_op(node, "Gather") and len(node.inputs) == 2:
-        axis = node.attributes.get("axis")
-        index = _constant_ints(node.inputs[1])
-        if (axis is not None and axis.as_int() not in (0, -1)) or index is None or len(index) != 1:
-            return None
-        if not -len(dims) <= index[0] < len(dims):
-            return None
-        return [dims[index[0]]], [*used, node]
-    if is_op(node, "Slice"):
-        bounds = _slice_bounds(node)
-        if bounds is None:
-            return None
-        return dims[bounds[0] : bounds[1]], [*used, node]
-    return None
-
-
-def _slice_bounds(node: NodeView) -> tuple[int, int] | None:
-    """``(start, end)`` of a step-1 Slice along axis 0 with constant bounds (inputs, or opset-1 attributes)."""
-    if len(node.inputs) >= 3:
-        starts, ends = _constant_ints(node.inputs[1]), _constant_ints(node.inputs[2])
-        axes = _constant_ints(node.inputs[3]) if len(node.inputs) > 3 and node.inputs[3] is not None else [0]
-        steps = _constant_ints(node.inputs[4]) if len(node.inputs) > 4 and node.inputs[4] is not None else [1]
-    else:
-        attrs = {name: node.attributes.get(name) for name in ("starts", "ends", "axes")}
-        if attrs["starts"] is None or attrs["ends"] is None:
-            return None
-        starts, ends = list(attrs["starts"].as_ints()), list(attrs["ends"].as_ints())
-        axes, steps = list(attrs["axes"].as_ints()) if attrs["axes"] is not None else [0], [1]
-    if starts is None or ends is None or axes is None or steps is None:
-        return None
-    if len(starts) != 1 or len(ends) != 1 or axes not in ([0], [-1]) or steps != [1]:
-        return None
-    return starts[0], ends[0]  # Python's slice clamps as ONNX does for step 1
-
-
-def _same_dim(dim: _Dim, position: int, value: ValueView, sources: _Sources) -> bool:
+def _same_dim(dim: Dim, position: int, value: ValueView, sources: _Sources) -> bool:
     """True when ``dim`` is, for sure, dim ``position`` of the reduced tensor (the same in its source)."""
     source, like = sources
     if isinstance(dim, tuple):
         tensor, index = dim
         if index != position:
             return False
-        root = _shape_root(tensor)
-        return any(t is not None and _shape_root(t) is root for t in (value, source, like))
+        root = shape_tensors.root(tensor)
+        return any(t is not None and shape_tensors.root(t) is root for t in (value, source, like))
     rank = gu.rank_of(source)
     static = gu.static_dims(source, [position - rank]) if rank is not None else None
     return static is not None and static[0] == dim
-
-
-def _shape_root(value: ValueView) -> ValueView:
-    """``value`` with every Cast in front of it stripped (a Cast keeps the shape)."""
-    for _ in range(4):
-        cast = gu.producer(value, "Cast")
-        if cast is None or cast.inputs[0] is None:
-            break
-        value = cast.inputs[0]
-    return value
-
-
-def _constant_ints(value: ValueView | None) -> list[int] | None:
-    array = gu.small_constant(value)
-    if array is None or array.ndim > 1 or array.dtype.kind not in "iu":
-        return None
-    return [int(v) for v in array.reshape(-1)]

@@ -11,12 +11,13 @@ node then reads ``x16`` directly. A square of ``x − mean(x)`` belongs to the L
 from __future__ import annotations
 
 from normopt.engines.views import NodeView, ValueView
+from normopt.fusion import casts, means
 from normopt.fusion import graph_utils as gu
-from normopt.fusion import means
 from normopt.fusion.base import NormPass
 from normopt.fusion.layernorm import square_of
-from normopt.fusion.norm_match import NormMatch, finish, match_tail
+from normopt.fusion.norm_match import NormMatch, finish
 from normopt.fusion.outcome import MatchResult, Refusal
+from normopt.fusion.tail import match_tail
 from normopt.ops import is_op
 
 
@@ -29,7 +30,7 @@ def _is_centred(value: ValueView) -> bool:
     if sub is None:
         return False
     chain = means.traced_mean(sub.inputs[1])
-    return chain is not None and means.same_data(chain.source, sub.inputs[0])
+    return chain is not None and casts.same_data(chain.source, sub.inputs[0])
 
 
 class RMSNormPass(NormPass):
@@ -43,7 +44,7 @@ class RMSNormPass(NormPass):
         summed = anchor.inputs[0]
         if summed is None:
             return []
-        base = means.widened_root(summed)  # the square taken in fp16, summed in float32 (a lossless Cast only)
+        base = casts.widened_root(summed)  # the square taken in fp16, summed in float32 (a lossless Cast only)
         upcast = summed.producer() if base is not summed else None
         square = base.producer()
         if square is None or not is_op(square, "Pow", "Mul"):
@@ -66,7 +67,7 @@ class RMSNormPass(NormPass):
             return [MatchResult.refused(refusal)]
 
     def _match(self, chain: means.MeanChain, squares: list[NodeView], x: ValueView) -> NormMatch:
-        tail = match_tail(chain.value, lambda v: means.same_data(v, x))
+        tail = match_tail(chain.value, lambda v: casts.same_data(v, x))
         nodes = [*squares, *chain.nodes, *tail.nodes]
         rule = f"rmsnorm/{tail.form}"
         return finish(x, tail.n, chain.count, tail.epsilon, rule, nodes, tail.epsilon_dtype, allow_bias=False)
