@@ -12,7 +12,8 @@ import pytest
 
 from normopt.latency.chart import latency_chart
 from normopt.latency.report import to_csv, to_json, to_markdown
-from normopt.latency.runner import BenchReport, BenchRow, _speedups
+from normopt.latency.results import BenchReport, BenchRow
+from normopt.latency.runner import _speedups
 from normopt.latency.stats import MIN_ROUNDS, speedup_ci, summarize
 from tests.helpers import cli
 

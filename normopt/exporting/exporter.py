@@ -7,15 +7,11 @@ atomically, and keeps big weights as external data.
 
 from __future__ import annotations
 
-import contextlib
-import io
 import logging
 import os
 import re
 import tempfile
 import time
-import warnings
-from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -23,14 +19,13 @@ from typing import Any
 from normopt import modelio
 from normopt.choices import DTYPES, EXPORTERS, DType, Exporter, Part
 from normopt.errors import UsageError
+from normopt.exporting.torch_output import chatter_to_debug_log, failure_cause, first_line
 
 logger = logging.getLogger(__name__)
 
 DEFAULT_OPSET: dict[Exporter, int] = {"legacy": 14, "dynamo": 18}
 # Weights above this total size are written as external data unless asked otherwise.
 EXTERNAL_THRESHOLD_BYTES = 100 * 1024 * 1024
-_ANSI = re.compile(r"\x1b\[[0-9;]*m")  # colour codes in torch's error texts
-_CALL = re.compile(r'File "([^"]+)", line (\d+), in \w+\s*\n\s*(.+)')  # a frame of torch.export's report
 
 
 @dataclass
@@ -76,37 +71,9 @@ class ExportOutcome:
         }
 
 
-@contextlib.contextmanager
-def _chatter_to_debug_log() -> Iterator[None]:
-    """Prints, warnings and torch log records of what runs inside: logged at debug level once it ends, not shown."""
-    chatter = io.StringIO()
-    caught: list[warnings.WarningMessage] = []
-    try:
-        with (
-            contextlib.redirect_stdout(chatter),
-            contextlib.redirect_stderr(chatter),
-            warnings.catch_warnings(record=True) as caught,
-            _torch_logs_to(chatter),
-        ):
-            warnings.simplefilter("always")
-            yield
-    finally:
-        for line in chatter.getvalue().splitlines():
-            if line.strip():
-                logger.debug("exporter: %s", line)
-        for warning in caught:
-            logger.debug("exporter warning: %s: %s", warning.category.__name__, warning.message)
-
-
 def _other(exporter: Exporter) -> Exporter:
     """The exporter to suggest when ``exporter`` cannot do it."""
     return "dynamo" if exporter == "legacy" else "legacy"
-
-
-def _first_line(error: BaseException) -> str:
-    """An error's first line, colour codes stripped ("" when it has no text)."""
-    lines = _ANSI.sub("", str(error)).strip().splitlines()
-    return lines[0][:300] if lines else ""
 
 
 def opset_range(exporter: Exporter) -> tuple[int, int]:
@@ -134,29 +101,6 @@ def check_export_options(exporter: str, dtype: str, opset: int | None, batch: in
         options.at_least("--batch", batch, 1)
     if seq is not None:
         options.at_least("--seq", seq, 1)
-
-
-@contextlib.contextmanager
-def _torch_logs_to(stream: io.StringIO) -> Any:
-    """Route torch's log records (``W... torchvision is not installed``, symbolic-shape warnings) into ``stream``.
-
-    torch's logging handlers hold the real stderr, so redirecting ``sys.stderr`` does not reach them.
-    """
-    handler = logging.StreamHandler(stream)
-    names = {"torch", "torch.onnx"}
-    for name, found in list(logging.root.manager.loggerDict.items()):  # torch._logging's own handlers
-        if name.startswith("torch") and isinstance(found, logging.Logger) and found.handlers:
-            names.add(name)
-    loggers = [logging.getLogger(name) for name in sorted(names)]
-    saved = [(logger_.propagate, logger_.handlers[:]) for logger_ in loggers]
-    for logger_ in loggers:
-        logger_.handlers = [handler]
-        logger_.propagate = False
-    try:
-        yield
-    finally:
-        for logger_, (propagate, handlers) in zip(loggers, saved, strict=True):
-            logger_.propagate, logger_.handlers = propagate, handlers
 
 
 def _torch_dtype(dtype: DType) -> Any:
@@ -214,7 +158,7 @@ def export(
         limit = source.max_seq - source.past
         cached = f" ({source.past} cached example tokens come first)" if source.past else ""
         raise UsageError(f"--seq must be between 1 and {limit} (the model's positions{cached}), got {seq}")
-    with _chatter_to_debug_log():
+    with chatter_to_debug_log():
         calls = count_norm_calls(source.module, source.inputs)  # a shared norm module counts per call
     module = source.module.to(_torch_dtype(dtype))
     inputs = {k: v.to(_torch_dtype(dtype)) if v.is_floating_point() else v for k, v in source.inputs.items()}
@@ -293,7 +237,7 @@ def _smoke_run(path: Path, inputs: dict[str, Any], exporter: Exporter, dtype: DT
     try:
         session.run(None, feeds, quiet)
     except Exception as error:
-        text = _first_line(error) or type(error).__name__
+        text = first_line(error) or type(error).__name__
         if "NOT_IMPLEMENTED" in text:
             return f"{missing} ({text})"
         raise UsageError(
@@ -317,7 +261,7 @@ def _run_exporter(
 
     args = tuple(inputs.values())
     names = list(inputs)
-    with _chatter_to_debug_log():
+    with chatter_to_debug_log():
         try:
             if exporter == "legacy":
                 torch.onnx.export(
@@ -359,24 +303,9 @@ def _run_exporter(
             raise
         except Exception as error:
             raise UsageError(
-                f"the {exporter} exporter failed for {dtype} ({_failure_cause(error)}); "
+                f"the {exporter} exporter failed for {dtype} ({failure_cause(error)}); "
                 f"try --exporter {_other(exporter)}"
             ) from error
-
-
-def _failure_cause(error: Exception) -> str:
-    """One line saying why torch could not export: the model's own line for a data-dependent branch."""
-    texts = [str(e) for e in (error, error.__cause__, error.__context__) if e is not None]
-    for text in texts:
-        plain = _ANSI.sub("", text)
-        if "data dependent" in plain.lower() or "data-dependent" in plain.lower():
-            call = _CALL.search(plain.split("The following call raised this error:")[-1])
-            if call:
-                where = f"{Path(call.group(1)).name}:{call.group(2)}: {call.group(3).strip()}"
-                return f"a branch on tensor values in the model, which torch.export cannot trace ({where})"
-            return "a branch on tensor values in the model, which torch.export cannot trace"
-    text = _first_line(error)
-    return f"{type(error).__name__}: {text}" if text else type(error).__name__
 
 
 def _name_dims(model: Any, axes: dict[str, dict[int, str]]) -> None:
@@ -386,8 +315,6 @@ def _name_dims(model: Any, axes: dict[str, dict[int, str]]) -> None:
     axis's label everywhere in the graph, so expressions on outputs read ``past_sequence_length +
     sequence_length``; inputs and outputs named in ``axes`` get their labels as written.
     """
-    import re
-
     import onnx_ir as ir
 
     graph = model.graph

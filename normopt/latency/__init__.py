@@ -1,5 +1,6 @@
 """Latency benchmarks on ONNX Runtime (CPU and CUDA)."""
 
-from normopt.latency.runner import BenchReport, BenchRow, bench
+from normopt.latency.results import BenchReport, BenchRow
+from normopt.latency.runner import bench
 
 __all__ = ["BenchReport", "BenchRow", "bench"]

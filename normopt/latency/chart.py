@@ -9,7 +9,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from normopt.latency.report import workload
-from normopt.latency.runner import BenchReport, BenchRow
+from normopt.latency.results import BenchReport, BenchRow
 
 
 def latency_chart(report: BenchReport, path: str | Path, title: str = "Latency per run") -> Path:

@@ -13,7 +13,7 @@ from typing import IO
 
 from normopt.feeds.roles import shapes_line
 from normopt.latency.html import md_text
-from normopt.latency.runner import BenchReport, BenchRow
+from normopt.latency.results import BenchReport, BenchRow
 
 COLUMNS = [
     ("model", "model"),

@@ -10,9 +10,7 @@ from __future__ import annotations
 
 import os
 import shutil
-import time
 from collections.abc import Callable, Sequence
-from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -24,158 +22,11 @@ from normopt.feeds import ortsession
 from normopt.feeds.roles import Sizes
 from normopt.feeds.runs import specs_of
 from normopt.latency.environment import environment
+from normopt.latency.results import BenchReport, BenchRow
 from normopt.latency.scenarios import Scenario, Workload, plan
-from normopt.latency.stats import noise_floor, speedup_ci, summarize
+from normopt.latency.stats import noise_floor, speedup_ci
+from normopt.latency.timing import PROFILE_RUNS, Runner, end_profiles, row_of, timed_rounds
 from normopt.locate import model_in
-
-SCHEMA_VERSION = 1  # scenarios (prefill/decode rows, workloads) were added as new fields
-
-
-@dataclass
-class BenchRow:
-    """One (model, provider, opt level) measurement; field meanings are in the README's bench section."""
-
-    model: str
-    path: str
-    provider: str
-    opt_level: str
-    threads: int | None
-    iters: int
-    p50_ms: float
-    p90_ms: float
-    p95_ms: float
-    p99_ms: float
-    mean_ms: float
-    std_ms: float
-    min_ms: float
-    max_ms: float
-    throughput: float
-    session_ms: float
-    first_run_ms: float
-    peak_rss_mb: float
-    io_binding: bool
-    scenario: str = "prefill"
-    batch: int | None = None
-    seq: int | None = None
-    past: int | None = None
-    tokens_per_s: float | None = None
-    ms_per_token: float | None = None
-    speedup: float | None = None
-    speedup_low: float | None = None
-    speedup_high: float | None = None
-    speedup_margin: float | None = None  # the ± band a difference had to clear (MARGIN, or a wider A/A floor)
-    verdict: str | None = None
-    samples_ms: list[float] = field(default_factory=list, repr=False)
-    profile: dict[str, Any] | None = None
-
-    def to_dict(self, samples: bool = False) -> dict[str, Any]:
-        """JSON-ready form (raw samples only when asked)."""
-        data = asdict(self)
-        if not samples:
-            data.pop("samples_ms")
-        return data
-
-
-@dataclass
-class BenchReport:
-    """All rows plus what they were measured on."""
-
-    results: list[BenchRow]
-    shapes: dict[str, list[int]]
-    environment: dict[str, Any]
-    skipped: list[dict[str, str]]
-    settings: dict[str, Any]
-    workloads: list[dict[str, Any]] = field(default_factory=list)
-
-    def to_dict(self, samples: bool = False) -> dict[str, Any]:
-        """JSON-ready form.
-
-        Schema: ``schema_version``, ``results`` (rows; each names its ``scenario``, ``batch``, ``seq``,
-        ``past``), ``shapes`` ({input: dims} of the first workload), ``workloads`` ([{scenario, batch,
-        seq, past, shapes}]), ``environment`` (versions, CPU model, GPU name), ``skipped`` ([{provider,
-        reason}]), ``settings`` (warmup, iters/seconds, opt levels, threads).
-        """
-        return {
-            "schema_version": SCHEMA_VERSION,
-            "results": [r.to_dict(samples) for r in self.results],
-            "shapes": self.shapes,
-            "workloads": self.workloads,
-            "environment": self.environment,
-            "skipped": self.skipped,
-            "settings": self.settings,
-        }
-
-
-def _rss_mb() -> float:
-    try:
-        for line in Path("/proc/self/status").read_text().splitlines():
-            if line.startswith("VmRSS:"):
-                return int(line.split()[1]) / 1024
-    except OSError:
-        pass
-    return 0.0
-
-
-class _Runner:
-    """A session plus the call that runs it once (plain run on CPU, IO binding on CUDA) on its feeds."""
-
-    def __init__(
-        self,
-        label: str,
-        path: Path,
-        provider: ortsession.Provider,
-        level: ortsession.OptLevel,
-        threads: int | None,
-        profile_dir: str | None,
-    ) -> None:
-        self.label, self.path, self.provider, self.level = label, path, provider, level
-        self.base_rss = _rss_mb()
-        start = time.perf_counter_ns()
-        prefix = os.path.join(profile_dir, f"{label}-{provider}-{level}") if profile_dir else None
-        self.session = ortsession.create(path, provider, level, threads, profile_prefix=prefix)
-        self.session_ms = (time.perf_counter_ns() - start) / 1e6
-        self.actual = ortsession.actual_provider(self.session)
-        self.specs = specs_of(self.session)
-        self.first_run_ms: float | None = None
-        self.peak_rss = 0.0
-        self.samples: list[int] = []
-        self.run: Callable[[], None] = self._plain
-
-    def use(self, feeds: dict[str, np.ndarray]) -> None:
-        """Run on ``feeds`` from now on (timings restart); the first run ever is timed on its own."""
-        from normopt.feeds.runs import run_checked
-
-        self.feeds = inp.cast_for(feeds, self.specs)
-        self.samples = []
-        start = time.perf_counter_ns()
-        run_checked(self.session, None, self.feeds, self.label)  # a failure names the input shapes
-        if self.first_run_ms is None:
-            self.first_run_ms = (time.perf_counter_ns() - start) / 1e6
-        self.run = self._bind() if self.provider == "cuda" else self._plain
-        self.sample_rss()
-
-    def _plain(self) -> None:
-        self.session.run(None, self.feeds)
-
-    def _bind(self) -> Callable[[], None]:
-        import onnxruntime as ort
-
-        binding = self.session.io_binding()
-        self._device_inputs = [ort.OrtValue.ortvalue_from_numpy(v, "cuda", 0) for v in self.feeds.values()]
-        for name, value in zip(self.feeds, self._device_inputs, strict=True):
-            binding.bind_ortvalue_input(name, value)
-        for output in self.session.get_outputs():
-            binding.bind_output(output.name, "cuda", 0)
-
-        def run() -> None:
-            self.session.run_with_iobinding(binding)
-            binding.synchronize_outputs()
-
-        return run
-
-    def sample_rss(self) -> None:
-        """Rise of the process's resident memory since just before this session was created."""
-        self.peak_rss = max(self.peak_rss, _rss_mb() - self.base_rss)
 
 
 def bench(
@@ -284,8 +135,8 @@ def bench(
         import tempfile
 
         profile_dir = tempfile.mkdtemp(prefix="normopt-profile-")
-    runners: list[_Runner] = []
-    profilers: list[_Runner] = []
+    runners: list[Runner] = []
+    profilers: list[Runner] = []
     rows: list[BenchRow] = []
     described: list[dict[str, Any]] = []
     total = (iters or 0) * len(workloads)
@@ -293,7 +144,7 @@ def bench(
         for provider in usable:
             for level in opt_levels:
                 for label, path in zip(labels, paths, strict=True):
-                    runners.append(_Runner(label, path, provider, level, threads, None))
+                    runners.append(Runner(label, path, provider, level, threads, None))
         for number, workload in enumerate(workloads):
             if inputs is not None:
                 feeds = inp.load_npz(inputs, specs)
@@ -305,13 +156,13 @@ def bench(
                 for _ in range(warmup):
                     runner.run()
                 runner.sample_rss()
-            _timed_rounds(runners, iters, seconds, _offset(progress, number * (iters or 0), total))
-            group = [_row(r, threads, workload, feeds) for r in runners]
+            timed_rounds(runners, iters, seconds, _offset(progress, number * (iters or 0), total))
+            group = [row_of(r, threads, workload, feeds) for r in runners]
             if profile_dir is not None:  # extra sessions and runs after the timed ones: profiling never slows them
                 from normopt.latency.profile import summarize_profile
 
                 for runner, row in zip(runners, group, strict=True):
-                    profiler = _Runner(runner.label, runner.path, runner.provider, runner.level, threads, profile_dir)
+                    profiler = Runner(runner.label, runner.path, runner.provider, runner.level, threads, profile_dir)
                     profilers.append(profiler)
                     profiler.use(feeds)
                     for _ in range(PROFILE_RUNS):
@@ -321,7 +172,7 @@ def bench(
             rows += group
     finally:
         if profile_dir is not None:  # nothing left behind, also on an error or Ctrl-C
-            _end_profiles(profilers)
+            end_profiles(profilers)
             shutil.rmtree(profile_dir, ignore_errors=True)
         if peer_dir is not None:
             shutil.rmtree(peer_dir, ignore_errors=True)
@@ -387,71 +238,11 @@ def _workload_dict(workload: Workload, feeds: dict[str, np.ndarray]) -> dict[str
     }
 
 
-PROFILE_RUNS = 10  # runs per profiled session (after the timed rounds, in sessions of their own)
-
-
-def _end_profiles(runners: list[_Runner]) -> None:
-    """Stop every session's profiler, so none writes its file after the folder is gone."""
-    for runner in runners:
-        try:
-            runner.session.end_profiling()
-        except Exception:
-            pass
-
-
 def _labels(paths: list[Path]) -> list[str]:
     names = [p.stem for p in paths]
     if len(set(names)) == len(names):
         return names
     return [str(p) for p in paths]
-
-
-def _timed_rounds(
-    runners: list[_Runner], iters: int | None, seconds: float | None, progress: Callable[[int, int], None] | None
-) -> None:
-    deadline = time.perf_counter() + seconds if seconds is not None else None
-    rounds = iters if deadline is None else None
-    total = rounds or 0
-    done = 0
-    clock = time.perf_counter_ns
-    while (rounds is not None and done < rounds) or (
-        deadline is not None and (time.perf_counter() < deadline or done < 3)
-    ):
-        offset = done % len(runners)
-        for runner in runners[offset:] + runners[:offset]:
-            start = clock()
-            runner.run()
-            runner.samples.append(clock() - start)
-        done += 1
-        if progress is not None:
-            progress(done, total)
-
-
-def _row(runner: _Runner, threads: int | None, workload: Workload, feeds: dict[str, np.ndarray]) -> BenchRow:
-    first = next(iter(feeds.values()), None)
-    batch = int(first.shape[0]) if first is not None and first.ndim else 1
-    stats = summarize(runner.samples, batch)
-    tokens = workload.tokens
-    sizes = workload.sizes
-    return BenchRow(
-        model=runner.label,
-        path=str(runner.path),
-        provider=runner.actual,
-        opt_level=runner.level,
-        threads=threads,
-        session_ms=runner.session_ms,
-        first_run_ms=runner.first_run_ms or 0.0,
-        peak_rss_mb=runner.peak_rss,
-        io_binding=runner.provider == "cuda",
-        scenario=workload.scenario,
-        batch=sizes.batch if workload.scenario != "inputs" else batch,
-        seq=sizes.seq,
-        past=sizes.past,
-        tokens_per_s=None if tokens is None else tokens * 1000.0 / stats.p50_ms,
-        ms_per_token=None if tokens is None else stats.p50_ms / tokens,
-        samples_ms=[s / 1e6 for s in runner.samples],
-        **asdict(stats),
-    )
 
 
 def _speedups(rows: list[BenchRow], samples: list[list[int]], calibration: str | None = None) -> None:

@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from normopt.latency.runner import BenchRow
+    from normopt.latency.results import BenchRow
 
 
 def title(model: str, export_info: dict[str, Any] | None) -> str:
@@ -89,7 +89,7 @@ def render_markdown(doc: dict[str, Any], chart_name: str) -> str:
     """``report.md``: readable on its own, with the chart embedded."""
     from normopt.latency.html import md_text
     from normopt.latency.report import shapes_line, workload
-    from normopt.latency.runner import BenchRow
+    from normopt.latency.results import BenchRow
     from normopt.latency.stats import METHOD
 
     rows = [BenchRow(**r) for r in doc["latency"]]
