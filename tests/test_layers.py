@@ -7,6 +7,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
 from importlinter.cli import lint_imports
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -85,3 +86,26 @@ def test_the_api_names_stay_functions_after_every_module_is_imported() -> None:
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert out.strip() == "[]"
+
+
+@pytest.mark.slow
+def test_mypy_strict_passes_and_callers_see_the_api_types(tmp_path: Path) -> None:
+    from mypy import api
+
+    caller = tmp_path / "caller.py"
+    caller.write_text("import normopt\nreveal_type(normopt.run)\nreveal_type(normopt.fuse)\n")
+    files = [str(ROOT / "normopt"), str(ROOT / "normopt_cli.py"), str(caller)]
+    stdout, stderr, status = api.run(["--config-file", str(ROOT / "pyproject.toml"), "--no-incremental", *files])
+    assert status == 0, stdout + stderr  # strict everywhere, and the caller's names are exported
+    notes = [line.split("Revealed type is ")[1] for line in stdout.splitlines() if "Revealed type" in line]
+    assert len(notes) == 2, stdout
+    assert notes[0].startswith('"def (model: str | None =') and notes[0].endswith('RunOutcome"'), notes
+    assert notes[1].startswith('"def (input: str | os.PathLike[str],') and notes[1].endswith('FuseOutcome"'), notes
+
+
+def test_the_api_is_discoverable() -> None:
+    import normopt
+
+    listed = dir(normopt)
+    assert {"export", "fuse", "inspect", "verify", "bench", "run", "FuseNorms"} <= set(listed)
+    assert (PACKAGE / "py.typed").is_file()

@@ -58,7 +58,8 @@ class HiddenState(nn.Module):
 
     def _hidden(self, **inputs: torch.Tensor | bool) -> torch.Tensor:
         out = self.model(**inputs)
-        return getattr(out, self.field) if hasattr(out, self.field) else out[0]
+        hidden: torch.Tensor = getattr(out, self.field) if hasattr(out, self.field) else out[0]
+        return hidden
 
 
 class TextHiddenState(HiddenState):
@@ -231,17 +232,18 @@ def _quiet_transformers() -> Iterator[None]:
     """Transformers' load report, warnings and progress bars into the debug log, never the terminal."""
     import transformers
 
-    verbosity, bars = transformers.logging.get_verbosity(), transformers.logging.is_progress_bar_enabled()
+    hf_logging: Any = transformers.logging  # its setters carry no annotations
+    verbosity, bars = hf_logging.get_verbosity(), hf_logging.is_progress_bar_enabled()
     chatter = io.StringIO()
-    transformers.logging.set_verbosity_error()
-    transformers.logging.disable_progress_bar()
+    hf_logging.set_verbosity_error()
+    hf_logging.disable_progress_bar()
     try:
         with contextlib.redirect_stdout(chatter), contextlib.redirect_stderr(chatter):
             yield
     finally:
-        transformers.logging.set_verbosity(verbosity)
+        hf_logging.set_verbosity(verbosity)
         if bars:
-            transformers.logging.enable_progress_bar()
+            hf_logging.enable_progress_bar()
         for line in chatter.getvalue().splitlines():
             if line.strip():
                 logger.debug("transformers: %s", line)

@@ -171,7 +171,8 @@ class SwiGLU(nn.Module):
         self.down = nn.Linear(inter, hidden, bias=False)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.down(nn.functional.silu(self.gate(x)) * self.up(x))
+        out: torch.Tensor = self.down(nn.functional.silu(self.gate(x)) * self.up(x))
+        return out
 
 
 class Decoder(nn.Module):
@@ -193,7 +194,8 @@ class Decoder(nn.Module):
             x = x + self.positions(torch.arange(input_ids.shape[1], device=input_ids.device))
         for block in self.blocks:
             x, _ = block(x)
-        return self.head(self.norm(x))
+        logits: torch.Tensor = self.head(self.norm(x))
+        return logits
 
     def step(
         self,

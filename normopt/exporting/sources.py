@@ -33,7 +33,8 @@ class PresetModule(nn.Module):
         self.model = model
 
     def forward(self, input_ids: torch.Tensor) -> torch.Tensor:
-        return self.model(input_ids)
+        logits: torch.Tensor = self.model(input_ids)
+        return logits
 
 
 def check_spec(spec: str, task: str | None = None) -> str:

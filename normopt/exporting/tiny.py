@@ -159,12 +159,13 @@ def write(family: str, folder: str | Path, layers: int | None = None, weights: b
     made.save_pretrained(folder)
     if weights:
         import torch
-        from transformers import AutoModel
+        import transformers
 
         from normopt.exporting.presets import is_norm
 
         torch.manual_seed(0)
-        model = AutoModel.from_config(made)
+        auto: Any = transformers.AutoModel  # from_config carries no annotations
+        model = auto.from_config(made)
         with torch.no_grad():
             for module in model.modules():
                 if is_norm(module):

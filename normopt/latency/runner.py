@@ -16,14 +16,16 @@ from typing import Any
 
 import numpy as np
 
+from normopt.choices import Scenario
 from normopt.errors import ProviderUnavailable, UsageError
 from normopt.feeds import inputs as inp
 from normopt.feeds import ortsession
 from normopt.feeds.roles import Sizes
 from normopt.feeds.runs import specs_of
+from normopt.feeds.spec import InputSpec
 from normopt.latency.environment import environment
 from normopt.latency.results import BenchReport, BenchRow
-from normopt.latency.scenarios import Scenario, Workload, plan
+from normopt.latency.scenarios import Workload, plan
 from normopt.latency.stats import noise_floor, speedup_ci
 from normopt.latency.timing import PROFILE_RUNS, Runner, end_profiles, row_of, timed_rounds
 from normopt.locate import model_in
@@ -195,7 +197,7 @@ def bench(
 
 
 def _add_ort_peer(
-    paths: list[Path], labels: list[str], specs: list[inp.InputSpec], probe: Any, model_type: str | None
+    paths: list[Path], labels: list[str], specs: list[InputSpec], probe: Any, model_type: str | None
 ) -> tuple[str | None, str | None]:
     """Append ORT's transformers-optimized first model to ``paths``; (its temp folder, why not)."""
     import tempfile

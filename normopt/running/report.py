@@ -87,8 +87,9 @@ def _parity_rows(outputs: list[dict[str, Any]], shown: int = 4) -> list[str]:
 
 def render_markdown(doc: dict[str, Any], chart_name: str) -> str:
     """``report.md``: readable on its own, with the chart embedded."""
+    from normopt.feeds.roles import shapes_line
     from normopt.latency.html import md_text
-    from normopt.latency.report import shapes_line, workload
+    from normopt.latency.report import workload
     from normopt.latency.results import BenchRow
     from normopt.latency.stats import METHOD
 
