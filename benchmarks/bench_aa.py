@@ -22,9 +22,9 @@ import time
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
-sys.path.insert(0, str(HERE))
+sys.path.insert(0, str(HERE.parent))  # the repository root: normopt and tests.synthetic
 
-from synthetic import layernorm_chain, save  # noqa: E402
+from tests.synthetic import layernorm_chain, save  # noqa: E402
 
 SHAPE = (4, 64, 256)
 

@@ -14,12 +14,10 @@ from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE.parent))
-sys.path.insert(0, str(HERE))
-
-from synthetic import layernorm_chain, save  # noqa: E402
 
 from normopt import bench, fuse  # noqa: E402
 from normopt.latency.report import to_markdown  # noqa: E402
+from tests.synthetic import layernorm_chain, save  # noqa: E402
 
 
 def main() -> None:

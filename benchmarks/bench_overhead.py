@@ -16,12 +16,10 @@ import numpy as np
 
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE.parent))
-sys.path.insert(0, str(HERE))
-
-from synthetic import layernorm_chain, save  # noqa: E402
 
 from normopt import bench, fuse  # noqa: E402
 from normopt.feeds import ortsession  # noqa: E402
+from tests.synthetic import layernorm_chain, save  # noqa: E402
 
 
 def bare_p50(path: Path, feeds: dict[str, np.ndarray], iters: int, warmup: int) -> float:

@@ -115,8 +115,8 @@ def _measure_main(tool: str, source: str, out: str, timeout: str) -> None:
 
 
 def _build(layers: int, hidden: int, seq: int, path: Path) -> tuple[Path, int]:
-    sys.path.insert(0, str(HERE))
-    from synthetic import layernorm_chain, save
+    sys.path.insert(0, str(HERE.parent))  # the repository root: normopt and tests.synthetic
+    from tests.synthetic import layernorm_chain, save
 
     model = layernorm_chain(layers, (1, seq, hidden), opset=17, matmul=True)
     nodes = sum(1 for _ in model.graph)

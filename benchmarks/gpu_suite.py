@@ -27,7 +27,7 @@ from pathlib import Path
 from typing import Any
 
 HERE = Path(__file__).resolve().parent
-sys.path.insert(0, str(HERE))
+sys.path.insert(0, str(HERE.parent))  # the repository root: normopt and tests.synthetic
 
 
 def _cases(dry: bool) -> list[tuple[str, str, str, str]]:
@@ -70,7 +70,7 @@ def _sizes(dry: bool) -> dict[str, list[int]]:
 
 
 def _ln_chain(folder: Path, dry: bool) -> Path:
-    from synthetic import layernorm_chain, save
+    from tests.synthetic import layernorm_chain, save
 
     shape = (1, 8, 64) if dry else (8, 512, 768)
     return save(layernorm_chain(2 if dry else 12, shape, opset=17), folder / "ln_chain.onnx")

@@ -9,8 +9,12 @@ class NormoptError(Exception):
     exit_code = 2
 
 
-class UsageError(NormoptError):
-    """Bad input or usage: a missing file, a model that is not ONNX, an unknown name (exit 2)."""
+class UsageError(NormoptError, ValueError):
+    """Bad input or usage: a missing file, a model that is not ONNX, an unknown name (exit 2).
+
+    Also a ``ValueError``: every bad argument of the Python API raises this one class, and a caller that
+    catches ``ValueError`` catches it.
+    """
 
 
 class CheckFailed(NormoptError):

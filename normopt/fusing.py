@@ -13,7 +13,7 @@ from typing import Any
 
 import onnx_ir as ir
 
-from normopt import modelio
+from normopt import modelio, process
 from normopt.choices import ExternalLayout
 from normopt.engines import protograph
 from normopt.engines.ir_engine import engine_for
@@ -58,7 +58,11 @@ def gc_paused() -> Iterator[None]:
 
     onnx_ir creates a few objects per node; with the collector on, its full passes over a 30k-node
     graph cost about a third of loading and half of saving. Reference counting still frees what it can.
+    Only where the command line owns the process (``normopt.process``): a library call leaves it alone.
     """
+    if not process.owned():
+        yield
+        return
     enabled = gc.isenabled()
     gc.disable()
     try:

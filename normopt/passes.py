@@ -17,6 +17,7 @@ import onnx_ir as ir
 
 from normopt.choices import Target
 from normopt.engines.postcondition import Snapshot, ir_facts
+from normopt.errors import UsageError
 from normopt.fusion.pipeline import fuse_model, option_problem
 from normopt.fusion.result import FusionResult
 
@@ -45,7 +46,7 @@ class FuseNorms(ir.passes.InPlacePass):
         super().__init__()
         problem = option_problem(target, skip)
         if problem is not None:
-            raise ValueError(problem)
+            raise UsageError(problem)
         self.target: Target = target
         self.skip = skip
         self.freeze_initializers = freeze_initializers

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import os
 import stat
-import sys
 from pathlib import Path
 
 import numpy as np
@@ -12,9 +11,7 @@ import onnx
 import pytest
 
 from tests.helpers import cli
-
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "benchmarks"))
-from synthetic import layernorm_chain, save
+from tests.synthetic import layernorm_chain, save
 
 
 def _snapshot(folder: Path) -> dict[str, bytes]:

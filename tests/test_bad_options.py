@@ -7,7 +7,6 @@ The README's "Bad input" table lists the same cases with their messages.
 from __future__ import annotations
 
 import os
-import sys
 from pathlib import Path
 
 import numpy as np
@@ -19,9 +18,7 @@ from onnx import helper as h
 
 from normopt import fusing
 from tests.helpers import cli, cli_process
-
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "benchmarks"))
-from synthetic import layernorm_chain, save
+from tests.synthetic import layernorm_chain, save
 
 
 def _exit(result: object, code: int, needle: str) -> None:

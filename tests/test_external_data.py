@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import sys
 from pathlib import Path
 
 import numpy as np
@@ -10,9 +9,7 @@ import pytest
 
 from normopt import fuse, inspect, modelio, verify
 from tests.helpers import cli
-
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "benchmarks"))
-from synthetic import layernorm_chain, save
+from tests.synthetic import layernorm_chain, save
 
 
 @pytest.fixture

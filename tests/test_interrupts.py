@@ -16,10 +16,8 @@ from pathlib import Path
 import onnx
 import pytest
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "benchmarks"))
-from synthetic import layernorm_chain, save
-
 from tests.stress import session
+from tests.synthetic import layernorm_chain, save
 
 
 def _files(folder: Path) -> dict[str, bytes]:

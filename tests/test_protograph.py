@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import sys
 from pathlib import Path
 
 import numpy as np
@@ -15,9 +14,7 @@ from normopt.fusion.pipeline import fuse_model
 from normopt.modelio.repair import flat_graph_problem
 from tests.conftest import GRAPHS, manifest, op_counts, run_ort
 from tests.engines import assert_engines_agree
-
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "benchmarks"))
-from synthetic import layernorm_chain, save
+from tests.synthetic import layernorm_chain, save
 
 FLAT = [e["file"] for e in manifest() if flat_graph_problem(onnx.load(GRAPHS / e["file"])) is None]
 TARGETS = ("auto", "onnx", "ort")

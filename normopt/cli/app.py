@@ -8,6 +8,7 @@ from typing import Annotated
 import click
 import typer
 
+from normopt import process
 from normopt.cli import startup
 from normopt.cli.bench_cmd import bench
 from normopt.cli.export_cmd import export
@@ -58,6 +59,7 @@ app.command()(run)
 
 def main() -> None:
     """Console-script entry point: usage errors are one line on stderr, exit 2 (``--help`` stays rich)."""
+    process.own()  # the command owns its process: collector pauses, ORT's default logger (normopt.process)
     try:
         code = app(standalone_mode=False, prog_name="normopt")
     except click.exceptions.NoArgsIsHelpError as error:

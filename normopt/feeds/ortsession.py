@@ -14,6 +14,7 @@ import os
 from pathlib import Path
 from typing import TYPE_CHECKING, Literal
 
+from normopt import process
 from normopt.errors import ProviderUnavailable, UsageError
 
 if TYPE_CHECKING:
@@ -100,8 +101,11 @@ def create(
     if provider == "cuda":
         providers.append("CPUExecutionProvider")
     source = model if isinstance(model, bytes) else str(model)
-    # ORT logs provider-library failures itself; normopt reports them in one line instead.
-    ort.set_default_logger_severity(4 if provider == "cuda" else 3)
+    # ORT logs provider-library failures itself; normopt reports them in one line instead. The session's
+    # own level always; the process-wide default logger only where the command line owns the process.
+    options.log_severity_level = 4 if provider == "cuda" else 3
+    if process.owned():
+        ort.set_default_logger_severity(4 if provider == "cuda" else 3)
     try:
         session = ort.InferenceSession(source, sess_options=options, providers=providers)
     except Exception as error:

@@ -10,6 +10,7 @@ from normopt.choices import TARGETS, Target
 from normopt.engines.ir_engine import engine_for, ir_engine
 from normopt.engines.postcondition import Snapshot
 from normopt.engines.views import Engine
+from normopt.errors import UsageError
 from normopt.fusion.base import FusionContext
 from normopt.fusion.layernorm import LayerNormPass
 from normopt.fusion.result import FusionResult
@@ -67,12 +68,12 @@ def fuse_model(
     """
     problem = option_problem(target, skip)
     if problem is not None:
-        raise ValueError(problem)
+        raise UsageError(problem)
     engine = engine_for(model)
     skipping = wants_skip(target, skip)
     skip_engine = ir_engine(engine) if skipping else None
     if skipping and skip_engine is None:
-        raise ValueError("the Skip pass needs an onnx_ir model (the protobuf fast path has none)")
+        raise UsageError("the Skip pass needs an onnx_ir model (the protobuf fast path has none)")
     before = Snapshot.of(engine.facts()) if check else None
     undo = engine.infer_shapes() if infer_shapes else None
     try:
