@@ -19,7 +19,7 @@ def _width(dtype: ir.DataType) -> int:
     return _WIDTH.get(dtype, 0)
 
 
-def holds(target: ir.DataType, source: ir.DataType) -> bool:
+def fits_exactly(source: ir.DataType, target: ir.DataType) -> bool:
     """True when every ``source`` value converts to ``target`` exactly (fp16 ↛ bf16)."""
     return target == source or (source in _WIDTH and _width(target) > _width(source))
 
@@ -35,7 +35,7 @@ def widened_root(value: ValueView) -> ValueView:
         if cast is None or cast.inputs[0] is None or not is_float_cast(cast):
             return value
         source, target = gu.dtype_of(cast.inputs[0]), ir.DataType(cast.attributes["to"].as_int())
-        if source is not None and holds(target, source):
+        if source is not None and fits_exactly(source, target):
             value = cast.inputs[0]
         elif (trip := _round_trip_casts(cast)) is not None:
             value = trip[0]
@@ -53,7 +53,7 @@ def _round_trip_casts(outer: NodeView) -> tuple[ValueView, NodeView, NodeView] |
     x = inner.inputs[0]
     origin, wide_dtype = gu.dtype_of(x), gu.dtype_of(wide)
     back = ir.DataType(outer.attributes["to"].as_int())
-    if origin is None or wide_dtype is None or back != origin or not holds(wide_dtype, origin):
+    if origin is None or wide_dtype is None or back != origin or not fits_exactly(origin, wide_dtype):
         return None
     return x, inner, outer
 

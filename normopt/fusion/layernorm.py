@@ -19,7 +19,7 @@ from normopt.engines.views import NodeView, ValueView
 from normopt.fusion import casts, means, ranks
 from normopt.fusion import graph_utils as gu
 from normopt.fusion.base import NormPass
-from normopt.fusion.norm_match import NormMatch, finish
+from normopt.fusion.norm_match import NormMatch, match_with_affine
 from normopt.fusion.outcome import MatchResult, Refusal
 from normopt.fusion.tail import match_tail
 from normopt.ops import is_op
@@ -64,7 +64,7 @@ class LayerNormPass(NormPass):
         """The LayerNorm candidate centred by this mean (its subtractions, and its twins' if needed)."""
         if anchor.inputs[0] is None:
             return []
-        followed = means.follow(anchor, "mean")
+        followed = means.follow_mean(anchor, "mean")
         chain = followed.reached
         subs = _subtractions(chain) if chain is not None else []
         if chain is None or not subs:
@@ -79,12 +79,12 @@ class LayerNormPass(NormPass):
             first = self._try(chain, x, centred, [])
             if first:
                 return [first]
-        twins, led = _twins(chain, x)
+        twins, another_leads = _other_means_of_x(chain, x)
         if twins and followed:  # the mean is computed twice (x.var() beside x.mean()): the centred tensors are the same
             first = self._try(chain, x, centred, twins)  # it got further: its reason is the one that explains
             if first:
                 return [first]
-        return [] if led else [first]
+        return [] if another_leads else [first]
 
     def _try(
         self, chain: means.MeanChain, x: ValueView, subs: list[NodeView], twins: list[_Twin]
@@ -109,7 +109,7 @@ class LayerNormPass(NormPass):
             for square in square_of(value, is_centred):
                 reducer = means.next_user(square.outputs[0])  # a Shape of the square may spell the restore
                 followed = (
-                    means.follow(reducer, "variance", like=x)
+                    means.follow_mean(reducer, "variance", shaped_like=x)
                     if reducer is not None and _is_reduction(reducer)
                     else None
                 )
@@ -134,7 +134,9 @@ class LayerNormPass(NormPass):
                 if minuend is not None and not gu.same_value(minuend, x):
                     x, cast = minuend, True  # x16 − mean(float(x16)): normalize what is scaled
                 rule = f"layernorm/{tail.form}"
-                return finish(x, tail.n, chain.count, tail.epsilon, rule, nodes, tail.epsilon_dtype, casts_input=cast)
+                return match_with_affine(
+                    x, tail.n, chain.count, tail.epsilon, rule, nodes, tail.epsilon_dtype, casts_input=cast
+                )
         raise Refusal("the centred tensor is never squared", x)
 
 
@@ -152,7 +154,7 @@ def _subtractions(chain: means.MeanChain) -> list[NodeView]:
     return [u for u in mean.consumers() if is_op(u, "Sub") and u.inputs[1] is mean]
 
 
-def _twins(chain: means.MeanChain, x: ValueView) -> tuple[list[_Twin], bool]:
+def _other_means_of_x(chain: means.MeanChain, x: ValueView) -> tuple[list[_Twin], bool]:
     """Other means of ``x`` over the same axes that something is centred by, and whether one leads.
 
     ``x`` here includes exact float Casts of it and what it is an exact Cast of. Exporters write ``x.var()``
@@ -168,7 +170,7 @@ def _twins(chain: means.MeanChain, x: ValueView) -> tuple[list[_Twin], bool]:
         if casts.is_float_cast(user):
             readers.extend((inner, user) for inner in gu.consumers(user.outputs[0]))
     twins: list[_Twin] = []
-    led = False
+    another_leads = False
     seen_self = False
     for user, via in readers:
         if user is chain.reduce:
@@ -176,7 +178,7 @@ def _twins(chain: means.MeanChain, x: ValueView) -> tuple[list[_Twin], bool]:
             continue
         if not _is_reduction(user) or user.graph is not chain.reduce.graph:
             continue
-        twin = means.follow(user, "mean").found
+        twin = means.follow_mean(user, "mean").found
         if twin is None or not casts.same_data(twin.source, x):
             continue
         if _canonical(twin.axes, x) != _canonical(chain.axes, x):
@@ -186,8 +188,8 @@ def _twins(chain: means.MeanChain, x: ValueView) -> tuple[list[_Twin], bool]:
             if via is not None:
                 twin.nodes.insert(0, via)
             twins.append(_Twin(twin, subs))
-            led = led or not seen_self
-    return twins, led
+            another_leads = another_leads or not seen_self
+    return twins, another_leads
 
 
 def _numerator_minuend(scaling: NodeView, is_centred: Callable[[ValueView], bool]) -> ValueView | None:

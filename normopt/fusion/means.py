@@ -26,7 +26,7 @@ import onnx_ir as ir
 from normopt.engines.views import NodeView, ValueView
 from normopt.fusion import graph_utils as gu
 from normopt.fusion import ranks, shape_tensors
-from normopt.fusion.casts import holds, is_float_cast, widened_root
+from normopt.fusion.casts import fits_exactly, is_float_cast, widened_root
 from normopt.fusion.outcome import MatchResult
 from normopt.fusion.shape_tensors import Dim
 from normopt.ops import is_op
@@ -60,10 +60,10 @@ class MeanChain:
 UNPROVEN_COUNT = "reduced dims unknown: cannot prove the divisor is the number of reduced elements"
 
 
-def follow(reduce: NodeView, what: str, like: ValueView | None = None) -> MatchResult[MeanChain]:
+def follow_mean(reduce: NodeView, role: str, shaped_like: ValueView | None = None) -> MatchResult[MeanChain]:
     """Walk from ``reduce`` through the steps that keep it a mean (restore, identity Expand, 1/N).
 
-    ``like``: a tensor known to have the reduced tensor's shape (x for a square of x or of x − μ),
+    ``shaped_like``: a tensor known to have the reduced tensor's shape (x for a square of x or of x − μ),
     whose Shape may also spell the restore target.
 
     Returns:
@@ -94,15 +94,17 @@ def follow(reduce: NodeView, what: str, like: ValueView | None = None) -> MatchR
             break
         step: list[NodeView] | None = None
         if is_float_cast(user):  # the mean in another precision (fp16 models computing in float32)
-            data_dtype = gu.dtype_of(widened_root(like if like is not None else source)) or ir.DataType.FLOAT
-            if not holds(ir.DataType(user.attributes["to"].as_int()), data_dtype):
+            data_dtype = (
+                gu.dtype_of(widened_root(shaped_like if shaped_like is not None else source)) or ir.DataType.FLOAT
+            )
+            if not fits_exactly(data_dtype, ir.DataType(user.attributes["to"].as_int())):
                 break  # rounded below the data's own precision: not the same mean any more
             step = [user]
         elif not restored and rank is not None:
-            step = _restore(user, chain.value, (source, like), rank, count)
+            step = _restore(user, chain.value, (source, shaped_like), rank, count)
             restored = step is not None
         elif restored and not expanded and rank is not None and is_op(user, "Expand"):
-            step = _identity_expand(user, chain.value, (source, like), rank, count)
+            step = _identity_expand(user, chain.value, (source, shaped_like), rank, count)
             expanded = step is not None
         if step is None and not divided:
             division = _divide_by_count(user, chain.value, source, axes, _current_rank(rank, count, restored))
@@ -117,10 +119,10 @@ def follow(reduce: NodeView, what: str, like: ValueView | None = None) -> MatchR
         return MatchResult.failure(f"{reduce.op_type} is not divided by the number of reduced elements", source)
     if unproven:
         return _unusable(unproven, source, chain)
-    if not restored and user is not None and is_op(user, "Mul", "Div") and what == "variance":
+    if not restored and user is not None and is_op(user, "Mul", "Div") and role == "variance":
         return _unusable(RESCALED_VARIANCE, chain.value, chain)
     if not restored:
-        return _unusable(f"{what} taken with keepdims=0 (reduced axis dropped)", chain.value, chain)
+        return _unusable(f"{role} taken with keepdims=0 (reduced axis dropped)", chain.value, chain)
     return MatchResult.success(chain)
 
 
@@ -157,7 +159,7 @@ def traced_mean(value: ValueView | None) -> MeanChain | None:
         if node is None:
             return None
         if is_op(node, *REDUCTIONS) and node.inputs[0] is not None:
-            chain = follow(node, "mean").reached
+            chain = follow_mean(node, "mean").reached
             return chain if chain is not None and chain.value is value else None
         if not is_op(node, "Reshape", "Unsqueeze", "Expand", "Div", "Mul", "Cast"):  # follow's steps
             return None

@@ -23,7 +23,7 @@ from normopt.fusion.dims import trailing_dims as proven_dims
 from normopt.fusion.outcome import Refusal
 from normopt.ops import is_op
 
-__all__ = ["NormMatch", "Refusal", "constant_array", "constant_producers", "finish"]
+__all__ = ["NormMatch", "Refusal", "constant_array", "constant_producers", "match_with_affine"]
 
 
 @dataclass
@@ -156,7 +156,7 @@ def _check_affine_shape(affine: _Affine, axes: int, x: ValueView, what: str) -> 
         raise Refusal(f"{what} of shape {list(shape)} on normalized dims of unknown size (a size-1 input broadcasts)")
 
 
-def finish(
+def match_with_affine(
     x: ValueView,
     n: ValueView,
     axes: int,
@@ -266,7 +266,7 @@ def _cast_source(x: ValueView) -> ValueView | None:
     source_dtype = gu.dtype_of(cast.inputs[0])
     target = ir.DataType(cast.attributes["to"].as_int())
     if source_dtype in (ir.DataType.FLOAT16, ir.DataType.BFLOAT16, ir.DataType.FLOAT) and source_dtype != target:
-        if casts.holds(target, source_dtype):
+        if casts.fits_exactly(source_dtype, target):
             return cast.inputs[0]
     return None
 

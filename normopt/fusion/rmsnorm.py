@@ -15,7 +15,7 @@ from normopt.fusion import casts, means
 from normopt.fusion import graph_utils as gu
 from normopt.fusion.base import NormPass
 from normopt.fusion.layernorm import square_of
-from normopt.fusion.norm_match import NormMatch, finish
+from normopt.fusion.norm_match import NormMatch, match_with_affine
 from normopt.fusion.outcome import MatchResult, Refusal
 from normopt.fusion.tail import match_tail
 from normopt.ops import is_op
@@ -52,7 +52,7 @@ class RMSNormPass(NormPass):
         x = square.inputs[0]
         if x is None or _is_centred(x):
             return []
-        followed = means.follow(anchor, "mean of squares", like=x)
+        followed = means.follow_mean(anchor, "mean of squares", shaped_like=x)
         if followed.reached is None:
             return []
         try:
@@ -70,4 +70,6 @@ class RMSNormPass(NormPass):
         tail = match_tail(chain.value, lambda v: casts.same_data(v, x))
         nodes = [*squares, *chain.nodes, *tail.nodes]
         rule = f"rmsnorm/{tail.form}"
-        return finish(x, tail.n, chain.count, tail.epsilon, rule, nodes, tail.epsilon_dtype, allow_bias=False)
+        return match_with_affine(
+            x, tail.n, chain.count, tail.epsilon, rule, nodes, tail.epsilon_dtype, allow_bias=False
+        )

@@ -139,7 +139,7 @@ def _pipeline(
     out.mkdir(parents=True, exist_ok=True)
     fused_path = out / "fused.onnx"
     export_info = None
-    cached = False  # whether the export has a KV cache (an .onnx input is benchmarked as it is)
+    kv_cache = False  # whether the export has a KV cache (an .onnx input is benchmarked as it is)
     if model.endswith(".onnx"):
         original = Path(model)  # read where it is: a copy would lose the external data it references
         say(f"using {model} as the original model")
@@ -148,10 +148,10 @@ def _pipeline(
         from normopt.exporting.sources import check_spec
 
         original = out / "original.onnx"
-        cached = settings.cached(check_spec(model, settings.task))
+        kv_cache = settings.with_kv_cache(check_spec(model, settings.task))
         say(
             f"[1/4] exporting {model} ({settings.exporter} exporter, {settings.dtype}"
-            + (", with a KV cache)" if cached else ")")
+            + (", with a KV cache)" if kv_cache else ")")
         )
         export_info = export(
             model,
@@ -160,7 +160,7 @@ def _pipeline(
             opset=settings.opset,
             dtype=settings.dtype,
             task=settings.task,
-            with_past=cached,
+            with_past=kv_cache,
         ).to_dict()
         if export_info["random_weights"]:
             say("      note: RANDOM weights (outputs mean nothing, latency does)")
@@ -174,7 +174,7 @@ def _pipeline(
         f"{settings.iters or DEFAULT_ITERS} interleaved runs" if settings.seconds is None else f"{settings.seconds:g} s"
     )
     say(f"[4/4] benchmarking original vs fused ({runs} per row and workload)")
-    batches, seqs, pasts = _sizes(model, cached, settings)
+    batches, seqs, pasts = _sizes(model, kv_cache, settings)
     report = bench(
         [original, fused_path],
         providers=settings.providers or ["cpu", "cuda"],
@@ -207,12 +207,14 @@ def _pipeline(
     return RunOutcome(out, document, report_json, report_md, chart, report_html)
 
 
-def _sizes(model: str, cached: bool, settings: Settings) -> tuple[list[int] | None, list[int] | None, list[int] | None]:
+def _sizes(
+    model: str, kv_cache: bool, settings: Settings
+) -> tuple[list[int] | None, list[int] | None, list[int] | None]:
     """Batch, prefill and past sizes to bench: as asked, else a preset's own shape (past = its seq)."""
     from normopt.exporting.presets import PRESETS
 
     preset = PRESETS.get(model)  # None for an .onnx path or a Hugging Face directory
     batches = settings.batches or ([preset.batch] if preset else None)
     seqs = settings.seqs or ([preset.seq] if preset else None)
-    pasts = settings.pasts or ([preset.seq] if preset and cached else None)
+    pasts = settings.pasts or ([preset.seq] if preset and kv_cache else None)
     return batches, seqs, pasts

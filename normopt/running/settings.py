@@ -42,7 +42,7 @@ class Settings:
     compare_ort: bool = False
     calibrate: bool = True
 
-    def cached(self, kind: str) -> bool:
+    def with_kv_cache(self, kind: str) -> bool:
         """Whether the export gets a KV cache: asked for, or by default for a preset."""
         return self.with_past if self.with_past is not None else kind == "preset"
 
