@@ -25,8 +25,8 @@ sys.path.insert(0, str(HERE.parent))
 
 from normopt import bench, export, fuse, verify  # noqa: E402
 from normopt.feeds.roles import Sizes  # noqa: E402
-from normopt.latency.report import workload  # noqa: E402
 from normopt.latency.stats import METHOD  # noqa: E402
+from normopt.reports.bench import workload  # noqa: E402
 
 EXPORTERS = {"llama-small": "dynamo", "gpt2-small": "legacy"}
 # GPT-2's learned position table has 1024 rows: a decode step after 1024 cached tokens would be position 1024.

@@ -16,7 +16,7 @@ HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE.parent))
 
 from normopt import bench, fuse  # noqa: E402
-from normopt.latency.report import to_markdown  # noqa: E402
+from normopt.reports.bench import to_markdown  # noqa: E402
 from tests.synthetic import layernorm_chain, save  # noqa: E402
 
 

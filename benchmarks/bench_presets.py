@@ -18,7 +18,7 @@ HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE.parent))
 
 from normopt import bench, export, fuse  # noqa: E402
-from normopt.latency.report import to_markdown  # noqa: E402
+from normopt.reports.bench import to_markdown  # noqa: E402
 
 EXPORTER = {"gpt2-small": "legacy", "llama-small": "dynamo", "gpt2-tiny": "legacy", "llama-tiny": "dynamo"}
 

@@ -89,7 +89,7 @@ def _one(
     import shutil
 
     from normopt import bench, fuse, verify
-    from normopt.latency.report import to_json
+    from normopt.reports.bench import to_json
 
     fused = fuse(original, folder / f"{name}.fused.onnx")
     parity = verify(reference, fused.output, provider=provider)  # type: ignore[arg-type]
@@ -114,8 +114,8 @@ def _one(
 
 
 def _summary(documents: list[dict[str, Any]], device: dict[str, str], provider: str, dry: bool) -> str:
-    from normopt.latency.report import workload_label
     from normopt.latency.stats import SpeedupCI
+    from normopt.reports.bench import workload_label
 
     env = documents[0]["environment"] if documents else {}
     lines = [

@@ -10,11 +10,11 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from normopt.latency.chart import latency_chart
-from normopt.latency.report import to_csv, to_json, to_markdown
 from normopt.latency.results import BenchReport, BenchRow
 from normopt.latency.runner import _speedups
 from normopt.latency.stats import MARGIN, MIN_ROUNDS, speedup_ci, summarize
+from normopt.reports.bench import to_csv, to_json, to_markdown
+from normopt.reports.chart import latency_chart
 from tests.helpers import cli
 
 

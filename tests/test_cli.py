@@ -11,6 +11,8 @@ import pytest
 
 from tests.helpers import cli, cli_process
 
+VERDICTS = {"faster", "slower", "no significant difference", "too few runs for a verdict"}
+
 COMMANDS = ["export", "fuse", "inspect", "verify", "bench", "run"]
 
 
@@ -122,14 +124,24 @@ def test_run_writes_report_json_md_and_chart(tmp_path: Path) -> None:
     assert doc["fusion"]["fused"] == doc["fusion"]["candidates"] == 5
     assert doc["parity"]["passed"] is True
     assert {"max_abs", "max_rel"} <= set(doc["parity"]["outputs"][0])
-    assert {(r["model"], r["opt_level"]) for r in doc["latency"]} == {
+    assert doc["schema_version"] == 2 and doc["command"] == "run"
+    assert doc["decision"]["parity"] == "passed"
+    assert [Path(s["path"]).name for s in doc["decision"]["ship"]] == ["fused.onnx"]  # weights inline: one file
+    assert {(s["opt_level"], s["verdict"] in VERDICTS) for s in doc["decision"]["speed"]} == {
+        ("disable", True),
+        ("all", True),
+    }
+    rows = doc["bench"]["results"]
+    assert {(r["model"], r["opt_level"]) for r in rows} == {
         (m, level) for m in ("original", "fused", "original (A/A)") for level in ("disable", "all")
     }  # run times the original against itself too: the A/A noise floor its verdicts must clear
-    floors = [r for r in doc["latency"] if r["model"] == "original (A/A)"]
+    floors = [r for r in rows if r["model"] == "original (A/A)"]
     assert all(r["verdict"].startswith("A/A noise floor ±") for r in floors)
-    assert doc["bench_settings"]["calibrate"] is True
-    assert all(r["provider"] == "CPUExecutionProvider" for r in doc["latency"])
-    assert {"torch", "onnx", "onnxruntime"} <= set(doc["versions"]) and doc["machine"]["cpu"]
+    assert doc["bench"]["settings"]["calibrate"] is True
+    assert all(r["provider"] == "CPUExecutionProvider" for r in rows)
+    env = doc["bench"]["environment"]
+    assert {"torch", "onnx", "onnxruntime"} <= set(env) and env["cpu"]
+    assert doc["parity"]["tolerance"]["atol"] == 1e-5 and doc["parity"]["tolerance"]["rtol"] == 1e-4  # fp32 defaults
     assert (out / "latency.png").read_bytes()[:4] == b"\x89PNG"
     assert "![latency distribution](latency.png)" in (out / "report.md").read_text()
 

@@ -270,7 +270,7 @@ def test_run_reports_prefill_and_decode_with_the_ort_peer(tmp_path: Path) -> Non
     assert result.code == 0, result.stderr
     doc = json.loads(result.stdout)
     assert any(i["name"] == "past_key_values.0.key" for i in doc["export"]["inputs"])
-    rows = {(r["model"], r["scenario"], r["past"]) for r in doc["latency"]}
+    rows = {(r["model"], r["scenario"], r["past"]) for r in doc["bench"]["results"]}
     assert rows == {
         (m, s, p)
         for m in ("original", "fused", "ort-optimized", "original (A/A)")  # run calibrates by default

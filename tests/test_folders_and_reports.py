@@ -123,3 +123,28 @@ def test_run_and_bench_take_o_for_their_output(tmp_path: Path) -> None:
     result = cli("run", GRAPHS / "ln_canonical.onnx", "-o", out, "--iters", "2", "--warmup", "0", "--no-calibrate")
     assert result.code == 0, result.stderr
     assert (out / "report.json").is_file()
+
+
+def test_run_report_opens_with_the_decision_and_lists_every_file_to_ship(tmp_path: Path) -> None:
+    """Decision first (parity, speed, files to ship, external data included), printed rendered, not as Markdown."""
+    from tests.synthetic import layernorm_chain, save
+
+    (tmp_path / "src").mkdir()
+    source = save(layernorm_chain(2, (1, 8, 512)), tmp_path / "src" / "m.onnx", external=True)
+    assert (tmp_path / "src" / "m.onnx.data").is_file()
+    out = tmp_path / "run"
+    result = cli("run", source, "-o", out, "--iters", "12", "--warmup", "1", "--opt-level", "disable", "--no-calibrate")
+    assert result.code == 0, result.stderr
+    markdown = (out / "report.md").read_text()
+    headings = [line for line in markdown.splitlines() if line.startswith("## ")]
+    assert headings[:2] == ["## Decision", "## Model"], headings
+    decision = markdown.split("## Decision")[1].split("## Model")[0]
+    assert "**Parity: passed**" in decision and "**Speed** (CPU, ORT opt disable)" in decision
+    assert "`fused.onnx`" in decision and "`fused.onnx.data`" in decision and "keep them in one folder" in decision
+    doc = json.loads((out / "report.json").read_text())
+    shipped = [Path(s["path"]) for s in doc["decision"]["ship"]]
+    assert shipped == [out / "fused.onnx", out / "fused.onnx.data"] and all(p.is_file() for p in shipped)
+    assert [s["bytes"] for s in doc["decision"]["ship"]] == [p.stat().st_size for p in shipped]
+    # the terminal gets the rendered page: headings and tables drawn, no Markdown table syntax
+    assert "Decision" in result.stdout and "Parity: passed" in result.stdout
+    assert "|---" not in result.stdout and "**" not in result.stdout

@@ -113,7 +113,7 @@ def bench(
     from normopt import options
     from normopt.feeds.inputs import parse_shapes
     from normopt.latency import bench as run_bench
-    from normopt.latency import report as render
+    from normopt.reports import bench as render
 
     batches, seqs, pasts = options.size_lists(batch, seq, past)
     with progress_bar() as bar:
@@ -140,7 +140,7 @@ def bench(
             ort_model_type=ort_model_type,
         )
     if chart is not None:
-        from normopt.latency.chart import latency_chart
+        from normopt.reports.chart import latency_chart
 
         info(f"chart written to {latency_chart(report, chart)}")
     text = {

@@ -125,7 +125,9 @@ def run(
     if format == Format.json:
         emit_json(doc)
     else:
-        typer.echo(outcome.report_md.read_text())
+        from normopt.reports.run import print_summary
+
+        print_summary(outcome.summary)
     info(f"wrote {outcome.report_json}, {outcome.report_md}, {outcome.report_html}, {outcome.chart}")
     if not doc["parity"]["passed"]:
         info("parity FAILED")

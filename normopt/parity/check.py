@@ -50,13 +50,23 @@ class ParityReport:
 
     SCHEMA_VERSION = 1
 
+    def tolerance(self) -> dict[str, Any]:
+        """The rule and the atol/rtol applied: as given, else the widest per-dtype default any output got."""
+        atol = self.atol if self.atol is not None else max((o.atol for o in self.outputs), default=None)
+        rtol = self.rtol if self.rtol is not None else max((o.rtol for o in self.outputs), default=None)
+        source = {
+            name: "dtype default" if value is None else "given"
+            for name, value in (("atol", self.atol), ("rtol", self.rtol))
+        }
+        return {"rule": RULE, "atol": atol, "rtol": rtol, "source": source}
+
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready form."""
         return {
             "schema_version": self.SCHEMA_VERSION,
             "passed": self.passed,
             "outputs": [o.to_dict() for o in self.outputs],
-            "tolerance": {"rule": RULE, "atol": self.atol, "rtol": self.rtol},
+            "tolerance": self.tolerance(),
             "inputs": self.inputs,
             "seed": self.seed,
             "trials": self.trials,

@@ -9,25 +9,21 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from normopt.choices import DType, Exporter, Target, Task
 from normopt.feeds.ortsession import OptLevel
 from normopt.locate import model_in, onnx_files
 from normopt.options import DEFAULT_ITERS
-from normopt.running import report as run_report
-from normopt.running.report import render_markdown, title
+from normopt.reports.run import RunReport, render_markdown
 from normopt.running.settings import Settings, check_run
-
-if TYPE_CHECKING:
-    pass
 
 Step = Callable[[str], None]
 
 
 @dataclass
 class RunOutcome:
-    """Paths of what ``run`` wrote and the report it built."""
+    """Paths of what ``run`` wrote, its JSON document (``report``) and the typed report (``summary``)."""
 
     out_dir: Path
     report: dict[str, Any]
@@ -35,6 +31,7 @@ class RunOutcome:
     report_md: Path
     chart: Path
     report_html: Path
+    summary: RunReport  # the typed report every format above was rendered from
 
 
 def run(
@@ -132,13 +129,13 @@ def _pipeline(
 ) -> RunOutcome:
     from normopt.fusing import fuse
     from normopt.latency import bench
-    from normopt.latency.chart import latency_chart
-    from normopt.latency.html import to_html
     from normopt.parity import verify
+    from normopt.reports.chart import latency_chart
+    from normopt.reports.html import to_html
 
     out.mkdir(parents=True, exist_ok=True)
     fused_path = out / "fused.onnx"
-    export_info = None
+    exported = None
     kv_cache = False  # whether the export has a KV cache (an .onnx input is benchmarked as it is)
     if model.endswith(".onnx"):
         original = Path(model)  # read where it is: a copy would lose the external data it references
@@ -153,7 +150,7 @@ def _pipeline(
             f"[1/4] exporting {model} ({settings.exporter} exporter, {settings.dtype}"
             + (", with a KV cache)" if kv_cache else ")")
         )
-        export_info = export(
+        exported = export(
             model,
             original,
             exporter=settings.exporter,
@@ -161,8 +158,8 @@ def _pipeline(
             dtype=settings.dtype,
             task=settings.task,
             with_past=kv_cache,
-        ).to_dict()
-        if export_info["random_weights"]:
+        )
+        if exported.random_weights:
             say("      note: RANDOM weights (outputs mean nothing, latency does)")
     say("[2/4] fusing norms")
     fusion = fuse(original, fused_path, target=settings.target)
@@ -193,18 +190,17 @@ def _pipeline(
         compare_ort=settings.compare_ort,
         calibrate=settings.calibrate,
     )
-    chart = latency_chart(report, out / "latency.png", title=f"{title(model, export_info)}: original vs fused")
-    document = run_report.document(
-        model, export_info, fusion.to_dict(), parity.to_dict(), report.to_dict(), time.perf_counter() - started
-    )
+    summary = RunReport(model, out, original, fusion, parity, report, time.perf_counter() - started, export=exported)
+    chart = latency_chart(report, out / "latency.png", title=f"{summary.title}: original vs fused")
+    document = summary.to_dict()
     report_json = out / "report.json"
     report_json.write_text(json.dumps(document, indent=2) + "\n")
     report_md = out / "report.md"
-    markdown = render_markdown(document, chart.name)
+    markdown = render_markdown(summary, chart.name)
     report_md.write_text(markdown)
     report_html = out / "report.html"
-    report_html.write_text(to_html(markdown, f"normopt report: {title(model, export_info)}", {chart.name: chart}))
-    return RunOutcome(out, document, report_json, report_md, chart, report_html)
+    report_html.write_text(to_html(markdown, f"normopt report: {summary.title}", {chart.name: chart}))
+    return RunOutcome(out, document, report_json, report_md, chart, report_html, summary)
 
 
 def _sizes(

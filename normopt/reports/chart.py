@@ -8,8 +8,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from normopt.latency.report import workload
 from normopt.latency.results import BenchReport, BenchRow
+from normopt.reports.bench import workload
 
 
 def latency_chart(report: BenchReport, path: str | Path, title: str = "Latency per run") -> Path:

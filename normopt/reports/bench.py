@@ -12,8 +12,8 @@ import json
 from typing import IO
 
 from normopt.feeds.roles import shapes_line
-from normopt.latency.html import md_text
 from normopt.latency.results import BenchReport, BenchRow
+from normopt.reports.html import md_text
 
 COLUMNS = [
     ("model", "model"),
