@@ -37,6 +37,7 @@ class FolderOutcome:
         """JSON-ready form: ``input``, ``output``, ``models`` ({relative path: fuse result}), ``copied``."""
         return {
             "schema_version": 1,
+            "command": "fuse",
             "input": str(self.input),
             "output": str(self.output),
             "models": {name: outcome.to_dict() for name, outcome in self.models.items()},

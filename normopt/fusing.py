@@ -42,14 +42,18 @@ class FuseOutcome:
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready form: the fusion result plus ``output``, ``checker``, ``seconds``, ``parity``."""
-        return self.result.to_dict() | {
-            "output": str(self.output),
-            "data_files": [str(p) for p in self.data_files],
-            "checker": self.checker,
-            "seconds": round(self.seconds, 4),
-            "parity": self.parity.to_dict() if self.parity else None,
-            "frozen_initializers": self.frozen,
-        }
+        return (
+            {"schema_version": self.result.SCHEMA_VERSION, "command": "fuse"}
+            | self.result.to_dict()
+            | {
+                "output": str(self.output),
+                "data_files": [str(p) for p in self.data_files],
+                "checker": self.checker,
+                "seconds": round(self.seconds, 4),
+                "parity": self.parity.to_dict() if self.parity else None,
+                "frozen_initializers": self.frozen,
+            }
+        )
 
 
 @contextlib.contextmanager
@@ -222,6 +226,7 @@ class InspectReport:
         """JSON-ready form: ``path``, ``opset``, ``nodes``, ``existing_norm_ops`` and the candidates."""
         return {
             "schema_version": 1,
+            "command": "inspect",
             "path": str(self.path),
             "opset": self.opset,
             "nodes": self.nodes,

@@ -49,7 +49,9 @@ def test_top_level_help_does_not_import_torch() -> None:
 
 
 def test_export_list_shows_presets_as_json() -> None:
-    presets = cli("export", "--list", "--format", "json").json()
+    doc = cli("export", "--list", "--format", "json").json()
+    assert doc["schema_version"] == 1 and doc["command"] == "export"
+    presets = doc["presets"]
     names = {p["name"] for p in presets}
     assert {"gpt2-tiny", "gpt2-small", "llama-tiny", "llama-small"} <= names
     assert all(p["norms"] == 2 * p["layers"] + 1 for p in presets)

@@ -57,7 +57,7 @@ def export(
 
     if list_presets:
         if format == Format.json:
-            emit_json([p.to_dict() for p in PRESETS.values()])
+            emit_json({"schema_version": 1, "command": "export", "presets": [p.to_dict() for p in PRESETS.values()]})
         else:
             for p in PRESETS.values():
                 typer.echo(

@@ -52,6 +52,8 @@ class ExportOutcome:
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready form."""
         return {
+            "schema_version": 1,
+            "command": "export",
             "random_weights": self.random_weights,
             "output": str(self.output),
             "exporter": self.exporter,
@@ -63,7 +65,8 @@ class ExportOutcome:
             "nodes": self.nodes,
             "norm_modules": self.norm_modules,
             "norm_calls": self.norm_calls,
-            "norm_candidates": self.norm_candidates,
+            "candidates": self.norm_candidates,  # what fuse will find (fuse's own name for it)
+            "norm_candidates": self.norm_candidates,  # the same count, under its first name (kept for scripts)
             "checker": self.checker,
             "seconds": round(self.seconds, 3),
             "data_files": [str(p) for p in self.data_files],

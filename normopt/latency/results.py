@@ -74,6 +74,7 @@ class BenchReport:
         """
         return {
             "schema_version": SCHEMA_VERSION,
+            "command": "bench",
             "results": [r.to_dict(samples) for r in self.results],
             "shapes": self.shapes,
             "workloads": self.workloads,

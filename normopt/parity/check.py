@@ -64,6 +64,7 @@ class ParityReport:
         """JSON-ready form."""
         return {
             "schema_version": self.SCHEMA_VERSION,
+            "command": "verify",
             "passed": self.passed,
             "outputs": [o.to_dict() for o in self.outputs],
             "tolerance": self.tolerance(),
