@@ -14,7 +14,7 @@ import onnx_ir as ir
 from normopt.engines.inference import Annotations, infer_model
 from normopt.engines.names import Names
 from normopt.engines.postcondition import ModelFacts, ir_facts
-from normopt.engines.views import Engine, NewNode, NewValue, NodeView, Scope, ValueView
+from normopt.engines.views import Engine, NamesFromFacts, NewNode, NewValue, NodeView, Scope, ValueView
 
 
 def graphs_of(model: ir.Model) -> Iterator[ir.Graph | ir.Function]:
@@ -43,7 +43,7 @@ def _scope_name(owner: ir.Graph | ir.Function, model: ir.Model) -> str:
     return f"subgraph:{owner.name or '?'}"
 
 
-class IrEngine:
+class IrEngine(NamesFromFacts):
     """An onnx_ir model for the passes (the Skip pass also uses ``model`` and ``annotations`` directly)."""
 
     def __init__(self, model: ir.Model) -> None:
@@ -54,13 +54,6 @@ class IrEngine:
     def facts(self) -> ModelFacts:
         """The model as the postcondition reads it."""
         return ir_facts(self.model)
-
-    @property
-    def names(self) -> Names:
-        """Every name in the model (see ``names.Names``), gathered on first use."""
-        if self._names is None:
-            self._names = Names(self.facts().names())
-        return self._names
 
     @property
     def opset_imports(self) -> dict[str, int]:

@@ -29,7 +29,7 @@ from normopt.engines import protoconvert as convert
 from normopt.engines.inference import infer_flat, merge, read_info
 from normopt.engines.names import Names
 from normopt.engines.postcondition import ModelFacts
-from normopt.engines.views import NewNode, NodeView, Scope, ValueView
+from normopt.engines.views import NamesFromFacts, NewNode, NodeView, Scope, ValueView
 from normopt.errors import UsageError
 from normopt.modelio.repair import flat_graph_problem
 
@@ -187,7 +187,7 @@ class ProtoNode:
         return found
 
 
-class ProtoGraph:
+class ProtoGraph(NamesFromFacts):
     """The main graph of a flat ``ModelProto``, readable and editable like an onnx_ir model and graph.
 
     It stands for both: ``graph`` is itself, ``functions`` is empty, iteration yields its live nodes.
@@ -245,13 +245,6 @@ class ProtoGraph:
     def facts(self) -> ModelFacts:
         """The live graph as the postcondition reads it (a flat graph: no subgraph, no function)."""
         return convert.facts_of(self.model, [node.proto for node in self], list(self._initializers), self.opset_imports)
-
-    @property
-    def names(self) -> Names:
-        """Every name in the model (see ``names.Names``), gathered on first use."""
-        if self._names is None:
-            self._names = Names(self.facts().names())
-        return self._names
 
     @property
     def name(self) -> str:

@@ -197,6 +197,23 @@ class Scope:
     home: object
 
 
+class NamesFromFacts:
+    """The ``names`` every engine offers: gathered from its ``facts()`` on first use, then kept."""
+
+    _names: Names | None = None
+
+    def facts(self) -> ModelFacts:
+        """The model as the postcondition reads it (each engine says how)."""
+        raise NotImplementedError
+
+    @property
+    def names(self) -> Names:
+        """Every name in the model (see ``names.Names``), and the fresh ones handed out since."""
+        if self._names is None:
+            self._names = Names(self.facts().names())
+        return self._names
+
+
 class Engine(Protocol):
     """A model the passes can run on: its scopes, its opsets, and the side shape inference."""
 
