@@ -23,7 +23,6 @@ from normopt.errors import CheckFailed, UsageError
 from normopt.fusion import FusionResult, Target, fuse_model
 from normopt.fusion.pipeline import count_nodes, option_problem, wants_skip
 from normopt.locate import model_in
-from normopt.ops import is_norm_op
 from normopt.parity import ParityReport
 
 
@@ -254,12 +253,7 @@ def inspect(path: str | os.PathLike[str], target: Target = "auto") -> InspectRep
         proto = modelio.read_proto(path)
         flat = None if wants_skip(target, None) else protograph.load_flat(path, FLAT_PATH_MIN_NODES, proto)  # no Skip
         model: ir.Model | ProtoGraph = flat if flat is not None else modelio.load(path, proto)
-        existing: dict[str, int] = {}
-        for scope in engine_for(model).scopes():
-            for node in scope.graph:
-                if is_norm_op(node):
-                    existing[node.op_type] = existing.get(node.op_type, 0) + 1
         nodes = count_nodes(model)
         check_fuse_options(target, None)
         result = fuse_model(model, target=target)
-    return InspectReport(Path(path), model.opset_imports.get("", 1), nodes, existing, result)
+    return InspectReport(Path(path), model.opset_imports.get("", 1), nodes, result.existing_norm_ops, result)

@@ -123,3 +123,20 @@ def test_new_files_follow_the_umask_and_in_place_keeps_the_mode(tmp_path: Path) 
     finally:
         os.umask(old)
     assert sorted(p.name for p in tmp_path.iterdir()) == ["copy.onnx", "out.onnx"]  # no staging leftovers
+
+
+def test_a_model_with_nothing_left_to_fuse_says_so(tmp_path: Path) -> None:
+    """An already fused model: "nothing to fuse: N norm ops already present", no empty table, exit 0."""
+    from tests.conftest import GRAPHS
+
+    once = tmp_path / "once.onnx"
+    assert cli("fuse", GRAPHS / "ln_canonical.onnx", "-o", once).code == 0
+    again = cli("fuse", once, "-o", tmp_path / "twice.onnx", "--format", "json")
+    assert again.code == 0, again.stderr
+    assert "nothing to fuse: 1 norm op already present (LayerNormalization 1)" in again.stderr
+    assert "┏" not in again.stderr  # no empty table drawn
+    assert again.json()["existing_norm_ops"] == {"LayerNormalization": 1} and again.json()["candidates"] == 0
+    inspected = cli("inspect", once)
+    assert inspected.code == 0 and "nothing to fuse: 1 norm op already present" in inspected.stdout
+    bare = cli("inspect", GRAPHS / "neg_ln_unbiased_std.onnx")  # a look-alike is a candidate, refused: a table
+    assert bare.code == 0 and "nothing to fuse" not in bare.stdout

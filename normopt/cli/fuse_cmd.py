@@ -120,7 +120,10 @@ def fuse(
     )
     startup.freeze_heap()  # the graph just fused is garbage: do not let the table's allocations walk it
     data = outcome.to_dict()
-    _summary_table(data["details"], f"fusion of {model.name}", stderr=True)
+    if data["details"]:
+        _summary_table(data["details"], f"fusion of {model.name}", stderr=True)
+    else:
+        info(nothing_to_fuse(data["existing_norm_ops"]) + "; the output is the model unchanged")
     info(
         f"fused {data['fused']}/{data['candidates']} norm candidates ({_kinds(data['by_kind'])}) "
         f"({data['nodes_before']} → {data['nodes_after']} nodes) in {data['seconds']:.2f} s; "
@@ -135,6 +138,15 @@ def fuse(
         info(f"parity passed (worst max_abs {max(o.max_abs for o in outcome.parity.outputs):.3g})")
     if format == Format.json:
         emit_json(data)
+
+
+def nothing_to_fuse(existing: dict[str, int]) -> str:
+    """``nothing to fuse: 12 norm ops already present (LayerNormalization 12)``, or that none was found."""
+    if not existing:
+        return "nothing to fuse: no decomposed LayerNorm or RMSNorm found, and no norm op"
+    ops = ", ".join(f"{op} {count}" for op, count in sorted(existing.items()))
+    total = sum(existing.values())
+    return f"nothing to fuse: {total} norm op{'s' if total != 1 else ''} already present ({ops})"
 
 
 def _kinds(by_kind: dict[str, int]) -> str:
@@ -200,7 +212,10 @@ def inspect(
     if format == Format.json:
         emit_json(data)
         return
-    _summary_table(data["details"], f"norm candidates in {model.name}", stderr=False)
+    if data["details"]:
+        _summary_table(data["details"], f"norm candidates in {model.name}", stderr=False)
+    else:
+        typer.echo(nothing_to_fuse(data["existing_norm_ops"]))
     info(
         f"opset {data['opset']}, {data['nodes']} nodes; {data['candidates']} candidates, "
         f"{data['fusable']} fusable; norm ops already present: {data['existing_norm_ops'] or 'none'}"

@@ -16,6 +16,7 @@ from normopt.fusion.layernorm import LayerNormPass
 from normopt.fusion.result import FusionResult
 from normopt.fusion.rmsnorm import RMSNormPass
 from normopt.fusion.skip import SkipNormPass
+from normopt.ops import is_norm_op
 
 logger = logging.getLogger(__name__)
 
@@ -37,6 +38,16 @@ def option_problem(target: str, skip: bool | None) -> str | None:
     if skip and target == "onnx":
         return "Skip* ops are ONNX Runtime contrib ops; use --target ort or auto for --skip"
     return None
+
+
+def norm_ops(engine: Engine) -> dict[str, int]:
+    """The fused norm operators already in the model, by op type (what there is nothing left to fuse in)."""
+    found: dict[str, int] = {}
+    for scope in engine.scopes():
+        for node in scope.graph:
+            if is_norm_op(node):
+                found[node.op_type] = found.get(node.op_type, 0) + 1
+    return found
 
 
 def fuse_model(
@@ -79,6 +90,7 @@ def fuse_model(
     try:
         ctx = FusionContext(engine=engine, target=target)
         result = FusionResult(target=target, opset=engine.opset_imports.get("", 1), nodes_before=engine.count_nodes())
+        result.existing_norm_ops = norm_ops(engine)
         result.details.extend(LayerNormPass().run(ctx))
         result.details.extend(RMSNormPass().run(ctx))
         if skip_engine is not None:

@@ -61,7 +61,7 @@ class FusionResult:
     JSON schema (``to_dict``): ``schema_version`` (int), ``target`` (str), ``opset`` (int),
     ``candidates`` (int), ``fused`` (int), ``rejected`` (int), ``by_kind`` ({kind: fused count}),
     ``by_rule`` ({rule: fused count}), ``nodes_before`` / ``nodes_after`` (int, all graphs),
-    ``details`` (list of ``Candidate.to_dict()``).
+    ``existing_norm_ops`` ({op type: count} already in the input), ``details`` (list of ``Candidate.to_dict()``).
     """
 
     target: str
@@ -69,6 +69,7 @@ class FusionResult:
     nodes_before: int = 0
     nodes_after: int = 0
     details: list[Candidate] = field(default_factory=list)
+    existing_norm_ops: dict[str, int] = field(default_factory=dict)  # norm ops the input already had, by type
 
     SCHEMA_VERSION = 1
 
@@ -108,5 +109,6 @@ class FusionResult:
             "by_rule": self.by_rule(),
             "nodes_before": self.nodes_before,
             "nodes_after": self.nodes_after,
+            "existing_norm_ops": self.existing_norm_ops,
             "details": [c.to_dict() for c in self.details],
         }
