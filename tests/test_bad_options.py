@@ -239,3 +239,26 @@ def _truncated(folder: Path) -> Path:
     (folder / "whole.onnx").unlink()
     (folder / "cut.onnx").write_bytes(data[: len(data) // 2])
     return folder / "cut.onnx"
+
+
+@pytest.mark.skipif(not Path("/proc/self").is_dir(), reason="needs a folder nothing can be created in (/proc)")
+@pytest.mark.parametrize(
+    "args",
+    [
+        ["fuse", "{graph}", "-o", "/proc/normopt-x.onnx"],
+        ["export", "gpt2-tiny", "-o", "/proc/normopt-x.onnx"],
+        ["bench", "{graph}", "--iters", "2", "-o", "/proc/normopt-x.md"],
+        ["bench", "{graph}", "--iters", "2", "--chart", "/proc/normopt-x.png"],
+        ["run", "{graph}", "--iters", "2", "-o", "/proc/normopt-out"],
+    ],
+    ids=["fuse", "export", "bench-o", "bench-chart", "run"],
+)
+def test_an_unwritable_destination_is_exit_2_before_any_work(args: list[str]) -> None:
+    """Not "a bug in normopt" after the whole job: one line, exit 2, before exporting, fusing or timing."""
+    from tests.conftest import GRAPHS
+
+    argv = [str(GRAPHS / "ln_canonical.onnx") if a == "{graph}" else a for a in args]
+    result = cli(*argv)
+    assert result.code == 2, result.stderr
+    assert result.stderr.startswith("normopt: error: cannot write") and "Traceback" not in result.stderr
+    assert "[1/4]" not in result.stderr and "timing" not in result.stderr.lower()

@@ -116,6 +116,11 @@ def bench(
     from normopt.reports import bench as render
 
     batches, seqs, pasts = options.size_lists(batch, seq, past)
+    from normopt import modelio
+
+    for destination in (out, chart):  # an output that cannot be written is said now, not after the timing
+        if destination is not None:
+            modelio.check_destination(destination)
     with progress_bar() as bar:
         task = bar.add_task("timing", total=None)
         report = run_bench(

@@ -118,6 +118,25 @@ def _chmod_new(path: Path) -> None:
     os.chmod(path, 0o666 & ~umask)
 
 
+def check_writable(folder: str | os.PathLike[str], what: str) -> None:
+    """Refuse, before any work, a folder in which nothing can be created (read-only, no permission).
+
+    ``folder`` may not exist yet: its nearest existing ancestor must be a directory one can write in.
+    ``what`` names the output in the message (``--out normopt-out``).
+    """
+    probe = Path(folder)
+    while not probe.exists() and probe != probe.parent:
+        probe = probe.parent
+    if not probe.is_dir():
+        raise UsageError(f"cannot write {what}: {probe} is not a directory")
+    try:
+        fd, name = tempfile.mkstemp(prefix=".normopt-probe-", dir=probe)
+    except OSError as error:
+        raise UsageError(f"cannot write {what}: nothing can be created in {probe} ({error.strerror})") from error
+    os.close(fd)
+    os.unlink(name)
+
+
 def check_destination(
     destination: str | os.PathLike[str],
     source: str | os.PathLike[str] | None = None,
@@ -148,6 +167,7 @@ def check_destination(
             raise UsageError(f"cannot write {destination}: {ancestor} is a file, not a directory")
     if not parent.is_dir():
         raise UsageError(f"output directory does not exist: {parent}")
+    check_writable(parent, str(destination))
     target = destination.resolve()
     if source is not None and target == Path(source).resolve() and not in_place:
         raise UsageError(f"refusing to overwrite the input {destination}; pass --in-place to allow it")

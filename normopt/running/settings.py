@@ -64,6 +64,7 @@ def check_run(model: str, out: Path, settings: Settings) -> None:
             raise ProviderUnavailable(f"--provider cuda: CUDA is not usable here: {problem}")
     if out.exists() and not out.is_dir():
         raise UsageError(f"--out {out} is a file; give a directory (it is created if missing)")
+    modelio.check_writable(out, f"--out {out}")
     for ancestor in out.parents:
         if ancestor.exists() and not ancestor.is_dir():
             raise UsageError(f"cannot create --out {out}: {ancestor} is a file, not a directory")
