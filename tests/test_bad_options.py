@@ -262,3 +262,28 @@ def test_an_unwritable_destination_is_exit_2_before_any_work(args: list[str]) ->
     assert result.code == 2, result.stderr
     assert result.stderr.startswith("normopt: error: cannot write") and "Traceback" not in result.stderr
     assert "[1/4]" not in result.stderr and "timing" not in result.stderr.lower()
+
+
+@pytest.mark.parametrize("command", ["export", "run"])
+def test_a_hugging_face_hub_id_is_answered_at_once_with_what_to_do(command: str, tmp_path: Path) -> None:
+    """normopt downloads nothing: a Hub id is refused before torch is imported, saying how to fetch it."""
+    import subprocess
+    import sys
+
+    args = ["-o", str(tmp_path / "x.onnx")] if command == "export" else ["-o", str(tmp_path / "out")]
+    result = cli_process(command, "openai-community/gpt2", *args)
+    assert result.code == 2, result.stderr
+    assert "looks like a Hugging Face Hub id" in result.stderr
+    assert "huggingface-cli download openai-community/gpt2 --local-dir gpt2" in result.stderr
+    assert not (tmp_path / "out").exists() and not (tmp_path / "x.onnx").exists()
+    probe = (  # answered before torch or onnx is imported
+        "import sys; sys.argv = ['normopt', *sys.argv[1:]]\n"
+        "from normopt.cli.app import main\n"
+        "try:\n    main()\nexcept SystemExit:\n    pass\n"
+        "print('torch' in sys.modules, 'onnx' in sys.modules)"
+    )
+
+    out = subprocess.run(
+        [sys.executable, "-c", probe, command, "openai-community/gpt2", *args], capture_output=True, text=True
+    ).stdout
+    assert out.strip().splitlines()[-1] == "False False", out

@@ -53,7 +53,7 @@ def export(
 ) -> None:
     """Export a PyTorch / Hugging Face model to ONNX."""
     from normopt.errors import UsageError
-    from normopt.exporting.presets import PRESETS, parameter_count
+    from normopt.exporting.catalog import PRESETS, parameter_count
 
     if list_presets:
         if format == Format.json:
@@ -67,6 +67,9 @@ def export(
         return
     if model is None or output is None:
         raise UsageError("export needs MODEL and --output (or --list)")
+    from normopt.exporting.spec import check_spec
+
+    check_spec(model, task)  # a wrong name or a Hub id is answered before onnx and torch are imported
     from rich.console import Console
 
     from normopt.exporting.exporter import export as run_export

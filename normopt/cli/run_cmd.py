@@ -87,6 +87,11 @@ def run(
 ) -> None:
     """Export → fuse → verify → benchmark original vs fused → report (exit 1 if parity fails)."""
     from normopt import options
+
+    if model is not None and not model.endswith(".onnx") and not Path(model).is_dir():
+        from normopt.exporting.spec import check_spec
+
+        check_spec(model, task)  # a wrong name or a Hub id is answered before onnx and torch are imported
     from normopt.running import run as run_pipeline
 
     batches, seqs, pasts = options.size_lists(batch, seq, past)

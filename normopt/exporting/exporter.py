@@ -148,14 +148,18 @@ def export(
             ``input_ids`` and ``encoder_hidden_states``.
 
     """
+    from normopt.exporting.spec import check_spec
+
+    check_export_options(exporter, dtype, opset, batch, seq)
+    check_spec(model, task)  # before torch is imported: a wrong name or a Hub id is answered at once
+    start = time.perf_counter()
+    output = Path(output)
+    modelio.check_destination(output, None)
+
     from normopt.exporting.presets import count_norm_calls
     from normopt.exporting.sources import resolve
     from normopt.fusion.pipeline import fuse_model
 
-    check_export_options(exporter, dtype, opset, batch, seq)
-    start = time.perf_counter()
-    output = Path(output)
-    modelio.check_destination(output, None)
     source = resolve(model, batch, seq, task, with_past, part)
     if seq is not None and source.max_seq is not None and seq + source.past > source.max_seq:
         limit = source.max_seq - source.past

@@ -17,10 +17,11 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from normopt.choices import PARTS, TASKS
+from normopt.choices import PARTS
 from normopt.errors import UsageError
 from normopt.exporting import cache, hf, presets
 from normopt.exporting.source import Source, cached_source, table_size
+from normopt.exporting.spec import check_spec
 
 logger = logging.getLogger(__name__)
 
@@ -35,45 +36,6 @@ class PresetModule(nn.Module):
     def forward(self, input_ids: torch.Tensor) -> torch.Tensor:
         logits: torch.Tensor = self.model(input_ids)
         return logits
-
-
-def check_spec(spec: str, task: str | None = None) -> str:
-    """What ``spec`` names (``preset``, ``hf`` or ``function``), checked without building anything.
-
-    Raises:
-        UsageError: An unknown name, a directory without config.json, a module that cannot be found,
-            or a ``task`` that does not apply.
-
-    """
-    if task is not None and task not in TASKS:
-        raise UsageError(f"unknown task {task!r}; choose one of {', '.join(TASKS)}")
-    if spec in presets.PRESETS:
-        if task not in (None, "causal-lm"):
-            raise UsageError(
-                f"preset {spec} is a causal LM (logits); --task {task} applies to Hugging Face directories"
-            )
-        return "preset"
-    path = Path(spec)
-    if path.is_dir():
-        if not (path / "config.json").is_file():
-            raise UsageError(f"{path} has no config.json")
-        return "hf"
-    if ":" in spec and not path.exists():
-        if task is not None:
-            raise UsageError("--task applies to presets and Hugging Face directories, not module:function")
-        module_name, _, attr = spec.partition(":")
-        try:
-            found = bool(module_name) and bool(attr) and importlib.util.find_spec(module_name) is not None
-        except (ImportError, ValueError):
-            found = False
-        if not found:
-            raise UsageError(f"cannot import {spec}: no module {module_name!r} (or no function after the colon)")
-        return "function"
-    if path.exists():
-        raise UsageError(f"{spec} is not a directory with config.json, a preset or module:function")
-    raise UsageError(
-        f"unknown model {spec!r}: not a preset ({', '.join(presets.PRESETS)}), a directory, or module:function"
-    )
 
 
 def resolve(

@@ -66,7 +66,7 @@ def run(
     directory gets a cache with ``with_past``. ``iters`` (default 100) or ``seconds`` are per workload and
     row, not both.
     """
-    from normopt.exporting.presets import DEFAULT_PRESET
+    from normopt.exporting.catalog import DEFAULT_PRESET
 
     say = step or (lambda _: None)
     started = time.perf_counter()
@@ -142,7 +142,7 @@ def _pipeline(
         say(f"using {model} as the original model")
     else:
         from normopt.exporting.exporter import export
-        from normopt.exporting.sources import check_spec
+        from normopt.exporting.spec import check_spec
 
         original = out / "original.onnx"
         kv_cache = settings.with_kv_cache(check_spec(model, settings.task))
@@ -207,7 +207,7 @@ def _sizes(
     model: str, kv_cache: bool, settings: Settings
 ) -> tuple[list[int] | None, list[int] | None, list[int] | None]:
     """Batch, prefill and past sizes to bench: as asked, else a preset's own shape (past = its seq)."""
-    from normopt.exporting.presets import PRESETS
+    from normopt.exporting.catalog import PRESETS
 
     preset = PRESETS.get(model)  # None for an .onnx path or a Hugging Face directory
     batches = settings.batches or ([preset.batch] if preset else None)

@@ -76,7 +76,7 @@ def check_run(model: str, out: Path, settings: Settings) -> None:
         modelio.load(source, proto)  # its external data must be there too
     else:
         from normopt.exporting.exporter import check_export_options
-        from normopt.exporting.sources import check_spec
+        from normopt.exporting.spec import check_spec
 
         check_export_options(settings.exporter, settings.dtype, settings.opset, None, None)
         kind = check_spec(model, settings.task)
