@@ -148,3 +148,26 @@ def test_run_report_opens_with_the_decision_and_lists_every_file_to_ship(tmp_pat
     # the terminal gets the rendered page: headings and tables drawn, no Markdown table syntax
     assert "Decision" in result.stdout and "Parity: passed" in result.stdout
     assert "|---" not in result.stdout and "**" not in result.stdout
+
+
+def test_run_takes_verify_s_tolerances_and_inputs(tmp_path: Path) -> None:
+    """``run --atol/--rtol/--inputs`` as ``verify`` takes them: parity and latency on the given arrays."""
+    import numpy as np
+
+    feeds = tmp_path / "in.npz"
+    np.savez(feeds, x=(np.random.default_rng(0).standard_normal((2, 4, 16)) * 50 + 3).astype(np.float32))
+    out = tmp_path / "run"
+    result = cli(
+        "run", GRAPHS / "ln_canonical.onnx", "-o", out, "--inputs", feeds, "--atol", "1e-4", "--rtol", "1e-3",
+        "--iters", "3", "--warmup", "0", "--no-calibrate", "--format", "json",
+    )  # fmt: skip
+    assert result.code == 0, result.stderr
+    doc = result.json()
+    tolerance = doc["parity"]["tolerance"]
+    assert (tolerance["atol"], tolerance["rtol"]) == (1e-4, 1e-3) and tolerance["source"]["atol"] == "given"
+    assert {o["atol"] for o in doc["parity"]["outputs"]} == {1e-4}
+    assert [w["scenario"] for w in doc["bench"]["workloads"]] == ["inputs"]
+    clash = cli("run", GRAPHS / "ln_canonical.onnx", "-o", tmp_path / "clash", "--inputs", feeds, "--batch", "3")
+    assert clash.code == 2 and "--inputs fixes every input" in clash.stderr and not (tmp_path / "clash").exists()
+    bad = cli("run", GRAPHS / "ln_canonical.onnx", "-o", tmp_path / "bad", "--atol", "-1")
+    assert bad.code == 2 and "--atol" in bad.stderr and not (tmp_path / "bad").exists()

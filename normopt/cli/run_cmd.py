@@ -16,6 +16,7 @@ from normopt.cli.common import (
     FormatOption,
     PastsOption,
     SeqsOption,
+    ShapeOption,
     emit_json,
     handle_errors,
     info,
@@ -82,6 +83,16 @@ def run(
             help="Time the original against itself too (A/A): verdicts must clear that noise floor (default on).",
         ),
     ] = True,
+    atol: Annotated[
+        float | None, typer.Option(help="Parity: absolute tolerance (default by dtype, as for verify).")
+    ] = None,
+    rtol: Annotated[
+        float | None, typer.Option(help="Parity: relative tolerance (default by dtype, as for verify).")
+    ] = None,
+    shape: ShapeOption = None,
+    inputs: Annotated[
+        Path | None, typer.Option(help=".npz with one array per model input: parity and latency run on it.")
+    ] = None,
     format: FormatOption = Format.table,
     debug: DebugOption = False,
 ) -> None:
@@ -92,6 +103,7 @@ def run(
         from normopt.exporting.spec import check_spec
 
         check_spec(model, task)  # a wrong name or a Hub id is answered before onnx and torch are imported
+    from normopt.feeds.inputs import parse_shapes
     from normopt.running import run as run_pipeline
 
     batches, seqs, pasts = options.size_lists(batch, seq, past)
@@ -125,6 +137,10 @@ def run(
             profile=profile,
             compare_ort=compare_ort,
             calibrate=calibrate,
+            atol=atol,
+            rtol=rtol,
+            shapes=parse_shapes(shape),
+            inputs=inputs,
         )
     doc = outcome.report
     if format == Format.json:

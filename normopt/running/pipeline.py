@@ -58,13 +58,18 @@ def run(
     profile: bool = False,
     compare_ort: bool = False,
     calibrate: bool = True,
+    atol: float | None = None,
+    rtol: float | None = None,
+    shapes: dict[str, list[int]] | None = None,
+    inputs: str | os.PathLike[str] | None = None,
 ) -> RunOutcome:
     """Run the whole pipeline on ``model`` (default: the built-in default preset) into ``out_dir``.
 
     A preset is exported with its KV cache unless ``with_past`` is False, so the benchmark has prefill
     rows (``seqs``, no past) and decode-step rows (one token after ``pasts`` cached ones); a Hugging Face
     directory gets a cache with ``with_past``. ``iters`` (default 100) or ``seconds`` are per workload and
-    row, not both.
+    row, not both. ``atol``/``rtol``, ``shapes`` and ``inputs`` are those of ``verify`` (and ``shapes`` and
+    ``inputs`` those of ``bench`` too): parity and latency run on the same inputs.
     """
     from normopt.exporting.catalog import DEFAULT_PRESET
 
@@ -95,6 +100,10 @@ def run(
         profile=profile,
         compare_ort=compare_ort,
         calibrate=calibrate,
+        atol=atol,
+        rtol=rtol,
+        shapes=shapes or {},
+        inputs=Path(inputs) if inputs is not None else None,
     )
     check_run(model, out, settings)
     created = _Created(out)
@@ -165,7 +174,9 @@ def _pipeline(
     fusion = fuse(original, fused_path, target=settings.target)
     say(f"      fused {fusion.result.fused}/{fusion.result.candidates} candidates")
     say("[3/4] verifying parity (ONNX Runtime CPU, optimizations off)")
-    parity = verify(original, fused_path)
+    parity = verify(
+        original, fused_path, atol=settings.atol, rtol=settings.rtol, shapes=settings.shapes, inputs=settings.inputs
+    )
     say("      parity " + ("passed" if parity.passed else "FAILED"))
     runs = (
         f"{settings.iters or DEFAULT_ITERS} interleaved runs" if settings.seconds is None else f"{settings.seconds:g} s"
@@ -189,6 +200,8 @@ def _pipeline(
         profile=settings.profile,
         compare_ort=settings.compare_ort,
         calibrate=settings.calibrate,
+        shapes=settings.shapes,
+        inputs=settings.inputs,
     )
     summary = RunReport(model, out, original, fusion, parity, report, time.perf_counter() - started, export=exported)
     chart = latency_chart(report, out / "latency.png", title=f"{summary.title}: original vs fused")
@@ -206,10 +219,14 @@ def _pipeline(
 def _sizes(
     model: str, kv_cache: bool, settings: Settings
 ) -> tuple[list[int] | None, list[int] | None, list[int] | None]:
-    """Batch, prefill and past sizes to bench: as asked, else a preset's own shape (past = its seq)."""
+    """Batch, prefill and past sizes to bench: as asked, else a preset's own shape (past = its seq).
+
+    With ``--inputs`` or ``--shape`` the inputs are the user's: no preset default is added to them.
+    """
     from normopt.exporting.catalog import PRESETS
 
-    preset = PRESETS.get(model)  # None for an .onnx path or a Hugging Face directory
+    given = settings.inputs is not None or bool(settings.shapes)
+    preset = None if given else PRESETS.get(model)  # None for an .onnx path or a Hugging Face directory
     batches = settings.batches or ([preset.batch] if preset else None)
     seqs = settings.seqs or ([preset.seq] if preset else None)
     pasts = settings.pasts or ([preset.seq] if preset and kv_cache else None)

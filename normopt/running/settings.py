@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from normopt.choices import DType, Exporter, Target, Task
@@ -41,6 +41,10 @@ class Settings:
     profile: bool = False
     compare_ort: bool = False
     calibrate: bool = True
+    atol: float | None = None
+    rtol: float | None = None
+    shapes: dict[str, list[int]] = field(default_factory=dict)
+    inputs: Path | None = None
 
     def with_kv_cache(self, kind: str) -> bool:
         """Whether the export gets a KV cache: asked for, or by default for a preset."""
@@ -54,6 +58,12 @@ def check_run(model: str, out: Path, settings: Settings) -> None:
 
     options.timed_runs(settings.iters, settings.warmup, settings.seconds)
     options.threads(settings.threads)
+    options.tolerance("--atol", settings.atol)
+    options.tolerance("--rtol", settings.rtol)
+    if settings.inputs is not None and not settings.inputs.is_file():
+        raise UsageError(f"--inputs {settings.inputs}: no such file")
+    if settings.inputs is not None and (settings.batches or settings.seqs or settings.pasts or settings.shapes):
+        raise UsageError("--inputs fixes every input; --batch, --seq, --past and --shape do not apply")
     check_fuse_options(settings.target, None)
     if settings.providers and set(settings.providers) == {"cuda"}:  # nothing would be benchmarked: say so now
         from normopt.errors import ProviderUnavailable
