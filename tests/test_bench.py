@@ -191,3 +191,22 @@ def test_calibrate_adds_an_a_a_row_that_sets_the_floor(tmp_path: Path) -> None:
     floor = rows[2]["verdict"]
     assert floor.startswith("A/A noise floor ±"), floor
     assert rows[1]["speedup_margin"] >= 0.02 and doc["settings"]["calibrate"] is True
+
+
+def test_a_seconds_budget_too_short_for_a_verdict_is_said_before_the_timing(tmp_path: Path) -> None:
+    """``--seconds`` bounds the whole step; a share that cannot give a verdict's rounds is a note, in the report too."""
+    from tests.conftest import GRAPHS
+
+    source = GRAPHS / "ln_canonical.onnx"
+    copy = tmp_path / "copy.onnx"
+    copy.write_bytes(source.read_bytes())
+    result = cli(
+        "bench", source, copy, "--seconds", "0.01", "--warmup", "1", "--opt-level", "disable", "--format", "json"
+    )
+    assert result.code == 0, result.stderr
+    doc = result.json()
+    assert len(doc["notes"]) == 1 and doc["notes"][0].startswith("--seconds 0.01 leaves ")
+    assert "fewer than the 10 a verdict needs" in doc["notes"][0]
+    assert "note: --seconds 0.01 leaves" in result.stderr
+    assert {r["iters"] for r in doc["results"]} == {3}  # the floor of rounds, whatever the budget
+    assert {r["verdict"] for r in doc["results"][1:]} == {"too few runs for a verdict"}

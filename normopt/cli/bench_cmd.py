@@ -62,7 +62,9 @@ def bench(
     iters: Annotated[int | None, typer.Option(help="Timed runs per session (default 100).", show_default=False)] = None,
     seconds: Annotated[
         float | None,
-        typer.Option(help="Run until this many seconds are spent per workload, instead of --iters (not both)."),
+        typer.Option(
+            help="Time budget for the whole benchmark (sessions, warm-up, every workload), instead of --iters."
+        ),
     ] = None,
     opt_level: Annotated[
         list[Level] | None,
@@ -143,6 +145,7 @@ def bench(
             compare_ort=compare_ort,
             calibrate=calibrate,
             ort_model_type=ort_model_type,
+            note=lambda line: bar.console.print(f"note: {line}"),
         )
     if chart is not None:
         from normopt.reports.chart import latency_chart

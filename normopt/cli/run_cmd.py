@@ -61,7 +61,8 @@ def run(
         int | None, typer.Option(help="Timed runs per benchmark row and workload (default 100).", show_default=False)
     ] = None,
     seconds: Annotated[
-        float | None, typer.Option(help="Seconds of timed runs per workload instead of --iters.")
+        float | None,
+        typer.Option(help="Time budget for the benchmark step (sessions, warm-up, every workload), not --iters."),
     ] = None,
     warmup: Annotated[int, typer.Option(help="Warm-up runs per benchmark row.")] = 10,
     threads: Annotated[int | None, typer.Option(help="Intra-op threads for the benchmark.")] = None,

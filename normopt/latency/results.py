@@ -63,6 +63,7 @@ class BenchReport:
     skipped: list[dict[str, str]]
     settings: dict[str, Any]
     workloads: list[dict[str, Any]] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)  # what a person should know about how it was measured
 
     def to_dict(self, samples: bool = False) -> dict[str, Any]:
         """JSON-ready form.
@@ -81,4 +82,5 @@ class BenchReport:
             "environment": self.environment,
             "skipped": self.skipped,
             "settings": self.settings,
+            "notes": self.notes,
         }

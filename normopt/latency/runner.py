@@ -8,8 +8,10 @@ device-resident inputs and outputs (CUDA), so the harness adds one call and no c
 
 from __future__ import annotations
 
+import logging
 import os
 import shutil
+import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
@@ -26,9 +28,11 @@ from normopt.feeds.spec import InputSpec
 from normopt.latency.environment import environment
 from normopt.latency.results import BenchReport, BenchRow
 from normopt.latency.scenarios import Workload, plan
-from normopt.latency.stats import noise_floor, speedup_ci
+from normopt.latency.stats import MIN_ROUNDS, noise_floor, speedup_ci
 from normopt.latency.timing import PROFILE_RUNS, Runner, end_profiles, row_of, timed_rounds
 from normopt.locate import model_in
+
+logger = logging.getLogger(__name__)
 
 
 def bench(
@@ -53,6 +57,7 @@ def bench(
     compare_ort: bool = False,
     ort_model_type: str | None = None,
     calibrate: bool = False,
+    note: Callable[[str], None] | None = None,
 ) -> BenchReport:
     """Benchmark ``models`` side by side.
 
@@ -62,7 +67,10 @@ def bench(
         opt_levels: ORT graph optimization levels (default ``disable`` and ``all``).
         warmup: Untimed runs per session and workload before timing.
         iters: Timed runs per session and workload (default 100; not together with ``seconds``).
-        seconds: Time budget per workload for the timed rounds instead of a fixed count.
+        seconds: Time budget for the whole step instead of a fixed count of rounds: sessions, warm-up and
+            the timed rounds of every workload end within it (each workload's rounds get an equal share of
+            what is left when they start; at least 3 rounds each). When a share cannot give the rounds a
+            verdict needs (``stats.MIN_ROUNDS``), ``note`` says so before those rounds are timed.
         threads: Intra-op threads (None: ORT's default).
         shapes: Dims for dynamic inputs (they win over batch/seq/past).
         inputs: An .npz of inputs instead of generated ones (one workload; no scenario or sizes).
@@ -77,6 +85,7 @@ def bench(
         compare_ort: Also bench the first model as ONNX Runtime's transformers optimizer leaves it
             (``normopt.latency.peers``), labelled ``ort-optimized``.
         ort_model_type: The optimizer's model type (default: guessed from the inputs and outputs).
+        note: Called with a line a person should read before the timing (default: the log).
         calibrate: Also time the first model against a second session of itself in the same rounds
             (``<label> (A/A)``): its interval is the noise floor of this run, and a difference is called
             only beyond it (``stats.speedup_ci``'s ``floor``).
@@ -92,6 +101,9 @@ def bench(
         raise UsageError("no model to benchmark")
     iters = options.timed_runs(iters, warmup, seconds) or None
     options.threads(threads)
+    started = time.perf_counter()  # --seconds bounds everything from here on
+    notes: list[str] = []
+    say = note or logger.warning
     paths = [model_in(m) for m in models]
     first = modelio.load(paths[0])  # kept: its input shapes and vocabulary limits are read below
     for path in paths[1:]:
@@ -153,12 +165,26 @@ def bench(
             else:
                 feeds = inp.generate(specs, shapes, 0, limits, float_dtype=np.float32, sizes=workload.sizes)
             described.append(_workload_dict(workload, feeds))
+            warm = time.perf_counter()
             for runner in runners:
                 runner.use(feeds)
                 for _ in range(warmup):
                     runner.run()
                 runner.sample_rss()
-            timed_rounds(runners, iters, seconds, _offset(progress, number * (iters or 0), total))
+            share = None
+            if seconds is not None:
+                share = max(0.0, seconds - (time.perf_counter() - started)) / (len(workloads) - number)
+                round_s = (time.perf_counter() - warm) / max(warmup, 1)  # one round: every session once
+                expected = int(share / round_s) if round_s > 0 else 0
+                if expected < MIN_ROUNDS:
+                    line = (
+                        f"--seconds {seconds:g} leaves {share:.2f} s for {_workload_name(workload)}: about "
+                        f"{expected} rounds of {round_s * 1000:.0f} ms, fewer than the {MIN_ROUNDS} a verdict "
+                        "needs (give more seconds, or --iters)"
+                    )
+                    notes.append(line)
+                    say(line)
+            timed_rounds(runners, iters, share, _offset(progress, number * (iters or 0), total))
             group = [row_of(r, threads, workload, feeds) for r in runners]
             if profile_dir is not None:  # extra sessions and runs after the timed ones: profiling never slows them
                 from normopt.latency.profile import summarize_profile
@@ -193,7 +219,16 @@ def bench(
             "calibrate": calibrate,
         },
         workloads=described,
+        notes=notes,
     )
+
+
+def _workload_name(workload: Workload) -> str:
+    sizes = workload.sizes
+    if workload.scenario == "inputs":
+        return "the given inputs"
+    last = f"p{sizes.past}" if workload.scenario == "decode" else f"s{sizes.seq}"
+    return f"{workload.scenario} b{sizes.batch} {last}"
 
 
 def _add_ort_peer(

@@ -121,6 +121,7 @@ def to_markdown(report: BenchReport) -> str:
         f"onnxruntime {env['onnxruntime']}, onnx {env['onnx']}, torch {env['torch']}, Python {env['python']}; "
         f"CPU: {env['cpu']} ({env['cpu_count']} cores); GPU: {env['gpu'] or 'none'}.",
     ]
+    lines += [f"Note: {md_text(note)}." for note in report.notes]
     for skip in report.skipped:
         lines.append(f"Skipped {skip['provider']}: {md_text(skip['reason'])}.")
     lines += verdict_lines(report)

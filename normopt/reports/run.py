@@ -299,6 +299,7 @@ def render_markdown(report: RunReport, chart_name: str | None, compact: bool = F
         "share one process, so this is not a per-model comparison."
     )
     lines += [f"Skipped {s['provider']}: {md_text(s['reason'])}." for s in bench.skipped]
+    lines += [f"Note: {md_text(note)}." for note in bench.notes]
     if chart_name:
         lines += ["", f"![latency distribution]({chart_name})"]
     env = bench.environment

@@ -202,6 +202,7 @@ def _pipeline(
         calibrate=settings.calibrate,
         shapes=settings.shapes,
         inputs=settings.inputs,
+        note=lambda line: say(f"      note: {line}"),
     )
     summary = RunReport(model, out, original, fusion, parity, report, time.perf_counter() - started, export=exported)
     chart = latency_chart(report, out / "latency.png", title=f"{summary.title}: original vs fused")
