@@ -163,3 +163,25 @@ def test_npz_inputs_must_match_model_inputs(exported: tuple[Path, Path], tmp_pat
     assert cli("verify", original, fused, "--inputs", good).code == 0
     result = cli("verify", original, fused, "--inputs", bad)
     assert result.code == 2 and "model's inputs are" in result.stderr
+
+
+def test_an_fp16_tolerance_below_the_dtype_s_resolution_is_named_not_blamed_on_a_node(tmp_path: Path) -> None:
+    """fp16 model, fused: with the defaults it passes; with atol finer than one float16 step it fails, and the
+    failure is put on the tolerance (a note), not on a fused node."""
+    half, fused = tmp_path / "h.onnx", tmp_path / "h.fused.onnx"
+    assert cli("export", "gpt2-tiny", "-o", half, "--dtype", "fp16", "--fuse").code == 0
+    assert cli("verify", half, fused).code == 0
+    strict = cli("verify", half, fused, "--atol", "1e-4", "--rtol", "1e-4", "--format", "json")
+    assert strict.code == 1, strict.stderr
+    doc = strict.json()
+    logits = doc["outputs"][0]
+    assert logits["dtype"] == "float16" and not logits["passed"] and logits["below_resolution"]
+    # one float16 step at the largest |logit| is larger than atol, and the difference is within two of them
+    assert logits["max_abs"] > 1e-4
+    assert len(doc["notes"]) == 1 and "below float16's resolution" in doc["notes"][0]
+    assert doc["first_divergence"] is None  # not localized onto a fused node
+    fp32 = tmp_path / "f.onnx"
+    assert cli("export", "gpt2-tiny", "-o", fp32, "--fuse").code == 0
+    loose = cli("verify", fp32, tmp_path / "f.fused.onnx", "--atol", "1e-12", "--rtol", "0", "--format", "json")
+    assert loose.code == 1 and loose.json()["notes"] == []  # float32: no such excuse
+    assert not loose.json()["outputs"][0]["below_resolution"]

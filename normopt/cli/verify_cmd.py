@@ -68,6 +68,8 @@ def print_parity(data: dict[str, object]) -> None:
         console.print(f"checked: {case}", markup=False)
     for probe in data.get("skipped_probes") or []:  # type: ignore[attr-defined]
         console.print(f"not run (the reference rejects these sizes): {probe}", markup=False)
+    for note in data.get("notes") or []:  # type: ignore[attr-defined]
+        console.print(f"note: {note}")
     for error in data.get("candidate_errors") or []:  # type: ignore[attr-defined]
         console.print(f"FAILED: the reference runs and the candidate does not: {error}", markup=False)
     divergence = data.get("first_divergence")
