@@ -41,7 +41,12 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--pasts", default="128,512,1024")
     parser.add_argument("--seq", type=int, default=128)
-    parser.add_argument("--out", type=Path, default=HERE / "results" / "decode.json")
+    parser.add_argument(
+        "--out",
+        type=Path,
+        default=HERE / "out" / "decode.json",
+        help="where to write (default benchmarks/out/, untracked; the committed results/ are written by passing --out)",
+    )
     args = parser.parse_args()
     pasts = [int(p) for p in args.pasts.split(",")]
     results = {}

@@ -6,7 +6,8 @@ Markdown table with the seconds per layer, and the ratio of the deepest to the s
 exporter (linear growth gives the ratio of the depths).
 
 Usage: ``.venv/bin/python benchmarks/bench_export.py [--layers 4 16 32 64] [--exporters legacy dynamo]
-[--family llama] [--timeout 900]``. Writes benchmarks/results/export.json.
+[--family llama] [--timeout 900]``. Writes benchmarks/out/export.json (untracked;
+benchmarks/results/export.json is the committed run, written with --out).
 """
 
 from __future__ import annotations
@@ -62,7 +63,12 @@ def main() -> None:
     parser.add_argument("--exporters", nargs="+", default=["legacy", "dynamo"])
     parser.add_argument("--family", default="llama")
     parser.add_argument("--timeout", type=float, default=900)
-    parser.add_argument("--out", type=Path, default=HERE / "results" / "export.json")
+    parser.add_argument(
+        "--out",
+        type=Path,
+        default=HERE / "out" / "export.json",
+        help="where to write (default benchmarks/out/, untracked; the committed results/ are written by passing --out)",
+    )
     args = parser.parse_args()
     rows = []
     for exporter in args.exporters:

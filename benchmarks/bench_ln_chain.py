@@ -1,7 +1,8 @@
 """12 decomposed LayerNorms on [8,512,768] fp32: original vs normopt-fused, ORT optimizations off and all.
 
 Prints p50 latencies and the two ratios issue 5 asks for, measured in one interleaved run, and writes
-benchmarks/results/ln_chain.json. Usage: ``.venv/bin/python benchmarks/bench_ln_chain.py [--iters N]``.
+benchmarks/out/ln_chain.json (untracked; pass --out benchmarks/results/ln_chain.json to replace the committed
+run). Usage: ``.venv/bin/python benchmarks/bench_ln_chain.py [--iters N]``.
 """
 
 from __future__ import annotations
@@ -25,7 +26,12 @@ def main() -> None:
     parser.add_argument("--iters", type=int, default=100)
     parser.add_argument("--warmup", type=int, default=10)
     parser.add_argument("--threads", type=int, default=2)
-    parser.add_argument("--out", type=Path, default=HERE / "results" / "ln_chain.json")
+    parser.add_argument(
+        "--out",
+        type=Path,
+        default=HERE / "out" / "ln_chain.json",
+        help="where to write (default benchmarks/out/, untracked; the committed results/ are written by passing --out)",
+    )
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
         original = save(layernorm_chain(12, (8, 512, 768), opset=17), Path(tmp) / "original.onnx")

@@ -2,7 +2,8 @@
 
 For each preset: export (legacy exporter for gpt2-small, dynamo for llama-small: the exporter spellings
 users hit), fuse, then one interleaved benchmark of original and fused at ORT optimizations off and all.
-Writes benchmarks/results/presets.json and prints a Markdown table per preset.
+Writes benchmarks/out/presets.json (untracked; benchmarks/results/presets.json is the committed run, written
+with --out) and prints a Markdown table per preset.
 Usage: ``.venv/bin/python benchmarks/bench_presets.py [--iters N] [--presets gpt2-small llama-small]``.
 """
 
@@ -29,7 +30,12 @@ def main() -> None:
     parser.add_argument("--iters", type=int, default=50)
     parser.add_argument("--warmup", type=int, default=5)
     parser.add_argument("--threads", type=int, default=2)
-    parser.add_argument("--out", type=Path, default=HERE / "results" / "presets.json")
+    parser.add_argument(
+        "--out",
+        type=Path,
+        default=HERE / "out" / "presets.json",
+        help="where to write (default benchmarks/out/, untracked; the committed results/ are written by passing --out)",
+    )
     args = parser.parse_args()
     results = {}
     for name in args.presets:

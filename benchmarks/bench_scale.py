@@ -9,7 +9,8 @@ Tools: ``normopt`` (the CLI, ``normopt fuse``), ``ort-python`` (ONNX Runtime's t
 ``optimized_model_filepath``), ``onnxscript`` (shape inference, default attributes, ``optimize_for_ort``).
 
 Usage: ``.venv/bin/python benchmarks/bench_scale.py [--nodes 1000 10000 30000] [--big] [--timeout 300]``.
-Writes benchmarks/results/scale.json and prints a Markdown table with ratios against normopt.
+Writes benchmarks/out/scale.json (untracked; benchmarks/results/scale.json is the committed run, written with
+--out) and prints a Markdown table with ratios against normopt.
 """
 
 from __future__ import annotations
@@ -130,7 +131,12 @@ def main() -> None:
     parser.add_argument("--big", action="store_true", help="also a model with ~1.6 GB of external weights")
     parser.add_argument("--timeout", type=float, default=300)
     parser.add_argument("--tools", nargs="+", default=TOOLS)
-    parser.add_argument("--out", type=Path, default=HERE / "results" / "scale.json")
+    parser.add_argument(
+        "--out",
+        type=Path,
+        default=HERE / "out" / "scale.json",
+        help="where to write (default benchmarks/out/, untracked; the committed results/ are written by passing --out)",
+    )
     args = parser.parse_args()
     cases = [(f"{n} nodes", n // 10, 64, 16) for n in args.nodes]
     if args.big:

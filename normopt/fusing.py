@@ -131,9 +131,12 @@ def fuse(
     source = Path(input)
     destination = Path(output) if output is not None else default_output(source)
     check_fuse_options(target, skip)
-    modelio.check_destination(destination, source, in_place=in_place)
+    if not source.exists():
+        modelio.read_proto(source)  # the input's own error first (no folder is made for a missing input)
+    made = modelio.make_parents(destination)  # -o out/model.onnx makes out/; taken back on failure
     created: list[Path] = []  # staging paths, recorded the moment they exist (a signal may land anywhere)
     try:
+        modelio.check_destination(destination, source, in_place=in_place)
         with gc_paused():
             model, frozen = _load_for_fusing(source, destination, target, skip, external, freeze_initializers)
             protected = {p.resolve() for p in modelio.external_files(model)}
@@ -173,6 +176,7 @@ def fuse(
         info = staged.commit(mode_like=source if in_place_write else None)
     except BaseException:
         modelio.discard_created(created)
+        modelio.remove_made(made)
         raise
     return FuseOutcome(
         result, destination, info.data_files, checker, time.perf_counter() - start, parity, sorted(protected), frozen

@@ -140,3 +140,21 @@ def test_a_model_with_nothing_left_to_fuse_says_so(tmp_path: Path) -> None:
     assert inspected.code == 0 and "nothing to fuse: 1 norm op already present" in inspected.stdout
     bare = cli("inspect", GRAPHS / "neg_ln_unbiased_std.onnx")  # a look-alike is a candidate, refused: a table
     assert bare.code == 0 and "nothing to fuse" not in bare.stdout
+
+
+def test_export_and_fuse_make_the_output_folder_and_take_it_back_on_failure(tmp_path: Path) -> None:
+    """``-o decoder/model.onnx`` makes ``decoder/`` (as a README example does); a failure leaves no folder."""
+    from tests.conftest import GRAPHS
+
+    made = cli("export", "gpt2-tiny", "-o", tmp_path / "new" / "deep" / "model.onnx")
+    assert made.code == 0, made.stderr
+    assert (tmp_path / "new" / "deep" / "model.onnx").is_file()
+    failed = cli("export", "gpt2-tiny", "-o", tmp_path / "gone" / "model.onnx", "--seq", "100000")
+    assert failed.code == 2 and "--seq must be between" in failed.stderr
+    assert not (tmp_path / "gone").exists()
+    fused = cli("fuse", GRAPHS / "ln_canonical.onnx", "-o", tmp_path / "out" / "f.onnx")
+    assert fused.code == 0 and (tmp_path / "out" / "f.onnx").is_file()
+    missing = cli("fuse", tmp_path / "missing.onnx", "-o", tmp_path / "never" / "f.onnx")
+    assert missing.code == 2 and "no such model file" in missing.stderr and not (tmp_path / "never").exists()
+    refused = cli("fuse", GRAPHS / "ln_canonical.onnx", "-o", tmp_path / "n2" / "f.onnx", "--target", "onnx", "--skip")
+    assert refused.code == 2 and not (tmp_path / "n2").exists()

@@ -154,66 +154,71 @@ def export(
     check_spec(model, task)  # before torch is imported: a wrong name or a Hub id is answered at once
     start = time.perf_counter()
     output = Path(output)
-    modelio.check_destination(output, None)
+    made = modelio.make_parents(output)  # -o decoder/model.onnx makes decoder/; taken back on failure
+    try:
+        modelio.check_destination(output, None)
 
-    from normopt.exporting.presets import count_norm_calls
-    from normopt.exporting.sources import resolve
-    from normopt.fusion.pipeline import fuse_model
+        from normopt.exporting.presets import count_norm_calls
+        from normopt.exporting.sources import resolve
+        from normopt.fusion.pipeline import fuse_model
 
-    source = resolve(model, batch, seq, task, with_past, part)
-    if seq is not None and source.max_seq is not None and seq + source.past > source.max_seq:
-        limit = source.max_seq - source.past
-        cached = f" ({source.past} cached example tokens come first)" if source.past else ""
-        raise UsageError(f"--seq must be between 1 and {limit} (the model's positions{cached}), got {seq}")
-    with chatter_to_debug_log():
-        calls = count_norm_calls(source.module, source.inputs)  # a shared norm module counts per call
-    module = source.module.to(_torch_dtype(dtype))
-    inputs = {k: v.to(_torch_dtype(dtype)) if v.is_floating_point() else v for k, v in source.inputs.items()}
-    opset = opset or DEFAULT_OPSET[exporter]
-    with tempfile.TemporaryDirectory(dir=output.parent, prefix=".normopt-export-") as tmp:
-        raw = Path(tmp) / "model.onnx"
-        _run_exporter(module, inputs, source, raw, exporter, opset, dynamic, dtype)
-        ran = _smoke_run(raw, inputs, exporter, dtype)
-        exported = modelio.load(raw)
-        if exporter == "dynamo" and dynamic:
-            _name_dims(exported, source.dynamic)
-        weight_bytes = sum(v.const_value.nbytes for v in exported.graph.initializers.values() if v.const_value)
-        external = external_data if external_data is not None else weight_bytes > EXTERNAL_THRESHOLD_BYTES
-        info = modelio.save(exported, output, external="new" if external else "inline")
-    checker = modelio.check(output, full=False)
-    reloaded = modelio.load(output)
-    nodes = sum(1 for _ in reloaded.graph)
-    dims = {
-        v.name: [d if isinstance(d, int) else str(d) for d in v.shape] if v.shape is not None else None
-        for v in reloaded.graph.inputs
-    }
-    candidates = fuse_model(reloaded, target="ort", skip=False).candidates
-    return ExportOutcome(
-        output=output,
-        exporter=exporter,
-        opset=reloaded.opset_imports.get("", opset),  # what was written, not only what was asked
-        dtype=dtype,
-        description=source.description,
-        inputs=[
-            {
-                "name": k,
-                "shape": list(v.shape),  # the example's
-                "dims": dims.get(k),  # the model's: symbolic names where dynamic
-                "dtype": str(v.dtype).replace("torch.", ""),
-            }
-            for k, v in inputs.items()
-        ],
-        outputs=source.output_names,
-        nodes=nodes,
-        norm_modules=source.norms,
-        norm_candidates=candidates,
-        norm_calls=calls,
-        checker="passed" if checker is None else f"failed: {checker}",
-        seconds=time.perf_counter() - start,
-        data_files=info.data_files,
-        notes=[*source.notes, *([] if ran is None else [ran])],
-        random_weights=source.random_weights,
-    )
+        source = resolve(model, batch, seq, task, with_past, part)
+        if seq is not None and source.max_seq is not None and seq + source.past > source.max_seq:
+            limit = source.max_seq - source.past
+            cached = f" ({source.past} cached example tokens come first)" if source.past else ""
+            raise UsageError(f"--seq must be between 1 and {limit} (the model's positions{cached}), got {seq}")
+        with chatter_to_debug_log():
+            calls = count_norm_calls(source.module, source.inputs)  # a shared norm module counts per call
+        module = source.module.to(_torch_dtype(dtype))
+        inputs = {k: v.to(_torch_dtype(dtype)) if v.is_floating_point() else v for k, v in source.inputs.items()}
+        opset = opset or DEFAULT_OPSET[exporter]
+        with tempfile.TemporaryDirectory(dir=output.parent, prefix=".normopt-export-") as tmp:
+            raw = Path(tmp) / "model.onnx"
+            _run_exporter(module, inputs, source, raw, exporter, opset, dynamic, dtype)
+            ran = _smoke_run(raw, inputs, exporter, dtype)
+            exported = modelio.load(raw)
+            if exporter == "dynamo" and dynamic:
+                _name_dims(exported, source.dynamic)
+            weight_bytes = sum(v.const_value.nbytes for v in exported.graph.initializers.values() if v.const_value)
+            external = external_data if external_data is not None else weight_bytes > EXTERNAL_THRESHOLD_BYTES
+            info = modelio.save(exported, output, external="new" if external else "inline")
+        checker = modelio.check(output, full=False)
+        reloaded = modelio.load(output)
+        nodes = sum(1 for _ in reloaded.graph)
+        dims = {
+            v.name: [d if isinstance(d, int) else str(d) for d in v.shape] if v.shape is not None else None
+            for v in reloaded.graph.inputs
+        }
+        candidates = fuse_model(reloaded, target="ort", skip=False).candidates
+        return ExportOutcome(
+            output=output,
+            exporter=exporter,
+            opset=reloaded.opset_imports.get("", opset),  # what was written, not only what was asked
+            dtype=dtype,
+            description=source.description,
+            inputs=[
+                {
+                    "name": k,
+                    "shape": list(v.shape),  # the example's
+                    "dims": dims.get(k),  # the model's: symbolic names where dynamic
+                    "dtype": str(v.dtype).replace("torch.", ""),
+                }
+                for k, v in inputs.items()
+            ],
+            outputs=source.output_names,
+            nodes=nodes,
+            norm_modules=source.norms,
+            norm_candidates=candidates,
+            norm_calls=calls,
+            checker="passed" if checker is None else f"failed: {checker}",
+            seconds=time.perf_counter() - start,
+            data_files=info.data_files,
+            notes=[*source.notes, *([] if ran is None else [ran])],
+            random_weights=source.random_weights,
+        )
+    except BaseException:
+        modelio.remove_made(made)
+        raise
 
 
 def _smoke_run(path: Path, inputs: dict[str, Any], exporter: Exporter, dtype: DType) -> str | None:

@@ -118,6 +118,37 @@ def _chmod_new(path: Path) -> None:
     os.chmod(path, 0o666 & ~umask)
 
 
+def make_parents(destination: str | os.PathLike[str]) -> list[Path]:
+    """Create the missing folders above ``destination`` (umask modes); return them, innermost first.
+
+    Nothing is created when a folder cannot be (a file in the way, nowhere writable): that is a
+    UsageError, before any work. ``remove_made`` takes the list back after a failure.
+    """
+    parent = Path(destination).parent
+    missing = []
+    for folder in (parent, *parent.parents):
+        if folder.exists():
+            break
+        missing.append(folder)
+    if not missing:
+        return []
+    check_writable(missing[-1], str(destination))
+    for ancestor in (missing[-1], *missing[-1].parents):
+        if ancestor.exists() and not ancestor.is_dir():
+            raise UsageError(f"cannot write {destination}: {ancestor} is a file, not a directory")
+    parent.mkdir(parents=True)
+    return missing
+
+
+def remove_made(folders: list[Path]) -> None:
+    """Remove the folders ``make_parents`` created, where they are still empty (innermost first)."""
+    for folder in folders:
+        try:
+            folder.rmdir()
+        except OSError:
+            return
+
+
 def check_writable(folder: str | os.PathLike[str], what: str) -> None:
     """Refuse, before any work, a folder in which nothing can be created (read-only, no permission).
 
