@@ -7,6 +7,7 @@ The README's "Bad input" table lists the same cases with their messages.
 from __future__ import annotations
 
 import os
+import shutil
 from pathlib import Path
 
 import numpy as np
@@ -287,3 +288,41 @@ def test_a_hugging_face_hub_id_is_answered_at_once_with_what_to_do(command: str,
         [sys.executable, "-c", probe, command, "openai-community/gpt2", *args], capture_output=True, text=True
     ).stdout
     assert out.strip().splitlines()[-1] == "False False", out
+
+
+def test_run_into_an_earlier_run_s_folder_replaces_it_whole_and_only_on_success(
+    pair: tuple[Path, Path], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A failed run leaves the earlier run's folder byte for byte; a finished one replaces its outputs whole
+    (no earlier model beside a new report), keeping files the user put there."""
+    import json
+
+    import normopt.latency
+
+    out = tmp_path / "out"
+    first = cli("run", pair[0], "--out", out, "--iters", "2", "--warmup", "0", "--no-calibrate")
+    assert first.code == 0, first.stderr
+    (out / "notes.txt").write_text("mine")
+    (out / "fused.onnx.data").write_text("stale data an earlier layout left")  # a run output of the old run
+    before = {p.name: p.read_bytes() for p in out.iterdir()}
+
+    real_bench = normopt.latency.bench
+
+    def broken(*args: object, **kwargs: object) -> None:
+        raise RuntimeError("simulated failure during the benchmark")
+
+    monkeypatch.setattr(normopt.latency, "bench", broken)
+    assert cli("run", pair[1], "--out", out, "--iters", "2").code == 3
+    assert {p.name: p.read_bytes() for p in out.iterdir()} == before  # as it was, every byte
+    assert [p.name for p in tmp_path.iterdir() if p.name.startswith(".")] == []  # nothing left aside
+    monkeypatch.setattr(normopt.latency, "bench", real_bench)
+    second = cli("run", pair[1], "--out", out, "--iters", "2", "--warmup", "0", "--no-calibrate")
+    assert second.code == 0, second.stderr
+    assert sorted(p.name for p in out.iterdir()) == sorted(
+        ["fused.onnx", "latency.png", "notes.txt", "report.html", "report.json", "report.md"]
+    )  # the earlier run's stale data file is gone with it; the user's notes stay
+    assert json.loads((out / "report.json").read_text())["model"] == str(pair[1])
+    assert [p.name for p in tmp_path.iterdir() if p.name.startswith(".")] == []
+    shutil.copy(pair[0], out / "mine.onnx")
+    inside = cli("run", out / "mine.onnx", "--out", out, "--iters", "2")
+    assert inside.code == 2 and "choose another --out" in inside.stderr

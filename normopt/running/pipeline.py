@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -16,6 +15,7 @@ from normopt.feeds.ortsession import OptLevel
 from normopt.locate import model_in, onnx_files
 from normopt.options import DEFAULT_ITERS
 from normopt.reports.run import RunReport, render_markdown
+from normopt.running.folder import OutputFolder
 from normopt.running.settings import Settings, check_run
 
 Step = Callable[[str], None]
@@ -106,31 +106,15 @@ def run(
         inputs=Path(inputs) if inputs is not None else None,
     )
     check_run(model, out, settings)
-    created = _Created(out)
+    folder = OutputFolder(out)
     try:
-        return _pipeline(model, out, settings, say, progress, started)
+        folder.open()  # an earlier run's folder moves aside; it comes back if this run does not finish
+        outcome = _pipeline(model, out, settings, say, progress, started)
     except BaseException:
-        created.remove()  # what this run made: its files, and --out itself when it made that
+        folder.rollback()
         raise
-
-
-class _Created:
-    """What a run adds under ``out`` (and ``out`` itself, with missing parents), to remove on failure."""
-
-    def __init__(self, out: Path) -> None:
-        self.out = out
-        missing = [p for p in (out, *out.parents) if not p.exists()]
-        self.top = missing[-1] if missing else None  # the outermost folder this run will create
-        self.before = set(os.listdir(out)) if out.is_dir() else set()
-
-    def remove(self) -> None:
-        if self.top is not None:
-            shutil.rmtree(self.top, ignore_errors=True)
-            return
-        if self.out.is_dir():
-            for name in set(os.listdir(self.out)) - self.before:
-                path = self.out / name
-                shutil.rmtree(path, ignore_errors=True) if path.is_dir() else path.unlink(missing_ok=True)
+    folder.commit()
+    return outcome
 
 
 def _pipeline(
@@ -142,7 +126,6 @@ def _pipeline(
     from normopt.reports.chart import latency_chart
     from normopt.reports.html import to_html
 
-    out.mkdir(parents=True, exist_ok=True)
     fused_path = out / "fused.onnx"
     exported = None
     kv_cache = False  # whether the export has a KV cache (an .onnx input is benchmarked as it is)

@@ -74,10 +74,10 @@ def check_run(model: str, out: Path, settings: Settings) -> None:
             raise ProviderUnavailable(f"--provider cuda: CUDA is not usable here: {problem}")
     if out.exists() and not out.is_dir():
         raise UsageError(f"--out {out} is a file; give a directory (it is created if missing)")
-    modelio.check_writable(out, f"--out {out}")
     for ancestor in out.parents:
         if ancestor.exists() and not ancestor.is_dir():
             raise UsageError(f"cannot create --out {out}: {ancestor} is a file, not a directory")
+    modelio.check_writable(out, f"--out {out}")
     if model.endswith(".onnx"):
         source = Path(model).resolve()
         proto = modelio.read_proto(Path(model))  # missing, empty, truncated or not a model: exit 2 now
@@ -92,5 +92,11 @@ def check_run(model: str, out: Path, settings: Settings) -> None:
         kind = check_spec(model, settings.task)
         if settings.with_past and (kind == "function" or settings.task not in (None, "causal-lm")):
             raise UsageError("--with-past exports a causal LM with its cache (presets and Hugging Face directories)")
+    if out.is_dir() and any(out.iterdir()) and Path(model).exists():
+        if Path(model).resolve().is_relative_to(out.resolve()):
+            raise UsageError(
+                f"--out {out} holds the input {model}, and an earlier run's folder is replaced whole: "
+                "choose another --out"
+            )
     if model.endswith(".onnx") and (settings.with_past is not None or settings.task is not None):
         raise UsageError("--with-past and --task apply to exports; an .onnx input is benchmarked as it is")
