@@ -59,18 +59,20 @@ PastsOption = Annotated[
 
 
 def progress_bar() -> Any:
-    """A transient rich progress bar on stderr (description, bar, done/total, elapsed).
+    """A transient rich progress bar on stderr (description, bar, done/total, elapsed, time left).
 
     Off when stderr is not a terminal: logs and pipes get the step lines only, and an error stays one line.
     """
     from rich.console import Console
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeElapsedColumn
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeElapsedColumn, TimeRemainingColumn
 
     return Progress(
         "[progress.description]{task.description}",
         BarColumn(),
         MofNCompleteColumn(),
         TimeElapsedColumn(),
+        "ETA",
+        TimeRemainingColumn(),
         transient=True,
         console=Console(stderr=True),
         disable=not sys.stderr.isatty(),
