@@ -83,6 +83,15 @@ def print_parity(data: dict[str, object]) -> None:
             )
         else:
             console.print(f"localization: {divergence.get('note')}")
+    local = data.get("local")
+    if isinstance(local, dict):
+        for node in local["nodes"]:
+            console.print(
+                f"fused node {node['node']} alone, on the original's activations: max_abs {node['max_abs']:.3g} "
+                f"({node['relative']:.2e} of its largest value) {'ok' if node['passed'] else 'OVER TOLERANCE'}",
+                markup=False,
+            )
+        console.print(f"conclusion: {local['conclusion']}", markup=False)
 
 
 @handle_errors
@@ -102,6 +111,14 @@ def verify(
     past: PastOption = None,
     seed: Annotated[int, typer.Option(help="Seed for generated inputs.")] = 0,
     trials: Annotated[int, typer.Option(help="Number of generated input sets.")] = 1,
+    local: Annotated[
+        bool,
+        typer.Option(
+            "--local",
+            help="Exit status from each fused node on the original's own activations, not the end-to-end outputs "
+            "(for models that amplify any tiny change).",
+        ),
+    ] = False,
     provider: Annotated[ProviderChoice, typer.Option(help="Execution provider for both models.")] = ProviderChoice.cpu,
     format: FormatOption = Format.table,
     debug: DebugOption = False,
@@ -122,12 +139,14 @@ def verify(
         trials=trials,
         provider=provider.value,
         sizes=Sizes(batch, seq, past),
+        local=local,
     )
     data = report.to_dict()
     if format == Format.json:
         emit_json(data)
     else:
         print_parity(data)
-    info("parity passed" if report.passed else "parity FAILED")
+    judged = " (each fused node on its own: --local)" if report.decided_by == "fused nodes" else ""
+    info(("parity passed" if report.passed else "parity FAILED") + judged)
     if not report.passed:
         raise typer.Exit(1)

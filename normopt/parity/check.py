@@ -47,6 +47,8 @@ class ParityReport:
     skipped_probes: list[str] = field(default_factory=list)
     candidate_errors: list[str] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)  # what explains a failure without a fused node to blame
+    local: dict[str, Any] | None = None  # ``local.LocalCheck``: run on a failure, or asked for (``local=True``)
+    decided_by: str = "end-to-end"  # what ``passed`` says: the outputs, or (``local=True``) each fused node
     feeds: dict[str, np.ndarray] = field(default_factory=dict, repr=False)
 
     SCHEMA_VERSION = 1
@@ -78,6 +80,8 @@ class ParityReport:
             "skipped_probes": self.skipped_probes,
             "candidate_errors": self.candidate_errors,
             "notes": self.notes,
+            "local": self.local,
+            "decided_by": self.decided_by,
         }
 
 
@@ -99,6 +103,7 @@ def verify(
     provider: ortsession.Provider = "cpu",
     localize: bool = True,
     sizes: roles.Sizes | None = None,
+    local: bool = False,
 ) -> ParityReport:
     """Check that ``candidate`` computes what ``reference`` computes.
 
@@ -113,7 +118,11 @@ def verify(
         seed: Seed for generated inputs; trial ``k`` uses ``seed + k``.
         trials: Number of generated input sets.
         provider: ``cpu`` or ``cuda``.
-        localize: On failure, name the first fused node whose output diverges.
+        localize: On failure, name the first fused node whose output diverges, and check every fused node
+            on the original's own activations against the original's sensitivity (``local``).
+        local: Let the per-fused-node check decide ``passed`` (each fused node within tolerance on the
+            original's own activations) instead of the end-to-end outputs; the end-to-end statistics are
+            still reported. For models that amplify any tiny change (quantization after the norms).
         sizes: Batch, new tokens and cached tokens, bound onto the inputs by role (``roles``); a
             merged decoder is checked on both If branches (past 0 and past ``sizes.past``).
 
@@ -233,4 +242,11 @@ def verify(
         except RunFailed as error:  # the candidate does not run on the sizes that failed: say so, not exit 2
             note = f"not localized: {error.cause}"
             report.first_divergence = {"node": None, "note": note, "stats": None}
+    if local or (not report.passed and localize and not broken):
+        from normopt.parity.local import local_check
+
+        check = local_check(reference, candidate, failing_feeds or first_feeds, atol, rtol, seed)
+        report.local = check.to_dict()
+        if local:
+            report.passed, report.decided_by = check.passed and not broken, "fused nodes"
     return report

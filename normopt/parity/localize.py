@@ -36,7 +36,7 @@ def _tensor_names(values: Any) -> list[str]:
 
 
 @contextmanager
-def _with_outputs(path: Path, names: list[str]) -> Iterator[Path]:
+def with_outputs(path: Path, names: list[str]) -> Iterator[Path]:
     """A temporary copy of the model at ``path`` exposing ``names`` as outputs, beside the original."""
     model = modelio.load(path)
     modelio.add_outputs(model, names)
@@ -79,7 +79,7 @@ def first_divergence(
                 wanted.append(name)
     if not wanted:
         return {"node": None, "note": "the graphs share no tensor at any fused node", "stats": None}
-    with _with_outputs(reference, wanted) as ref_path, _with_outputs(candidate, wanted) as cand_path:
+    with with_outputs(reference, wanted) as ref_path, with_outputs(candidate, wanted) as cand_path:
         ref_sess = ortsession.create(ref_path, provider, "disable")
         cand_sess = ortsession.create(cand_path, provider, "disable")
         ref_out, cand_out = run_pair(ref_sess, cand_sess, feeds, wanted)
