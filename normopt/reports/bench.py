@@ -111,21 +111,23 @@ def to_markdown(report: BenchReport) -> str:
     lines += ["| " + " | ".join(md_text(c) for c in r) + " |" for r in rows]
     env = report.environment
     s = report.settings
-    lines += [""]
+    facts = []  # one list item each: separate lines stay separate wherever the Markdown is rendered
     for load in report.workloads or [{"scenario": "inputs", "shapes": report.shapes}]:
-        lines.append(f"Inputs ({load['scenario']}): {md_text(shapes_line(load['shapes']))}.")
-    lines += [
+        facts.append(f"Inputs ({load['scenario']}): {md_text(shapes_line(load['shapes']))}.")
+    facts += [
         f"Warm-up {s['warmup']}, "
         + (f"{s['iters']} timed runs" if s.get("iters") else f"{s['seconds']} s of timed runs")
         + f" per row, interleaved; threads: {s['threads'] or 'ORT default'}.",
         f"onnxruntime {env['onnxruntime']}, onnx {env['onnx']}, torch {env['torch']}, Python {env['python']}; "
         f"CPU: {env['cpu']} ({env['cpu_count']} cores); GPU: {env['gpu'] or 'none'}.",
     ]
-    lines += [f"Note: {md_text(note)}." for note in report.notes]
-    for skip in report.skipped:
-        lines.append(f"Skipped {skip['provider']}: {md_text(skip['reason'])}.")
-    lines += verdict_lines(report)
-    lines += profile_lines(report)
+    facts += [f"Note: {md_text(note)}." for note in report.notes]
+    facts += [f"Skipped {skip['provider']}: {md_text(skip['reason'])}." for skip in report.skipped]
+    verdicts = verdict_lines(report)
+    facts += verdicts[:-1] + profile_lines(report)
+    lines += ["", *(f"- {fact}" for fact in facts)]
+    if verdicts:
+        lines += ["", verdicts[-1]]  # how a verdict is reached, as its own paragraph
     return "\n".join(lines) + "\n"
 
 

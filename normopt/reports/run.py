@@ -288,18 +288,18 @@ def render_markdown(report: RunReport, chart_name: str | None, compact: bool = F
         "",
         METHOD,
         "",
-        *[f"Inputs ({w['scenario']}): {md_text(shapes_line(w['shapes']))}." for w in bench.workloads],
-        f"Warm-up {bench.settings['warmup']}, "
+        *[f"- Inputs ({w['scenario']}): {md_text(shapes_line(w['shapes']))}." for w in bench.workloads],
+        f"- Warm-up {bench.settings['warmup']}, "
         + (f"{bench.settings['iters']} timed runs" if bench.settings.get("iters") else f"{bench.settings['seconds']} s")
         + " per row and workload, interleaved.",
     ]
     peak = max((r.peak_rss_mb for r in bench.results), default=0.0)
     lines.append(
-        f"Memory: the process grew by at most {peak:.0f} MB while a session was created and run. All sessions "
+        f"- Memory: the process grew by at most {peak:.0f} MB while a session was created and run. All sessions "
         "share one process, so this is not a per-model comparison."
     )
-    lines += [f"Skipped {s['provider']}: {md_text(s['reason'])}." for s in bench.skipped]
-    lines += [f"Note: {md_text(note)}." for note in bench.notes]
+    lines += [f"- Skipped {s['provider']}: {md_text(s['reason'])}." for s in bench.skipped]
+    lines += [f"- Note: {md_text(note)}." for note in bench.notes]
     if chart_name:
         lines += ["", f"![latency distribution]({chart_name})"]
     env = bench.environment
