@@ -210,3 +210,36 @@ def test_a_seconds_budget_too_short_for_a_verdict_is_said_before_the_timing(tmp_
     assert "note: --seconds 0.01 leaves" in result.stderr
     assert {r["iters"] for r in doc["results"]} == {3}  # the floor of rounds, whatever the budget
     assert {r["verdict"] for r in doc["results"][1:]} == {"too few runs for a verdict"}
+
+
+@pytest.mark.slow
+def test_compare_ort_gives_ort_the_model_s_heads_and_hidden_size_and_adds_ort_after_normopt(tmp_path: Path) -> None:
+    """ORT's optimizer, given the heads and hidden size read from the model, fuses attention on a BERT (without
+    them it does not); the bench has ORT(M) and ORT(normopt(M)) rows and says what ORT was given."""
+    from collections import Counter
+
+    import onnx
+
+    from normopt.exporting import tiny
+    from normopt.latency import peers
+
+    folder = tiny.write("bert", tmp_path / "bert", weights=True)
+    source, fused = tmp_path / "bert.onnx", tmp_path / "bert.fused.onnx"
+    assert cli("export", folder, "-o", source, "--fuse").code == 0
+    shape = peers.model_shape(source)
+    config = tiny.CONFIGS["bert"]  # the config the model was built from, not what normopt read
+    assert (shape.num_heads, shape.hidden_size) == (config["num_attention_heads"], config["hidden_size"])
+    counts = {}
+    for given in (peers.Shape(), shape):
+        problem, _ = peers.ort_optimized(source, tmp_path / "ort.onnx", "bert", given)
+        assert problem is None
+        counts[given.num_heads] = Counter(n.op_type for n in onnx.load(tmp_path / "ort.onnx").graph.node)
+    assert counts[0]["Attention"] == 0 and counts[shape.num_heads]["Attention"] > 0
+    result = cli(
+        "bench", source, fused, "--compare-ort", "--iters", "3", "--warmup", "0", "--opt-level", "disable",
+        "--format", "json",
+    )  # fmt: skip
+    assert result.code == 0, result.stderr
+    doc = result.json()
+    assert [r["model"] for r in doc["results"]] == ["bert", "bert.fused", "ort-optimized", "ort-optimized (bert.fused)"]
+    assert any(f"num_heads {shape.num_heads}, hidden_size {shape.hidden_size}" in n for n in doc["notes"])

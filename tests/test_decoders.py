@@ -273,7 +273,13 @@ def test_run_reports_prefill_and_decode_with_the_ort_peer(tmp_path: Path) -> Non
     rows = {(r["model"], r["scenario"], r["past"]) for r in doc["bench"]["results"]}
     assert rows == {
         (m, s, p)
-        for m in ("original", "fused", "ort-optimized", "original (A/A)")  # run calibrates by default
+        for m in (
+            "original",
+            "fused",
+            "ort-optimized",
+            "ort-optimized (fused)",
+            "original (A/A)",
+        )  # A/A: run calibrates
         for s, p in (("prefill", 0), ("decode", 8))
     }
     page = (out / "report.html").read_text()

@@ -34,7 +34,8 @@ def test_gpu_suite_dry_run_writes_documents_and_summary(tmp_path: Path) -> None:
         assert doc["parity"]["passed"], case
         assert doc["fusion"]["fused"] == doc["fusion"]["candidates"]
         rows = doc["results"]
-        models = {"original", "fused", "original-again"} | ({"ort-optimized"} if case != "ln_chain-fp32" else set())
+        peers = {"ort-optimized", "ort-optimized (fused)"}  # ORT's optimizer on the original and on normopt's output
+        models = {"original", "fused", "original-again"} | (peers if case != "ln_chain-fp32" else set())
         assert {(r["model"], r["opt_level"]) for r in rows} == {(m, lv) for m in models for lv in ("disable", "all")}
         if case != "ln_chain-fp32":  # decoders with a KV cache: a prefill and a decode step
             assert {r["scenario"] for r in rows} == {"prefill", "decode"}

@@ -138,9 +138,8 @@ def bench(
     limits = inp.vocab_limits(first)
     peer_dir = None
     if compare_ort:
-        peer_dir, peer_problem = _add_ort_peer(paths, labels, specs, probe, ort_model_type)
-        if peer_problem is not None:
-            skipped.append({"provider": "ort-optimized", "reason": peer_problem})
+        peer_dir, peer_problems = _add_ort_peers(paths, labels, specs, probe, ort_model_type, notes)
+        skipped += [{"provider": label, "reason": problem} for label, problem in peer_problems]
     if calibrate:
         paths.append(paths[0])
         labels.append(f"{labels[0]} (A/A)")
@@ -231,10 +230,19 @@ def _workload_name(workload: Workload) -> str:
     return f"{workload.scenario} b{sizes.batch} {last}"
 
 
-def _add_ort_peer(
-    paths: list[Path], labels: list[str], specs: list[InputSpec], probe: Any, model_type: str | None
-) -> tuple[str | None, str | None]:
-    """Append ORT's transformers-optimized first model to ``paths``; (its temp folder, why not)."""
+def _add_ort_peers(
+    paths: list[Path],
+    labels: list[str],
+    specs: list[InputSpec],
+    probe: Any,
+    model_type: str | None,
+    notes: list[str],
+) -> tuple[str | None, list[tuple[str, str]]]:
+    """Append ORT's transformers optimizer applied to the first model, and to the second (normopt's output).
+
+    Returns the temp folder and, per row that could not be made, (label, why). The optimizer's warnings go
+    to ``notes``, with the heads and hidden size it was given.
+    """
     import tempfile
 
     from normopt.latency import peers
@@ -242,18 +250,31 @@ def _add_ort_peer(
     outputs = [o.name for o in probe.get_outputs()]
     chosen = model_type or peers.guess_model_type(specs, outputs)
     if chosen is None:
-        return None, "no ONNX Runtime transformers-optimizer model type fits (pass --ort-model-type)"
+        return None, [
+            ("ort-optimized", "no ONNX Runtime transformers-optimizer model type fits (pass --ort-model-type)")
+        ]
     if chosen not in peers.model_types():
-        raise UsageError(f"unknown --ort-model-type {chosen!r}; ONNX Runtime knows {', '.join(peers.model_types())}")
+        known = ", ".join(peers.model_types())
+        raise UsageError(f"unknown --ort-model-type {chosen!r}; ONNX Runtime knows {known}")
+    shape = peers.model_shape(paths[0])
+    heads, size = shape.num_heads or "not found", shape.hidden_size or "not found"
+    given = f"model type {chosen}, num_heads {heads}, hidden_size {size}"
+    notes.append(f"ONNX Runtime's transformers optimizer ran with {given} (read from the model)")
     folder = tempfile.mkdtemp(prefix="normopt-ort-")
-    output = Path(folder) / "ort-optimized.onnx"
-    problem = peers.ort_optimized(paths[0], output, chosen)
-    if problem is not None:
-        shutil.rmtree(folder, ignore_errors=True)
-        return None, problem
-    paths.append(output)
-    labels.append("ort-optimized")
-    return folder, None
+    problems = []
+    targets = [(paths[0], "ort-optimized")]
+    if len(paths) > 1:
+        targets.append((paths[1], f"ort-optimized ({labels[1]})"))
+    for number, (source, label) in enumerate(targets):
+        output = Path(folder) / f"ort-optimized-{number}.onnx"
+        problem, heard = peers.ort_optimized(source, output, chosen, shape)
+        notes += [f"ONNX Runtime's optimizer on {source.name}: {line}" for line in heard]
+        if problem is not None:
+            problems.append((label, problem))
+            continue
+        paths.append(output)
+        labels.append(label)
+    return folder, problems
 
 
 def _offset(progress: Callable[[int, int], None] | None, done: int, total: int) -> Callable[[int, int], None] | None:
