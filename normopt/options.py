@@ -87,6 +87,22 @@ def int_list(name: str, texts: list[str] | None, low: int) -> list[int] | None:
     return list(dict.fromkeys(values))
 
 
+OPT_LEVELS = ("disable", "basic", "extended", "all")
+
+
+def word_list(name: str, texts: list[str] | None, choices: tuple[str, ...]) -> list[str] | None:
+    """A repeatable, comma-separated list of words from ``choices`` (``--opt-level all,disable``), in order."""
+    if not texts:
+        return None
+    words = [part.strip() for text in texts for part in str(text).split(",") if part.strip()]
+    for word in words:
+        if word not in choices:
+            raise UsageError(
+                f"unknown {name} {word!r}; choose from {', '.join(choices)} (a list: {choices[0]},{choices[-1]})"
+            )
+    return list(dict.fromkeys(words))
+
+
 def size_lists(
     batch: list[str] | None, seq: list[str] | None, past: list[str] | None
 ) -> tuple[list[int] | None, list[int] | None, list[int] | None]:

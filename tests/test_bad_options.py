@@ -326,3 +326,19 @@ def test_run_into_an_earlier_run_s_folder_replaces_it_whole_and_only_on_success(
     shutil.copy(pair[0], out / "mine.onnx")
     inside = cli("run", out / "mine.onnx", "--out", out, "--iters", "2")
     assert inside.code == 2 and "choose another --out" in inside.stderr
+
+
+def test_opt_levels_take_the_list_syntax_of_the_size_options(tmp_path: Path) -> None:
+    """``--opt-level all,disable`` as ``--batch 1,4``: one list syntax (repeating the option still works)."""
+    from tests.conftest import GRAPHS
+
+    source = GRAPHS / "ln_canonical.onnx"
+    listed = cli("bench", source, "--iters", "2", "--warmup", "0", "--opt-level", "all,disable", "--format", "json")
+    assert listed.code == 0, listed.stderr
+    assert [r["opt_level"] for r in listed.json()["results"]] == ["all", "disable"]
+    repeated = cli("bench", source, "--iters", "2", "--warmup", "0", "--opt-level", "basic", "--opt-level", "all")
+    assert repeated.code == 0
+    wrong = cli("bench", source, "--opt-level", "fast")
+    assert wrong.code == 2 and "unknown --opt-level 'fast'; choose from disable, basic, extended, all" in wrong.stderr
+    run = cli("run", source, "-o", tmp_path / "r", "--opt-level", "disable,fast")
+    assert run.code == 2 and "unknown --opt-level 'fast'" in run.stderr and not (tmp_path / "r").exists()

@@ -34,15 +34,6 @@ class BenchProvider(str, Enum):
         return ["cpu", "cuda"] if self == BenchProvider.all else [self.value]
 
 
-class Level(str, Enum):
-    """ONNX Runtime graph optimization levels."""
-
-    disable = "disable"
-    basic = "basic"
-    extended = "extended"
-    all = "all"
-
-
 class BenchFormat(str, Enum):
     """Report formats."""
 
@@ -67,8 +58,12 @@ def bench(
         ),
     ] = None,
     opt_level: Annotated[
-        list[Level] | None,
-        typer.Option("--opt-level", help="ORT optimization level(s) (repeatable; default disable and all)."),
+        list[str] | None,
+        typer.Option(
+            "--opt-level",
+            help="ORT optimization levels: disable, basic, extended, all (a list: disable,all; repeatable; "
+            "default disable and all).",
+        ),
     ] = None,
     threads: Annotated[int | None, typer.Option(help="Intra-op threads (default: ORT's).")] = None,
     shape: ShapeOption = None,
@@ -128,7 +123,7 @@ def bench(
         report = run_bench(
             models,
             providers=provider.providers(),
-            opt_levels=[lvl.value for lvl in opt_level] if opt_level else None,
+            opt_levels=options.word_list("--opt-level", opt_level, options.OPT_LEVELS),  # type: ignore[arg-type]
             warmup=warmup,
             iters=iters,
             seconds=seconds,

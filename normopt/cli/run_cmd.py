@@ -8,7 +8,7 @@ from typing import Annotated
 import typer
 
 from normopt.choices import DType, Exporter, Target, Task
-from normopt.cli.bench_cmd import BenchProvider, Level
+from normopt.cli.bench_cmd import BenchProvider
 from normopt.cli.common import (
     BatchesOption,
     DebugOption,
@@ -70,8 +70,12 @@ def run(
         BenchProvider, typer.Option(help="cpu, cuda, or all (what is usable; default all).")
     ] = BenchProvider.all,
     opt_level: Annotated[
-        list[Level] | None,
-        typer.Option("--opt-level", help="ORT optimization level(s) (repeatable; default disable and all)."),
+        list[str] | None,
+        typer.Option(
+            "--opt-level",
+            help="ORT optimization levels: disable, basic, extended, all (a list: disable,all; repeatable; "
+            "default disable and all).",
+        ),
     ] = None,
     profile: Annotated[bool, typer.Option("--profile", help="Profile each row after its timed runs.")] = False,
     compare_ort: Annotated[
@@ -134,7 +138,7 @@ def run(
             pasts=pasts,
             seconds=seconds,
             providers=provider.providers(),
-            opt_levels=[lvl.value for lvl in opt_level] if opt_level else None,
+            opt_levels=options.word_list("--opt-level", opt_level, options.OPT_LEVELS),  # type: ignore[arg-type]
             profile=profile,
             compare_ort=compare_ort,
             calibrate=calibrate,
