@@ -231,7 +231,8 @@ class Norm:
 
     def _restored(self, g: G, var: str, x: str, sq: str) -> str:
         """Put the reduced last axis of ``var`` back: as the dynamo exporter does, with Unsqueeze, or with a
-        Reshape whose target is read from ``Shape`` of the square (``square_*``: start/end, Slice, Gather)."""
+        Reshape whose target is read from ``Shape`` of the square (``square_*``: start/end, Slice, Gather).
+        """
         if self.var_restore == "square_shape":
             one = g.const(np.array([1], np.int64))
             return g.op("Reshape", [var, g.op("Concat", [g.op("Shape", [sq], start=0, end=-1), one], axis=0)])
@@ -818,8 +819,32 @@ def round_trips() -> None:
         _save(g.model(), name, claim, expect, [])
 
 
+def computed_axes() -> None:
+    """Reduction axes computed from a rank, as ONNX's own RMSNormalization body spells them: Range(Add(Rank, axis), Rank, 1)."""
+    # (the same axes on an x of unknown rank, which nothing proves, is built by tests/test_onnx_function_bodies.py:
+    # onnx.checker refuses a graph input without a shape, and every graph here is checked)
+    legacy = {"auto": SIMPLIFIED, "ort": SIMPLIFIED, "onnx": refused(reason="no RMSNormalization")}
+    for name, claim, expect in (
+        ("rms_axes_range_of_rank", "axes = Range(Size(Shape(x)) - 1, Size(Shape(x)), 1) on x of rank 3: [2], proved", legacy),
+    ):
+        g = G(name, opset=18)
+        x = g.inp("x", (2, 4, 16))
+        rank = g.op("Size", [g.op("Shape", [x])])
+        start = g.op("Add", [rank, g.const(np.array(-1, np.int64), "node")])
+        axes = g.op("Range", [start, rank, g.const(np.array(1, np.int64), "node")])
+        ms = g.op("ReduceMean", [g.op("Mul", [x, x]), axes])
+        gamma = g.const(np.linspace(0.5, 1.5, 16).astype(np.float32))
+        n = g.op("Div", [x, g.op("Sqrt", [g.op("Add", [ms, g.const(np.array(1e-6, np.float32))])])])
+        y = g.op("Mul", [n, gamma])
+        g.out(y)
+        semantics = [{"kind": "rmsnorm", "eps": 1e-6, "axes": 1, "scale": gamma, "bias": None, "input": "x", "output": y,
+                      "lookalike": False}]
+        _save(g.model(), name, claim, expect, semantics)
+
+
 GENERATORS: list[Callable[[], None]] = [
     layernorm_variants, layernorm_lookalikes, rmsnorm_variants, rmsnorm_lookalikes, skip_variants, soundness_cases, harm_cases, runtime_affine, round_trips,
+    computed_axes,
 ]
 
 

@@ -271,11 +271,11 @@ def reduce_axes(node: NodeView, rank: int | None = None) -> MatchResult[Reductio
     axes: list[int] = []
     operand = node.inputs[1] if len(node.inputs) > 1 else None
     if operand is not None:
-        array = small_constant(operand)
-        if array is None:
+        found = computed_ints(operand)
+        if found is None:
             why = f"reduction axes {OVERRIDABLE}" if overridable(operand) else "reduction axes are not a constant"
             return MatchResult.failure(why, operand)
-        axes = [int(a) for a in array.reshape(-1)]
+        axes = found
     if axes:
         return MatchResult.success(Reduction(axes, keepdims))
     noop = node.attributes.get("noop_with_empty_axes")
@@ -284,6 +284,55 @@ def reduce_axes(node: NodeView, rank: int | None = None) -> MatchResult[Reductio
     if rank is None:
         return MatchResult.failure("reduction over all axes of an input of unknown rank", node.inputs[0])
     return MatchResult.success(Reduction(list(range(rank)), keepdims))
+
+
+INT_STEPS = ("Identity", "Size", "Shape", "Range", "Add", "Sub", "Mul", "Neg")
+_INTS = (ir.DataType.INT64, ir.DataType.INT32)
+
+
+def computed_ints(value: ValueView | None, depth: int = 8) -> list[int] | None:
+    """The ints a small int tensor holds, when they hold for every input the model accepts; else None.
+
+    A constant (``small_constant``), or computed from constants and ranks alone: ``Size(Shape(t))`` is
+    t's rank when that rank is known, ``Shape(t)`` its dims when all are numbers, then ``Identity``,
+    ``Range``, and ``Add``/``Sub``/``Mul``/``Neg`` of such (how ONNX's own function bodies spell their
+    reduction axes: ``Range(axis, Size(Shape(X)), 1)``).
+    """
+    array = small_constant(value)
+    if array is not None:
+        return [int(a) for a in array.reshape(-1)] if array.dtype.kind in "iu" else None
+    node = value.producer() if value is not None else None
+    if node is None or depth == 0 or value is None or value.dtype not in _INTS or not is_op(node, *INT_STEPS):
+        return None
+    if is_op(node, "Shape", "Size"):
+        source = node.inputs[0]
+        if source is None:
+            return None
+        if is_op(node, "Size"):
+            inner = source.producer()
+            if inner is None or not is_op(inner, "Shape") or inner.attributes or inner.inputs[0] is None:
+                dims = static_shape(source)
+                return None if dims is None else [int(np.prod(dims))]
+            rank = rank_of(inner.inputs[0])
+            return None if rank is None else [rank]
+        dims = static_shape(source)
+        return None if dims is None or node.attributes else list(dims)
+    operands = [computed_ints(v, depth - 1) for v in node.inputs]
+    if any(o is None for o in operands):
+        return None
+    values = [o for o in operands if o is not None]
+    if is_op(node, "Identity"):
+        return values[0]
+    if any(len(v) != 1 for v in values):
+        return None
+    scalars = [v[0] for v in values]
+    if is_op(node, "Range"):
+        start, limit, delta = scalars
+        return list(range(start, limit, delta)) if delta != 0 and abs(limit - start) <= 64 * abs(delta) else None
+    if is_op(node, "Neg"):
+        return [-scalars[0]]
+    a, b = scalars
+    return [a + b] if is_op(node, "Add") else [a - b] if is_op(node, "Sub") else [a * b]
 
 
 def trailing_axis_count(axes: list[int], rank: int | None) -> MatchResult[int]:

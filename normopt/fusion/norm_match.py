@@ -274,7 +274,8 @@ def _cast_source(x: ValueView) -> ValueView | None:
 def constant_producers(nodes: list[NodeView]) -> list[NodeView]:
     """Constant nodes (and Casts of constants) feeding ``nodes``: ε, exponents, axes; producers first.
 
-    They go with the pattern when nothing else reads them.
+    Also the int computations of axes from ranks (``gu.computed_ints``: Shape, Size, Range ...). They go
+    with the pattern when nothing else reads them.
     """
     found: list[NodeView] = []
 
@@ -284,6 +285,13 @@ def constant_producers(nodes: list[NodeView]) -> list[NodeView]:
             return
         if is_op(node, "Cast") and gu.is_constant(node.inputs[0]):
             visit(node.inputs[0])
+        elif is_op(node, *gu.INT_STEPS) and value is not None and gu.computed_ints(value) is not None:
+            inner = gu.producer(node.inputs[0], "Shape") if is_op(node, "Size") and node.inputs[0] else None
+            if inner is not None and inner not in found:
+                found.append(inner)  # Size(Shape(x)): the Shape goes too, when nothing else reads it
+            elif not is_op(node, "Shape", "Size"):
+                for operand in node.inputs:
+                    visit(operand)
         elif not is_op(node, "Constant"):
             return
         found.append(node)
