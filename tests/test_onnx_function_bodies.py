@@ -80,3 +80,27 @@ def test_axes_from_the_rank_of_an_unknown_rank_input_are_refused(tmp_path: Path)
     assert op_counts(outcome.output) == op_counts(source)
     feeds = {"x": np.random.default_rng(0).standard_normal((2, 3, 8)).astype(np.float32)}
     np.testing.assert_array_equal(run_ort(outcome.output, feeds)[0], run_ort(source, feeds)[0])
+
+
+def _layer_norm_bodies() -> list[Any]:
+    from onnx.backend.test.case.node import collect_testcases
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        cases = collect_testcases(None)
+    return [c for c in cases if c.name.startswith("test_layer_normalization") and "expanded" in c.name]
+
+
+def test_expanded_layer_norm_bodies_are_refused_with_what_they_are(tmp_path: Path) -> None:
+    """The LayerNormalization-17 body writes the variance as E[x²] − E[x]²: not fused (yet), and said so —
+    not "the centred tensor is never squared", nor "no epsilon Add" for the E[x²] an RMS candidate sees."""
+    bodies = _layer_norm_bodies()
+    assert len(bodies) == 38
+    for case in bodies:
+        source = tmp_path / f"{case.name}.onnx"
+        onnx.save(case.model, source)
+        outcome = fusing.fuse(source, tmp_path / "fused.onnx")
+        assert outcome.result.fused == 0 and op_counts(outcome.output) == op_counts(source)
+        reasons = {c.kind: c.reason or "" for c in outcome.result.details}
+        assert reasons["LayerNorm"].startswith("the variance is written as E[x²] − E[x]²"), reasons
+        assert "E[x²] of a variance" in reasons["RMSNorm"], reasons

@@ -137,6 +137,8 @@ class LayerNormPass(NormPass):
                 return match_with_affine(
                     x, tail.n, chain.count, tail.epsilon, rule, nodes, tail.epsilon_dtype, casts_input=cast
                 )
+        if means.in_moment_difference(chain.value):
+            raise Refusal(means.MOMENT_VARIANCE, chain.value)
         raise Refusal("the centred tensor is never squared", x)
 
 

@@ -264,3 +264,34 @@ def _same_dim(dim: Dim, position: int, value: ValueView, sources: _Sources) -> b
     rank = gu.rank_of(source)
     static = gu.static_dims(source, [position - rank]) if rank is not None else None
     return static is not None and static[0] == dim
+
+
+MOMENT_VARIANCE = (
+    "the variance is written as E[x²] − E[x]² (x never centred): not fused — LayerNormalization computes "
+    "E[(x − E[x])²], which rounds differently"
+)
+
+
+def _square_of(node: NodeView, base: ValueView) -> bool:
+    """True for ``Mul(base, base)`` or ``Pow(base, 2)``."""
+    if is_op(node, "Mul") and len(node.inputs) == 2:
+        return node.inputs[0] is base and node.inputs[1] is base
+    return is_op(node, "Pow") and node.inputs[0] is base and gu.scalar_constant(node.inputs[1], 1) == 2.0
+
+
+def in_moment_difference(value: ValueView) -> bool:
+    """True when ``value`` (a mean of squares, or a mean) takes part in ``E[x²] − E[x]²``.
+
+    For a mean of squares: it is the minuend of a Sub whose subtrahend squares a mean. For a mean: its
+    square is the subtrahend of such a Sub.
+    """
+    for user in value.consumers():
+        if is_op(user, "Sub") and user.inputs[0] is value and user.inputs[1] is not None:
+            square = user.inputs[1].producer()
+            base = square.inputs[0] if square is not None else None
+            if square is not None and base is not None and _square_of(square, base) and traced_mean(base):
+                return True
+        if _square_of(user, value):
+            if any(is_op(s, "Sub") and s.inputs[1] is user.outputs[0] for s in user.outputs[0].consumers()):
+                return True
+    return False
