@@ -342,3 +342,10 @@ def test_opt_levels_take_the_list_syntax_of_the_size_options(tmp_path: Path) -> 
     assert wrong.code == 2 and "unknown --opt-level 'fast'; choose from disable, basic, extended, all" in wrong.stderr
     run = cli("run", source, "-o", tmp_path / "r", "--opt-level", "disable,fast")
     assert run.code == 2 and "unknown --opt-level 'fast'" in run.stderr and not (tmp_path / "r").exists()
+
+
+def test_run_bf16_on_cpu_is_refused_before_the_export(tmp_path: Path) -> None:
+    """ORT's CPU provider cannot run the bf16 models the exporters write: said at once, not after exporting."""
+    result = cli("run", "gpt2-tiny", "--dtype", "bf16", "-o", tmp_path / "out", "--provider", "cpu")
+    assert result.code == 2 and "--dtype bf16: ONNX Runtime's CPU provider has no bfloat16 kernel" in result.stderr
+    assert "[1/4]" not in result.stderr and not (tmp_path / "out").exists()

@@ -89,6 +89,12 @@ def check_run(model: str, out: Path, settings: Settings) -> None:
         from normopt.exporting.spec import check_spec
 
         check_export_options(settings.exporter, settings.dtype, settings.opset, None, None)
+        if settings.dtype == "bf16" and set(settings.providers or ["cpu", "cuda"]) != {"cuda"}:
+            raise UsageError(
+                "--dtype bf16: ONNX Runtime's CPU provider has no bfloat16 kernel for ops both exporters write "
+                "(Where, Mul), so verify and bench could not run here after the export; use --dtype fp16, "
+                "or --provider cuda on a machine with CUDA (normopt export --dtype bf16 writes the model)"
+            )
         kind = check_spec(model, settings.task)
         if settings.with_past and (kind == "function" or settings.task not in (None, "causal-lm")):
             raise UsageError("--with-past exports a causal LM with its cache (presets and Hugging Face directories)")
