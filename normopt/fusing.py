@@ -88,7 +88,7 @@ def default_output(path: Path) -> Path:
 
 
 def fuse(
-    input: str | os.PathLike[str],
+    input: modelio.ModelLike,
     output: str | os.PathLike[str] | None = None,
     *,
     target: Target = "auto",
@@ -105,7 +105,8 @@ def fuse(
     """Fuse every norm in the model at ``input`` and write the result atomically.
 
     Args:
-        input: Source model; never modified unless ``in_place``.
+        input: Source model (a path; or an in-memory ``onnx.ModelProto`` / ``onnx_ir.Model``, which then
+            needs ``output``); never modified unless ``in_place``.
         output: Destination (default ``<input stem>.fused.onnx``).
         target: ``auto``, ``onnx`` or ``ort`` (see ``normopt.fusion.emit``).
         skip: Merge residual Adds into Skip* ops (default: only for ``ort``).
@@ -127,6 +128,14 @@ def fuse(
         CheckFailed: ``onnx.checker`` rejects a ``--target onnx`` output, or parity fails.
 
     """
+    if not isinstance(input, (str, os.PathLike)):
+        if output is None or in_place:
+            raise UsageError("an in-memory model is fused into a file: give output (and no in_place)")
+        with modelio.as_path(input) as file:
+            return fuse(
+                file, output, target=target, skip=skip, external=external, verify=verify, atol=atol, rtol=rtol,
+                data_name=data_name, keep_data_name=keep_data_name, freeze_initializers=freeze_initializers,
+            )  # fmt: skip
     start = time.perf_counter()
     source = Path(input)
     destination = Path(output) if output is not None else default_output(source)
@@ -247,11 +256,15 @@ def _as_inspected(record: dict[str, Any]) -> dict[str, Any]:
     return record
 
 
-def inspect(path: str | os.PathLike[str], target: Target = "auto") -> InspectReport:
-    """Every norm candidate in the model at ``path`` (a file, or an export folder's model: ``locate.model_in``).
+def inspect(path: modelio.ModelLike, target: Target = "auto") -> InspectReport:
+    """Every norm candidate in a model: kind, eps, axes, dtype, and why it is not fusable.
 
-    Per candidate: kind, eps, axes, dtype, and why it is not fusable.
+    ``path``: a file, an export folder's model (``locate.model_in``), or an in-memory ``onnx.ModelProto`` /
+    ``onnx_ir.Model``.
     """
+    if not isinstance(path, (str, os.PathLike)):
+        with modelio.as_path(path) as file:
+            return inspect(file, target)
     path = model_in(path)
     with gc_paused():
         proto = modelio.read_proto(path)

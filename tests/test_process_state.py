@@ -45,3 +45,24 @@ def test_the_command_line_owns_its_process(tmp_path: Path) -> None:
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert out.strip().splitlines()[-1] == "[0, 0] ['gc', 'ort']", out
+
+
+def test_the_api_takes_in_memory_models_as_well_as_paths(tmp_path: Path) -> None:
+    """fuse, inspect, verify and bench take an ``onnx.ModelProto`` or an ``onnx_ir.Model`` where a path goes."""
+    import onnx
+    import onnx_ir as ir
+
+    source = GRAPHS / "ln_canonical.onnx"
+    proto, model = onnx.load(source), ir.load(source)
+    assert normopt.inspect(proto).result.candidates == 1 and normopt.inspect(model).result.candidates == 1
+    outcome = normopt.fuse(model, tmp_path / "fused.onnx")
+    assert outcome.result.fused == 1 and outcome.output.is_file()
+    assert normopt.verify(proto, outcome.output).passed
+    report = normopt.bench([proto, outcome.output], iters=2, warmup=0, opt_levels=["disable"])
+    assert [r.model for r in report.results] == ["model1", "fused"]
+    import pytest
+
+    with pytest.raises(ValueError, match="give output"):
+        normopt.fuse(proto)
+    with pytest.raises(ValueError, match="not a model: int"):
+        normopt.inspect(3)  # type: ignore[arg-type]

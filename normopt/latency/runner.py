@@ -8,13 +8,14 @@ device-resident inputs and outputs (CUDA), so the harness adds one call and no c
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import shutil
 import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -32,11 +33,14 @@ from normopt.latency.stats import MIN_ROUNDS, noise_floor, speedup_ci
 from normopt.latency.timing import PROFILE_RUNS, Runner, end_profiles, row_of, timed_rounds
 from normopt.locate import model_in
 
+if TYPE_CHECKING:
+    from normopt.modelio import ModelLike
+
 logger = logging.getLogger(__name__)
 
 
 def bench(
-    models: Sequence[str | os.PathLike[str]],
+    models: Sequence[ModelLike],
     *,
     providers: Sequence[str] | None = None,
     opt_levels: list[ortsession.OptLevel] | None = None,
@@ -62,7 +66,8 @@ def bench(
     """Benchmark ``models`` side by side.
 
     Args:
-        models: ``.onnx`` paths (or export folders: ``locate.model_in``); every model must take the same inputs.
+        models: ``.onnx`` paths, export folders (``locate.model_in``) or in-memory ``onnx.ModelProto`` /
+            ``onnx_ir.Model`` (labelled ``model1``, ``model2``... unless ``labels``); all take the same inputs.
         providers: ``cpu`` and/or ``cuda`` (default cpu).
         opt_levels: ORT graph optimization levels (default ``disable`` and ``all``).
         warmup: Untimed runs per session and workload before timing.
@@ -95,6 +100,17 @@ def bench(
         UsageError: Missing models, models with different inputs, sizes the model cannot take.
 
     """
+    if any(not isinstance(m, (str, os.PathLike)) for m in models):
+        from normopt import modelio
+
+        with contextlib.ExitStack() as stack:
+            files = [stack.enter_context(modelio.as_path(m, f"model{n}")) for n, m in enumerate(models, 1)]
+            return bench(
+                files, providers=providers, opt_levels=opt_levels, warmup=warmup, iters=iters, seconds=seconds,
+                threads=threads, shapes=shapes, inputs=inputs, profile=profile, labels=labels, progress=progress,
+                skip_unavailable=skip_unavailable, scenario=scenario, batches=batches, seqs=seqs, pasts=pasts,
+                compare_ort=compare_ort, ort_model_type=ort_model_type, calibrate=calibrate, note=note,
+            )  # fmt: skip
     from normopt import modelio, options
 
     if not models:
@@ -104,7 +120,7 @@ def bench(
     started = time.perf_counter()  # --seconds bounds everything from here on
     notes: list[str] = []
     say = note or logger.warning
-    paths = [model_in(m) for m in models]
+    paths = [model_in(m) for m in models if isinstance(m, (str, os.PathLike))]  # every one, by the dispatch above
     first = modelio.load(paths[0])  # kept: its input shapes and vocabulary limits are read below
     for path in paths[1:]:
         modelio.load(path)

@@ -20,8 +20,10 @@ from normopt.modelio.read import (
     to_proto,
 )
 from normopt.modelio.stage import (
+    ModelLike,
     SaveInfo,
     Staged,
+    as_path,
     check_destination,
     check_writable,
     discard_created,
@@ -35,10 +37,12 @@ from normopt.modelio.stage import (
 
 __all__ = [
     "MAX_IR_VERSION",
+    "ModelLike",
     "ProtoModel",
     "SaveInfo",
     "Staged",
     "add_outputs",
+    "as_path",
     "cap_ir_version",
     "check",
     "check_destination",

@@ -18,6 +18,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import onnx
 import onnx_ir as ir
 
 from normopt.choices import ExternalLayout
@@ -326,3 +327,32 @@ def discard_created(created: list[Path]) -> None:
             shutil.rmtree(path, ignore_errors=True)
         elif path.exists():
             path.unlink(missing_ok=True)
+
+
+ModelLike = str | os.PathLike[str] | onnx.ModelProto | ir.Model  # what the Python API takes as a model
+
+
+@contextlib.contextmanager
+def as_path(model: ModelLike, name: str = "model") -> Iterator[Path]:
+    """A path for ``model``: the path itself, or a temporary file holding an in-memory model, removed after.
+
+    An ``onnx.ModelProto`` or ``onnx_ir.Model`` is written with its weights inline (external tensors are
+    read), into a private folder, so the API can treat every model as a file.
+    """
+    if isinstance(model, (str, os.PathLike)):
+        yield Path(model)
+        return
+    folder = Path(tempfile.mkdtemp(prefix="normopt-model-"))
+    try:
+        path = folder / f"{name}.onnx"
+        if isinstance(model, ir.Model):
+            ir.save(model, path)
+        elif isinstance(model, onnx.ModelProto):
+            onnx.save(model, os.fspath(path))
+        else:
+            raise UsageError(
+                f"not a model: {type(model).__name__} (give a path, an onnx.ModelProto or an onnx_ir.Model)"
+            )
+        yield path
+    finally:
+        shutil.rmtree(folder, ignore_errors=True)

@@ -91,8 +91,8 @@ def _shapes(feeds: dict[str, np.ndarray]) -> str:
 
 
 def verify(
-    reference: str | os.PathLike[str],
-    candidate: str | os.PathLike[str],
+    reference: modelio.ModelLike,
+    candidate: modelio.ModelLike,
     *,
     atol: float | None = None,
     rtol: float | None = None,
@@ -108,8 +108,9 @@ def verify(
     """Check that ``candidate`` computes what ``reference`` computes.
 
     Args:
-        reference: The original model (.onnx, or an export folder holding it: ``locate.model_in``).
-        candidate: The model to check, usually the fused one (a file or folder likewise).
+        reference: The original model (.onnx, an export folder holding it: ``locate.model_in``, or an
+            in-memory ``onnx.ModelProto`` / ``onnx_ir.Model``).
+        candidate: The model to check, usually the fused one (a file, folder or model likewise).
         atol: Absolute tolerance; None uses the default for the candidate's output dtype, or for the
             narrowest float type the reference computes in when that is looser.
         rtol: Relative tolerance; None likewise.
@@ -133,6 +134,12 @@ def verify(
         UsageError: Missing or unreadable models, mismatched input or output names, bad inputs.
 
     """
+    if not isinstance(reference, (str, os.PathLike)) or not isinstance(candidate, (str, os.PathLike)):
+        with modelio.as_path(reference, "reference") as ref, modelio.as_path(candidate, "candidate") as cand:
+            return verify(
+                ref, cand, atol=atol, rtol=rtol, inputs=inputs, shapes=shapes, seed=seed, trials=trials,
+                provider=provider, localize=localize, sizes=sizes, local=local,
+            )  # fmt: skip
     reference, candidate = model_in(reference), model_in(candidate)
     options.at_least("--trials", trials, 1)
     atol, rtol = options.tolerance("--atol", atol), options.tolerance("--rtol", rtol)
