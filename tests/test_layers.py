@@ -100,7 +100,7 @@ def test_mypy_strict_passes_and_callers_see_the_api_types(tmp_path: Path) -> Non
     notes = [line.split("Revealed type is ")[1] for line in stdout.splitlines() if "Revealed type" in line]
     assert len(notes) == 2, stdout
     assert notes[0].startswith('"def (model: str | None =') and notes[0].endswith('RunOutcome"'), notes
-    assert notes[1].startswith('"def (input: str | os.PathLike[str],') and notes[1].endswith('FuseOutcome"'), notes
+    assert notes[1].startswith('"def (input: str | os.PathLike[str] | ') and notes[1].endswith('FuseOutcome"'), notes
 
 
 def test_the_api_is_discoverable() -> None:
