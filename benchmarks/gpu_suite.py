@@ -114,8 +114,8 @@ def _one(
 
 
 def _summary(documents: list[dict[str, Any]], device: dict[str, str], provider: str, dry: bool) -> str:
+    from normopt.latency.scenarios import workload_label
     from normopt.latency.stats import SpeedupCI
-    from normopt.reports.bench import workload_label
 
     env = documents[0]["environment"] if documents else {}
     lines = [

@@ -28,7 +28,7 @@ from normopt.feeds.runs import specs_of
 from normopt.feeds.spec import InputSpec
 from normopt.latency.environment import environment
 from normopt.latency.results import BenchReport, BenchRow
-from normopt.latency.scenarios import Workload, plan
+from normopt.latency.scenarios import Workload, plan, workload_label
 from normopt.latency.stats import MIN_ROUNDS, noise_floor, speedup_ci
 from normopt.latency.timing import PROFILE_RUNS, Runner, end_profiles, row_of, timed_rounds
 from normopt.locate import model_in
@@ -192,8 +192,11 @@ def bench(
                 round_s = (time.perf_counter() - warm) / max(warmup, 1)  # one round: every session once
                 expected = int(share / round_s) if round_s > 0 else 0
                 if expected < MIN_ROUNDS:
+                    sizes = workload.sizes
+                    name = workload_label(workload.scenario, sizes.batch, sizes.seq, sizes.past)
+                    name = "the given inputs" if workload.scenario == "inputs" else name
                     line = (
-                        f"--seconds {seconds:g} leaves {share:.2f} s for {_workload_name(workload)}: about "
+                        f"--seconds {seconds:g} leaves {share:.2f} s for {name}: about "
                         f"{expected} rounds of {round_s * 1000:.0f} ms, fewer than the {MIN_ROUNDS} a verdict "
                         "needs (give more seconds, or --iters)"
                     )
@@ -236,14 +239,6 @@ def bench(
         workloads=described,
         notes=notes,
     )
-
-
-def _workload_name(workload: Workload) -> str:
-    sizes = workload.sizes
-    if workload.scenario == "inputs":
-        return "the given inputs"
-    last = f"p{sizes.past}" if workload.scenario == "decode" else f"s{sizes.seq}"
-    return f"{workload.scenario} b{sizes.batch} {last}"
 
 
 def _add_ort_peers(

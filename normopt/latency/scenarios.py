@@ -70,3 +70,11 @@ def plan(
         for past in pasts or [roles.DEFAULT_PAST]:
             workloads += [Workload("decode", roles.Sizes(b, 1, past), text) for b in batch_list]
     return workloads
+
+
+def workload_label(scenario: str, batch: int | None, seq: int | None, past: int | None) -> str:
+    """``prefill b2 s16``, ``decode b1 p128``; sizes left out where unknown."""
+    if scenario == "inputs":
+        return scenario
+    last = ("p", past) if scenario == "decode" else ("s", seq)
+    return " ".join([scenario, *(f"{k}{v}" for k, v in (("b", batch), last) if v is not None)])

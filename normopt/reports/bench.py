@@ -13,6 +13,7 @@ from typing import IO
 
 from normopt.feeds.roles import shapes_line
 from normopt.latency.results import BenchReport, BenchRow
+from normopt.latency.scenarios import workload_label
 from normopt.reports.html import md_text
 
 COLUMNS = [
@@ -70,14 +71,6 @@ CSV_FIELDS = [
 def workload(row: BenchRow) -> str:
     """``prefill b2 s16``, ``decode b1 p128`` (``inputs`` for an .npz)."""
     return workload_label(row.scenario, row.batch, row.seq, row.past)
-
-
-def workload_label(scenario: str, batch: int | None, seq: int | None, past: int | None) -> str:
-    """``prefill b2 s16``, ``decode b1 p128``; sizes left out where unknown."""
-    if scenario == "inputs":
-        return scenario
-    last = ("p", past) if scenario == "decode" else ("s", seq)
-    return " ".join([scenario, *(f"{k}{v}" for k, v in (("b", batch), last) if v is not None)])
 
 
 def _cell(row: BenchRow, key: str) -> str:
