@@ -133,10 +133,7 @@ def make_parents(destination: str | os.PathLike[str]) -> list[Path]:
         missing.append(folder)
     if not missing:
         return []
-    check_writable(missing[-1], str(destination))
-    for ancestor in (missing[-1], *missing[-1].parents):
-        if ancestor.exists() and not ancestor.is_dir():
-            raise UsageError(f"cannot write {destination}: {ancestor} is a file, not a directory")
+    check_writable(missing[-1], str(destination))  # also refuses a file where a folder would go
     parent.mkdir(parents=True)
     return missing
 
