@@ -23,8 +23,11 @@ from pathlib import Path
 import numpy as np
 import onnx_ir as ir
 
+from normopt.engines.views import ValueView
 from normopt.feeds import roles
 from normopt.feeds.spec import InputSpec
+from normopt.fusion import graph_utils as gu
+from normopt.ops import is_op
 
 logger = logging.getLogger(__name__)
 
@@ -57,7 +60,7 @@ class Shape:
     hidden_size: int = 0
 
 
-def model_shape(path: Path) -> Shape:
+def model_shape(model: ir.Model | Path) -> Shape:
     """Heads and hidden size read from the model, or 0s where it does not say them.
 
     The hidden size is the most common length of its norms' (and scaling Muls') 1-D constant γ; the heads
@@ -66,9 +69,9 @@ def model_shape(path: Path) -> Shape:
     With 0s the optimizer falls back to its own detection (and warns).
     """
     from normopt import modelio
-    from normopt.ops import is_op
 
-    model = modelio.load(path)
+    if not isinstance(model, ir.Model):
+        model = modelio.load(model)
     hidden: Counter[int] = Counter()
     splits: Counter[tuple[int, int]] = Counter()
     for node in model.graph:
@@ -94,13 +97,13 @@ def model_shape(path: Path) -> Shape:
     return Shape(heads.most_common(1)[0][0] if heads else 0, size if heads else 0)
 
 
-def _target_dims(value: ir.Value) -> list[int] | None:
+def _target_dims(value: ValueView) -> list[int] | None:
     """A Reshape target's dims: a constant, or a Concat of 1-element pieces (-1 for a piece computed at run time)."""
     whole = _constant_of(value)
     if whole is not None:
         return [int(d) for d in whole.reshape(-1).tolist()]
-    concat = value.producer()
-    if concat is None or concat.op_type != "Concat":
+    concat = gu.producer(value, "Concat")
+    if concat is None:
         return None
     dims = []
     for piece in concat.inputs:
@@ -114,18 +117,13 @@ def _target_dims(value: ir.Value) -> list[int] | None:
     return dims
 
 
-def _constant_of(value: ir.Value | None) -> np.ndarray | None:
-    """The value of an initializer, a Constant node, or an Unsqueeze of either; else None."""
-    if value is None:
-        return None
-    if value.const_value is not None:
-        return value.const_value.numpy()
-    node = value.producer()
-    if node is not None and node.op_type == "Constant" and "value" in node.attributes:
-        return node.attributes["value"].as_tensor().numpy()
-    if node is not None and node.op_type == "Unsqueeze" and node.inputs:
-        return _constant_of(node.inputs[0])
-    return None
+def _constant_of(value: ValueView | None) -> np.ndarray | None:
+    """A small constant (``graph_utils.small_constant``), or an Unsqueeze of one; else None."""
+    found = gu.small_constant(value)
+    if found is not None or value is None:
+        return found
+    unsqueeze = gu.producer(value, "Unsqueeze")
+    return _constant_of(unsqueeze.inputs[0]) if unsqueeze is not None and unsqueeze.inputs else None
 
 
 def ort_optimized(

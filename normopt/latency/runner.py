@@ -34,6 +34,8 @@ from normopt.latency.timing import PROFILE_RUNS, Runner, end_profiles, row_of, t
 from normopt.locate import model_in
 
 if TYPE_CHECKING:
+    import onnx_ir as ir
+
     from normopt.modelio import ModelLike
 
 logger = logging.getLogger(__name__)
@@ -154,7 +156,7 @@ def bench(
     limits = inp.vocab_limits(first)
     peer_dir = None
     if compare_ort:
-        peer_dir, peer_problems = _add_ort_peers(paths, labels, specs, probe, ort_model_type, notes)
+        peer_dir, peer_problems = _add_ort_peers(paths, labels, first, specs, probe, ort_model_type, notes)
         skipped += [{"provider": label, "reason": problem} for label, problem in peer_problems]
     if calibrate:
         paths.append(paths[0])
@@ -244,6 +246,7 @@ def bench(
 def _add_ort_peers(
     paths: list[Path],
     labels: list[str],
+    first: ir.Model,
     specs: list[InputSpec],
     probe: Any,
     model_type: str | None,
@@ -267,7 +270,7 @@ def _add_ort_peers(
     if chosen not in peers.model_types():
         known = ", ".join(peers.model_types())
         raise UsageError(f"unknown --ort-model-type {chosen!r}; ONNX Runtime knows {known}")
-    shape = peers.model_shape(paths[0])
+    shape = peers.model_shape(first)  # the first model, as bench loaded it
     heads, size = shape.num_heads or "not found", shape.hidden_size or "not found"
     given = f"model type {chosen}, num_heads {heads}, hidden_size {size}"
     notes.append(f"ONNX Runtime's transformers optimizer ran with {given} (read from the model)")
