@@ -26,7 +26,7 @@ from normopt import modelio
 from normopt.feeds import ortsession
 from normopt.feeds.runs import run_one
 from normopt.parity.compare import TensorStats, compare, default_tolerance
-from normopt.parity.localize import fused_nodes, with_outputs
+from normopt.parity.localize import fused_nodes, shared_tensors, with_outputs
 
 WITHIN = 10.0  # an end-to-end difference up to this multiple of the sensitivity is "within" it
 
@@ -104,12 +104,7 @@ def _node_errors(
 ) -> list[NodeError]:
     model = modelio.load(candidate)
     nodes = fused_nodes(model)
-    ref_names = {v.name for v in _values(modelio.load(reference)) if v.name}
-    feeds_given = {v.name for v in model.graph.inputs if v.name}
-    wanted = sorted(
-        {v.name for n in nodes for v in (*n.inputs, n.outputs[0]) if v is not None and v.name in ref_names}
-        - feeds_given
-    )
+    wanted = shared_tensors(nodes, modelio.load(reference))
     if not nodes or not wanted:
         return []
     with with_outputs(reference, wanted) as path:
@@ -132,13 +127,6 @@ def _node_errors(
         name = node.name or f"the unnamed {node.op_type} writing {y}"
         errors.append(NodeError(name, node.op_type, y, stats.max_abs, relative, stats.passed))
     return errors
-
-
-def _values(model: ir.Model) -> list[ir.Value]:
-    values = list(model.graph.inputs)
-    for node in model.graph:
-        values += [o for o in node.outputs if o.name]
-    return values
 
 
 def local_check(

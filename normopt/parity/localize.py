@@ -35,6 +35,17 @@ def _tensor_names(values: Any) -> list[str]:
     return [v.name for v in values if v is not None and v.name and not v.is_initializer() and not v.is_graph_input()]
 
 
+def shared_tensors(nodes: list[ir.Node], reference: ir.Model) -> list[str]:
+    """The computed tensors ``nodes`` read or write that ``reference`` has too (same names), in node order."""
+    ref_values = ir.convenience.create_value_mapping(reference.graph)
+    wanted: list[str] = []
+    for node in nodes:
+        for name in _tensor_names([*node.inputs, *node.outputs]):
+            if name in ref_values and name not in wanted:
+                wanted.append(name)
+    return wanted
+
+
 @contextmanager
 def with_outputs(path: Path, names: list[str]) -> Iterator[Path]:
     """A temporary copy of the model at ``path`` exposing ``names`` as outputs, beside the original."""
@@ -70,13 +81,8 @@ def first_divergence(
     """
     cand_model = modelio.load(candidate)
     ref_model = modelio.load(reference)
-    ref_values = ir.convenience.create_value_mapping(ref_model.graph)
     nodes = fused_nodes(cand_model)
-    wanted: list[str] = []
-    for node in nodes:
-        for name in _tensor_names([*node.inputs, *node.outputs]):
-            if name in ref_values and name not in wanted:
-                wanted.append(name)
+    wanted = shared_tensors(nodes, ref_model)
     if not wanted:
         return {"node": None, "note": "the graphs share no tensor at any fused node", "stats": None}
     with with_outputs(reference, wanted) as ref_path, with_outputs(candidate, wanted) as cand_path:
