@@ -10,7 +10,7 @@ from __future__ import annotations
 import math
 import os
 
-from normopt.errors import UsageError
+from normopt.errors import UsageError, option
 
 MAX_SECONDS = 24 * 3600.0
 MAX_SEED = 2**63 - 1
@@ -36,14 +36,19 @@ def timed_runs(iters: int | None, warmup: int, seconds: float | None) -> int:
 
     Rule: give ``--iters`` (default 100) or ``--seconds`` (run until that much time is spent), not both.
     """
-    at_least("--warmup", warmup, 0)
+    at_least(option("--warmup"), warmup, 0)
     if seconds is not None:
         if iters is not None:
-            raise UsageError("give --iters or --seconds, not both (--seconds runs until the time is spent)")
+            raise UsageError(
+                f"give {option('--iters')} or {option('--seconds')}, not "
+                f"both ({option('--seconds')} runs until the time is spent)"
+            )
         if not isinstance(seconds, (int, float)) or not math.isfinite(seconds) or not 0 < seconds <= MAX_SECONDS:
-            raise UsageError(f"--seconds must be a number of seconds in (0, {MAX_SECONDS:g}], got {seconds!r}")
+            raise UsageError(
+                f"{option('--seconds')} must be a number of seconds in (0, {MAX_SECONDS:g}], got {seconds!r}"
+            )
         return 0
-    return at_least("--iters", DEFAULT_ITERS if iters is None else iters, 1)
+    return at_least(option("--iters"), DEFAULT_ITERS if iters is None else iters, 1)
 
 
 def threads(value: int | None) -> int | None:
@@ -52,7 +57,7 @@ def threads(value: int | None) -> int | None:
         return None
     cpus = _cpus()
     if isinstance(value, bool) or not isinstance(value, int) or not 1 <= value <= cpus:
-        raise UsageError(f"--threads must be between 1 and {cpus} (the CPUs available here), got {value!r}")
+        raise UsageError(f"{option('--threads')} must be between 1 and {cpus} (the CPUs available here), got {value!r}")
     return value
 
 
@@ -68,7 +73,7 @@ def tolerance(name: str, value: float | None) -> float | None:
 def seed(value: int) -> int:
     """``--seed``: an integer in [0, 2**63 - 1]."""
     if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value <= MAX_SEED:
-        raise UsageError(f"--seed must be an integer in [0, 2**63 - 1], got {value!r}")
+        raise UsageError(f"{option('--seed')} must be an integer in [0, 2**63 - 1], got {value!r}")
     return value
 
 
@@ -107,4 +112,8 @@ def size_lists(
     batch: list[str] | None, seq: list[str] | None, past: list[str] | None
 ) -> tuple[list[int] | None, list[int] | None, list[int] | None]:
     """``--batch``, ``--seq`` and ``--past`` lists as ints (batch and seq ≥ 1, past ≥ 0)."""
-    return int_list("--batch", batch, 1), int_list("--seq", seq, 1), int_list("--past", past, 0)
+    return (
+        int_list(option("--batch"), batch, 1),
+        int_list(option("--seq"), seq, 1),
+        int_list(option("--past"), past, 0),
+    )

@@ -83,12 +83,12 @@ def test_dim_expressions(text: str, value: int | None) -> None:
 
 def test_sizes_the_model_cannot_take_are_usage_errors() -> None:
     encoder = [InputSpec("input_ids", I64, ("batch", "seq")), InputSpec("attention_mask", I64, ("batch", "seq"))]
-    with pytest.raises(UsageError, match="--past applies to decoders with past"):
+    with pytest.raises(UsageError, match="pasts applies to decoders with past"):
         roles.check_sizes(Sizes(past=4), encoder)
     vision = [InputSpec("pixel_values", F32, ("batch", 3, 32, 32))]
-    with pytest.raises(UsageError, match="--seq applies to models with token inputs"):
+    with pytest.raises(UsageError, match="seqs applies to models with token inputs"):
         roles.check_sizes(Sizes(seq=4), vision)
-    with pytest.raises(UsageError, match="--batch must be an integer ≥ 1"):
+    with pytest.raises(UsageError, match="batches must be an integer ≥ 1"):
         roles.check_sizes(Sizes(batch=0), vision)
 
 

@@ -132,7 +132,7 @@ def handle_errors(command: F) -> F:
 
     @functools.wraps(command)
     def wrapper(*args: Any, **kwargs: Any) -> Any:
-        from normopt.errors import NormoptError
+        from normopt.errors import NormoptError, cli_spelling
 
         debug = bool(kwargs.get("debug")) or os.environ.get("NORMOPT_DEBUG") == "1"
         if debug:
@@ -140,7 +140,8 @@ def handle_errors(command: F) -> F:
         for signum in (signal.SIGTERM, signal.SIGHUP):
             signal.signal(signum, _raise_terminated)
         try:
-            return command(*args, **kwargs)
+            with cli_spelling():  # messages name options by their flags here, by parameter names in Python
+                return command(*args, **kwargs)
         except typer.Exit:
             raise
         except NormoptError as error:

@@ -18,7 +18,7 @@ from typing import Any
 
 from normopt import modelio
 from normopt.choices import DTYPES, EXPORTERS, DType, Exporter, Part
-from normopt.errors import UsageError
+from normopt.errors import UsageError, option
 from normopt.exporting.torch_output import chatter_to_debug_log, failure_cause, first_line
 
 logger = logging.getLogger(__name__)
@@ -98,12 +98,18 @@ def check_export_options(exporter: str, dtype: str, opset: int | None, batch: in
     if opset is not None:
         low, high = opset_range(exporter)
         if isinstance(opset, bool) or not isinstance(opset, int) or not low <= opset <= high:
-            hint = "; use --exporter legacy for older opsets" if exporter == "dynamo" and opset < low else ""
-            raise UsageError(f"--opset for the {exporter} exporter must be between {low} and {high}, got {opset}{hint}")
+            hint = (
+                f"; use {option('--exporter', 'legacy')} for older opsets"
+                if exporter == "dynamo" and opset < low
+                else ""
+            )
+            raise UsageError(
+                f"{option('--opset')} for the {exporter} exporter must be between {low} and {high}, got {opset}{hint}"
+            )
     if batch is not None:
-        options.at_least("--batch", batch, 1)
+        options.at_least(option("--batch", parameter="batch"), batch, 1)
     if seq is not None:
-        options.at_least("--seq", seq, 1)
+        options.at_least(option("--seq", parameter="seq"), seq, 1)
 
 
 def _torch_dtype(dtype: DType) -> Any:
@@ -166,7 +172,10 @@ def export(
         if seq is not None and source.max_seq is not None and seq + source.past > source.max_seq:
             limit = source.max_seq - source.past
             cached = f" ({source.past} cached example tokens come first)" if source.past else ""
-            raise UsageError(f"--seq must be between 1 and {limit} (the model's positions{cached}), got {seq}")
+            raise UsageError(
+                f"{option('--seq', parameter='seq')} must be between 1 "
+                f"and {limit} (the model's positions{cached}), got {seq}"
+            )
         with chatter_to_debug_log():
             calls = count_norm_calls(source.module, source.inputs)  # a shared norm module counts per call
         module = source.module.to(_torch_dtype(dtype))
@@ -241,7 +250,9 @@ def _smoke_run(path: Path, inputs: dict[str, Any], exporter: Exporter, dtype: DT
     except UsageError as error:
         if "NOT_IMPLEMENTED" in str(error):
             return f"{missing} ({error})"
-        raise UsageError(f"the {exporter} exporter wrote a model {error}; try --exporter {_other(exporter)}") from error
+        raise UsageError(
+            f"the {exporter} exporter wrote a model {error}; try {option('--exporter', _other(exporter))}"
+        ) from error
     names = {i.name for i in session.get_inputs()}
     feeds = {name: tensor.detach().cpu().numpy() for name, tensor in inputs.items() if name in names}
     quiet = ort.RunOptions()
@@ -254,7 +265,7 @@ def _smoke_run(path: Path, inputs: dict[str, Any], exporter: Exporter, dtype: DT
             return f"{missing} ({text})"
         raise UsageError(
             f"the {exporter} exporter wrote a model ONNX Runtime cannot run on the example inputs ({text}); "
-            f"try --exporter {_other(exporter)}"
+            f"try {option('--exporter', _other(exporter))}"
         ) from error
     return None
 
@@ -316,7 +327,7 @@ def _run_exporter(
         except Exception as error:
             raise UsageError(
                 f"the {exporter} exporter failed for {dtype} ({failure_cause(error)}); "
-                f"try --exporter {_other(exporter)}"
+                f"try {option('--exporter', _other(exporter))}"
             ) from error
 
 

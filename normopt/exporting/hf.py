@@ -19,7 +19,7 @@ import torch
 from torch import nn
 
 from normopt.compat.transformers_api import use_eager_kernels
-from normopt.errors import UsageError
+from normopt.errors import UsageError, option
 from normopt.exporting import cache, presets
 from normopt.exporting.source import Source, cached_source
 
@@ -118,11 +118,11 @@ def hugging_face(
     task = task or ("causal-lm" if with_past else default_task(config))
     seq2seq = bool(getattr(config, "is_encoder_decoder", False))
     if part is not None and not seq2seq:
-        raise UsageError(f"--part applies to encoder-decoders; {config.model_type} is not one")
+        raise UsageError(f"{option('--part')} applies to encoder-decoders; {config.model_type} is not one")
     if seq2seq and task != "hidden-states":
         raise UsageError(
             f"{config.model_type} is an encoder-decoder: normopt exports its encoder (default) or, with "
-            f"--part decoder, its decoder, as hidden states (not --task {task})"
+            f"{option('--part', 'decoder')}, its decoder, as hidden states (not {option('--task', task)})"
         )
     weights = has_weights(path)
     model_cls = _model_class(transformers, config, task)
@@ -150,7 +150,9 @@ def hugging_face(
     b, s = batch or 2, seq or 16
     if with_past:
         if input_kind(config) != "input_ids":
-            raise UsageError(f"--with-past applies to text decoders; {config.model_type} takes no input_ids")
+            raise UsageError(
+                f"{option('--with-past')} applies to text decoders; {config.model_type} takes no input_ids"
+            )
         module, example = cache.hugging_face_example(model.eval(), config.vocab_size, b, s)
         return cached_source(
             module,

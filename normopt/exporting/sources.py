@@ -18,7 +18,7 @@ import torch
 from torch import nn
 
 from normopt.choices import PARTS
-from normopt.errors import UsageError
+from normopt.errors import UsageError, option
 from normopt.exporting import cache, hf, presets
 from normopt.exporting.source import Source, cached_source, table_size
 from normopt.exporting.spec import check_spec
@@ -58,15 +58,18 @@ def resolve(
     if part is not None and part not in PARTS:
         raise UsageError(f"unknown part {part!r}; choose {' or '.join(PARTS)}")
     if part is not None and kind != "hf":
-        raise UsageError("--part applies to Hugging Face encoder-decoder directories")
+        raise UsageError(f"{option('--part')} applies to Hugging Face encoder-decoder directories")
     if part is not None and (with_past or task not in (None, "hidden-states")):
         raise UsageError(
-            "--part exports an encoder-decoder's hidden states; it does not combine with --task or --with-past"
+            f"{option('--part')} exports an encoder-decoder's hidden states; it "
+            f"does not combine with {option('--task')} or {option('--with-past')}"
         )
     if with_past and kind == "function":
-        raise UsageError("--with-past applies to presets and Hugging Face causal LMs, not module:function")
+        raise UsageError(f"{option('--with-past')} applies to presets and Hugging Face causal LMs, not module:function")
     if with_past and task not in (None, "causal-lm"):
-        raise UsageError(f"--with-past exports a causal LM with its cache; --task {task} has no cache")
+        raise UsageError(
+            f"{option('--with-past')} exports a causal LM with its cache; {option('--task', task)} has no cache"
+        )
     if kind == "preset":
         return dataclasses.replace(_preset(spec, batch, seq, with_past), random_weights=True)
     if kind == "hf":

@@ -11,7 +11,7 @@ import re
 from pathlib import Path
 
 from normopt.choices import TASKS
-from normopt.errors import UsageError
+from normopt.errors import UsageError, option
 from normopt.exporting.catalog import PRESETS
 
 _HUB_ID = re.compile(r"[A-Za-z0-9][\w.-]*/[\w.-]+")  # organization/name, as the Hub spells model ids
@@ -30,7 +30,7 @@ def check_spec(spec: str, task: str | None = None) -> str:
     if spec in PRESETS:
         if task not in (None, "causal-lm"):
             raise UsageError(
-                f"preset {spec} is a causal LM (logits); --task {task} applies to Hugging Face directories"
+                f"preset {spec} is a causal LM (logits); {option('--task', task)} applies to Hugging Face directories"
             )
         return "preset"
     path = Path(spec)
@@ -40,7 +40,7 @@ def check_spec(spec: str, task: str | None = None) -> str:
         return "hf"
     if ":" in spec and not path.exists():
         if task is not None:
-            raise UsageError("--task applies to presets and Hugging Face directories, not module:function")
+            raise UsageError(f"{option('--task')} applies to presets and Hugging Face directories, not module:function")
         module_name, _, attr = spec.partition(":")
         try:
             found = bool(module_name) and bool(attr) and importlib.util.find_spec(module_name) is not None

@@ -18,7 +18,7 @@ from pathlib import Path
 import numpy as np
 import onnx_ir as ir
 
-from normopt.errors import UsageError
+from normopt.errors import UsageError, option
 from normopt.feeds import roles
 from normopt.feeds.spec import InputSpec
 from normopt.ops import is_op
@@ -41,10 +41,12 @@ def parse_shape(text: str) -> tuple[str, list[int]]:
     """Parse ``NAME=2x16x768`` (or ``NAME=2,16``) into a name and dims."""
     match = re.fullmatch(r"\s*([^=]+?)\s*=\s*(\d+(?:\s*[x,]\s*\d+)*)?\s*", text)
     if not match:
-        raise UsageError(f"bad --shape {text!r}; expected NAME=DIMS such as input_ids=2x16")
+        raise UsageError(f"bad {option('--shape')} {text!r}; expected NAME=DIMS such as input_ids=2x16")
     dims = [int(d) for d in re.split(r"\s*[x,]\s*", match.group(2))] if match.group(2) else []
     if any(d < 1 for d in dims):
-        raise UsageError(f"bad --shape {text!r}: every dim must be at least 1 (a zero-size input checks nothing)")
+        raise UsageError(
+            f"bad {option('--shape')} {text!r}: every dim must be at least 1 (a zero-size input checks nothing)"
+        )
     return match.group(1), dims
 
 
@@ -63,10 +65,15 @@ def bind_shape(spec: InputSpec, shapes: Mapping[str, list[int]], named: dict[str
     if spec.name in shapes:
         dims = shapes[spec.name]
         if spec.shape is not None and len(dims) != len(spec.shape):
-            raise UsageError(f"--shape {spec.name} has {len(dims)} dims; the model input has {len(spec.shape)}")
+            raise UsageError(
+                f"{option('--shape')} {spec.name} has {len(dims)} dims; the model input has {len(spec.shape)}"
+            )
         return dims
     if spec.shape is None:
-        raise UsageError(f"input {spec.name} has no shape (unknown rank); pass --inputs or --shape {spec.name}=DIMS")
+        raise UsageError(
+            f"input {spec.name} has no shape (unknown rank); pass "
+            f"{option('--inputs')} or {option('--shape')} {spec.name}=DIMS"
+        )
     named = {} if named is None else named
     bound = []
     for index, dim in enumerate(spec.shape):
@@ -94,17 +101,17 @@ def check_shapes(shapes: Mapping[str, list[int]], specs: list[InputSpec]) -> dic
         spec = inputs.get(name)
         if spec is None and name not in dim_names:
             raise UsageError(
-                f"--shape {name}: the model has no input or dim of that name; inputs: "
+                f"{option('--shape')} {name}: the model has no input or dim of that name; inputs: "
                 f"{'; '.join(s.describe() for s in specs)}; dim names: {', '.join(dim_names) or 'none'}"
             )
         if spec is None:
             if len(dims) != 1:
-                raise UsageError(f"--shape {name}={'x'.join(map(str, dims))}: a dim name takes one size")
+                raise UsageError(f"{option('--shape')} {name}={'x'.join(map(str, dims))}: a dim name takes one size")
             continue
         if spec.shape is not None and len(dims) != len(spec.shape):
-            raise UsageError(f"--shape {name} has {len(dims)} dims; the model expects {spec.describe()}")
+            raise UsageError(f"{option('--shape')} {name} has {len(dims)} dims; the model expects {spec.describe()}")
         if not spec.fits(dims):
-            raise UsageError(f"--shape {name}={'x'.join(map(str, dims))} does not fit {spec.describe()}")
+            raise UsageError(f"{option('--shape')} {name}={'x'.join(map(str, dims))} does not fit {spec.describe()}")
     return dict(shapes)
 
 

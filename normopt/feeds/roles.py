@@ -19,7 +19,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Literal
 
-from normopt.errors import UsageError
+from normopt.errors import UsageError, option
 
 if TYPE_CHECKING:
     from normopt.feeds.spec import InputSpec
@@ -87,14 +87,20 @@ def check_sizes(sizes: Sizes, specs: Sequence[InputSpec]) -> None:
     """UsageError when a size is below its minimum or names something the model does not take."""
     from normopt import options
 
-    for flag, value, low in (("--batch", sizes.batch, 1), ("--seq", sizes.seq, 1), ("--past", sizes.past, 0)):
+    for flag, value, low in (
+        (option("--batch"), sizes.batch, 1),
+        (option("--seq"), sizes.seq, 1),
+        (option("--past"), sizes.past, 0),
+    ):
         if value is not None:
             options.at_least(flag, value, low)
     roles = {role_of(s) for s in specs}
     if sizes.past is not None and "past" not in roles:
-        raise UsageError("--past applies to decoders with past key/value inputs; this model has none")
+        raise UsageError(f"{option('--past')} applies to decoders with past key/value inputs; this model has none")
     if sizes.seq is not None and not roles & {"ids", "positions", "mask", "token_type"}:
-        raise UsageError("--seq applies to models with token inputs (input_ids, attention_mask, position_ids)")
+        raise UsageError(
+            f"{option('--seq')} applies to models with token inputs (input_ids, attention_mask, position_ids)"
+        )
 
 
 def bindings(specs: Sequence[InputSpec], shapes: Mapping[str, list[int]], sizes: Sizes) -> dict[str, int]:

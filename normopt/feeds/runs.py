@@ -7,7 +7,7 @@ from typing import Any
 import numpy as np
 import onnx_ir as ir
 
-from normopt.errors import UsageError
+from normopt.errors import UsageError, option
 from normopt.feeds import inputs as inp
 from normopt.feeds.spec import InputSpec
 
@@ -41,7 +41,10 @@ class RunFailed(UsageError):
     """ONNX Runtime could not run a model on the given inputs; ``cause`` says which, on what, and why."""
 
     def __init__(self, cause: str) -> None:
-        super().__init__(f"{cause}; set sizes with --batch/--seq/--past or --shape NAME=DIMS, or pass --inputs")
+        super().__init__(
+            f"{cause}; set sizes with {option('--batch')}/{option('--seq')}/{option('--past')} "
+            f"or {option('--shape')} NAME=DIMS, or pass {option('--inputs')}"
+        )
         self.cause = cause
 
 

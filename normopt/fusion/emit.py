@@ -14,6 +14,7 @@ import onnx_ir as ir
 
 from normopt.choices import Target
 from normopt.engines.views import Editor, NewNode, NewValue, ValueView
+from normopt.errors import option
 from normopt.fusion import graph_utils as gu
 from normopt.fusion.dims import trailing_dims
 from normopt.fusion.norm_match import NormMatch, Refusal, constant_array, constant_producers
@@ -28,7 +29,7 @@ def choose_op(kind: str, target: Target, opset: int, dtype: ir.DataType) -> str:
     """The operator (default domain) that replaces a ``kind`` norm, or a Refusal saying why none can."""
     if kind == "LayerNorm":
         if target == "onnx" and opset < 17:
-            raise Refusal(f"opset {opset} has no LayerNormalization (needs 17; try --target ort)")
+            raise Refusal(f"opset {opset} has no LayerNormalization (needs 17; try {option('--target', 'ort')})")
         return "LayerNormalization"
     if target == "ort":
         return "SimplifiedLayerNormalization"
@@ -36,8 +37,8 @@ def choose_op(kind: str, target: Target, opset: int, dtype: ir.DataType) -> str:
         return "RMSNormalization"
     if target == "onnx":
         if opset < 23:
-            raise Refusal(f"opset {opset} has no RMSNormalization (needs 23; try --target ort)")
-        raise Refusal(f"ONNX Runtime has no {dtype.name} RMSNormalization kernel (try --target ort)")
+            raise Refusal(f"opset {opset} has no RMSNormalization (needs 23; try {option('--target', 'ort')})")
+        raise Refusal(f"ONNX Runtime has no {dtype.name} RMSNormalization kernel (try {option('--target', 'ort')})")
     return "SimplifiedLayerNormalization"
 
 
@@ -54,7 +55,8 @@ def _ones_like_normalized(
     if opset < 15:
         raise Refusal(
             "the normalized dims' size is not proved (no constant all-ones scale can be written; where "
-            "initializers are graph inputs, --freeze-initializers may prove it) and Shape(start=) needs opset 15"
+            f"initializers are graph inputs, {option('--freeze-initializers')} "
+            "may prove it) and Shape(start=) needs opset 15"
         )
     shape = NewValue(f"{name}.shape")
     ones = NewValue(name, dtype)

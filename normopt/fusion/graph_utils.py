@@ -35,7 +35,7 @@ def producer(value: ValueView | None, op_type: str) -> NodeView | None:
 #: Why an initializer that is also a graph input is no constant (and what lets normopt take it as one).
 OVERRIDABLE = (
     "is an initializer that is also a graph input: a caller may override it "
-    "(--freeze-initializers asserts that none does)"
+    "(fuse's freeze_initializers, --freeze-initializers on the CLI, asserts that none does)"
 )
 
 

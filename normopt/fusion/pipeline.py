@@ -10,7 +10,7 @@ from normopt.choices import TARGETS, Target
 from normopt.engines.ir_engine import engine_for, ir_engine
 from normopt.engines.postcondition import Snapshot
 from normopt.engines.views import Engine
-from normopt.errors import UsageError
+from normopt.errors import UsageError, option
 from normopt.fusion.base import FusionContext
 from normopt.fusion.layernorm import LayerNormPass
 from normopt.fusion.result import FusionResult
@@ -36,7 +36,7 @@ def option_problem(target: str, skip: bool | None) -> str | None:
     if target not in TARGETS:
         return f"unknown target {target!r}; choose one of {', '.join(TARGETS)}"
     if skip and target == "onnx":
-        return "Skip* ops are ONNX Runtime contrib ops; use --target ort or auto for --skip"
+        return f"Skip* ops are ONNX Runtime contrib ops; use {option('--target', 'ort')} or auto for {option('--skip')}"
     return None
 
 

@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from normopt.choices import Scenario
-from normopt.errors import ProviderUnavailable, UsageError
+from normopt.errors import ProviderUnavailable, UsageError, option
 from normopt.feeds import inputs as inp
 from normopt.feeds import ortsession
 from normopt.feeds.roles import Sizes
@@ -149,7 +149,10 @@ def bench(
             raise UsageError(f"{path} takes different inputs than {paths[0]}")
     if inputs is not None:
         if scenario is not None or batches or seqs or pasts:
-            raise UsageError("--inputs fixes every input; --scenario, --batch, --seq and --past do not apply")
+            raise UsageError(
+                f"{option('--inputs')} fixes every input; {option('--scenario')}, "
+                f"{option('--batch')}, {option('--seq')} and {option('--past')} do not apply"
+            )
         workloads = [Workload("inputs", Sizes())]
     else:
         workloads = plan(specs, scenario, batches, seqs, pasts)
@@ -198,9 +201,9 @@ def bench(
                     name = workload_label(workload.scenario, sizes.batch, sizes.seq, sizes.past)
                     name = "the given inputs" if workload.scenario == "inputs" else name
                     line = (
-                        f"--seconds {seconds:g} leaves {share:.2f} s for {name}: about "
+                        f"{option('--seconds')} {seconds:g} leaves {share:.2f} s for {name}: about "
                         f"{expected} rounds of {round_s * 1000:.0f} ms, fewer than the {MIN_ROUNDS} a verdict "
-                        "needs (give more seconds, or --iters)"
+                        f"needs (give more seconds, or {option('--iters')})"
                     )
                     notes.append(line)
                     say(line)
@@ -265,11 +268,14 @@ def _add_ort_peers(
     chosen = model_type or peers.guess_model_type(specs, outputs)
     if chosen is None:
         return None, [
-            ("ort-optimized", "no ONNX Runtime transformers-optimizer model type fits (pass --ort-model-type)")
+            (
+                "ort-optimized",
+                f"no ONNX Runtime transformers-optimizer model type fits (pass {option('--ort-model-type')})",
+            )
         ]
     if chosen not in peers.model_types():
         known = ", ".join(peers.model_types())
-        raise UsageError(f"unknown --ort-model-type {chosen!r}; ONNX Runtime knows {known}")
+        raise UsageError(f"unknown {option('--ort-model-type')} {chosen!r}; ONNX Runtime knows {known}")
     shape = peers.model_shape(first)  # the first model, as bench loaded it
     heads, size = shape.num_heads or "not found", shape.hidden_size or "not found"
     given = f"model type {chosen}, num_heads {heads}, hidden_size {size}"

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from typing import Literal
 
 from normopt.choices import SCENARIOS, Scenario
-from normopt.errors import UsageError
+from normopt.errors import UsageError, option
 from normopt.feeds import roles
 from normopt.feeds.spec import InputSpec
 
@@ -35,7 +35,7 @@ class Workload:
     def describe(self) -> str:
         """``decode: batch 1, seq 1, past 128``."""
         if self.scenario == "inputs":
-            return "inputs from --inputs"
+            return f"inputs from {option('--inputs')}"
         return f"{self.scenario}: {self.sizes.describe(self.scenario == 'decode')}"
 
 
@@ -51,14 +51,18 @@ def plan(
         raise UsageError(f"unknown scenario {scenario!r}; choose prefill, decode or both")
     cached = roles.has_past(specs)
     if not cached and scenario == "decode":
-        raise UsageError("--scenario decode needs a decoder with past key/value inputs; this model has none")
-    for flag, values in (("--batch", batches), ("--seq", seqs), ("--past", pasts)):
+        raise UsageError(
+            f"{option('--scenario', 'decode')} needs a decoder with past key/value inputs; this model has none"
+        )
+    for size, values in (("batch", batches), ("seq", seqs), ("past", pasts)):
         for value in values or ():
-            roles.check_sizes(roles.Sizes(**{flag[2:]: value}), specs)
+            roles.check_sizes(roles.Sizes(**{size: value}), specs)
     if pasts and scenario == "prefill":
-        raise UsageError("--past applies to decode steps; --scenario prefill runs with no past")
+        raise UsageError(
+            f"{option('--past')} applies to decode steps; {option('--scenario', 'prefill')} runs with no past"
+        )
     if seqs and scenario == "decode":
-        raise UsageError("--seq applies to prefill; a decode step takes one new token")
+        raise UsageError(f"{option('--seq')} applies to prefill; a decode step takes one new token")
     chosen = scenario or ("both" if cached else "prefill")
     text = any(roles.role_of(s) == "ids" for s in specs)
     batch_list = list(batches or [roles.DEFAULT_BATCH])

@@ -22,7 +22,7 @@ import onnx
 import onnx_ir as ir
 
 from normopt.choices import ExternalLayout
-from normopt.errors import UsageError
+from normopt.errors import UsageError, option
 from normopt.modelio.read import MAX_IR_VERSION, ProtoModel, cap_ir_version, external_files
 
 
@@ -199,7 +199,7 @@ def check_destination(
     check_writable(parent, str(destination))
     target = destination.resolve()
     if source is not None and target == Path(source).resolve() and not in_place:
-        raise UsageError(f"refusing to overwrite the input {destination}; pass --in-place to allow it")
+        raise UsageError(f"refusing to overwrite the input {destination}; pass {option('--in-place')} to allow it")
     guarded = {p.resolve() for p in protected or set()}
     if target in guarded:
         raise UsageError(f"refusing to write {destination}: it is an external data file the input model reads")

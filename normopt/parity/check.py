@@ -21,7 +21,7 @@ from typing import Any
 import numpy as np
 
 from normopt import modelio, options
-from normopt.errors import ProviderUnavailable, UsageError
+from normopt.errors import ProviderUnavailable, UsageError, option
 from normopt.feeds import inputs as inp
 from normopt.feeds import ortsession, roles
 from normopt.feeds.runs import RunFailed, run_one, run_pair, specs_of
@@ -141,8 +141,8 @@ def verify(
                 provider=provider, localize=localize, sizes=sizes, local=local,
             )  # fmt: skip
     reference, candidate = model_in(reference), model_in(candidate)
-    options.at_least("--trials", trials, 1)
-    atol, rtol = options.tolerance("--atol", atol), options.tolerance("--rtol", rtol)
+    options.at_least(option("--trials"), trials, 1)
+    atol, rtol = options.tolerance(option("--atol"), atol), options.tolerance(option("--rtol"), rtol)
     options.seed(seed)
     if provider == "cuda":
         problem = ortsession.cuda_problem()
