@@ -255,3 +255,19 @@ def test_compare_ort_gives_ort_the_model_s_heads_and_hidden_size_and_adds_ort_af
     doc = result.json()
     assert [r["model"] for r in doc["results"]] == ["bert", "bert.fused", "ort-optimized", "ort-optimized (bert.fused)"]
     assert any(f"num_heads {shape.num_heads}, hidden_size {shape.hidden_size}" in n for n in doc["notes"])
+
+
+def test_bench_and_run_share_one_provider_default_every_provider_with_what_cannot_run_said(tmp_path: Path) -> None:
+    """No --provider: cpu and cuda, as in run; each either has rows or a skip with its reason (never silence)."""
+    from tests.conftest import GRAPHS
+
+    result = cli("bench", GRAPHS / "ln_canonical.onnx", "--iters", "3", "--warmup", "0", "--format", "json")
+    assert result.code == 0, result.stderr
+    doc = result.json()
+    assert doc["settings"]["providers"] == ["cpu", "cuda"]
+    names = {"CPUExecutionProvider": "cpu", "CUDAExecutionProvider": "cuda"}  # rows say what ONNX Runtime ran
+    ran = {names[row["provider"]] for row in doc["results"]}
+    skipped = {skip["provider"]: skip["reason"] for skip in doc["skipped"]}
+    assert "cpu" in ran and ran | set(skipped) == {"cpu", "cuda"} and all(skipped.values()), doc["skipped"]
+    for provider in skipped:
+        assert f"skipped {provider}: " in result.stderr

@@ -47,8 +47,9 @@ class BenchFormat(str, Enum):
 def bench(
     models: Annotated[list[Path], typer.Argument(help="One or more .onnx models with the same inputs.")],
     provider: Annotated[
-        BenchProvider, typer.Option(help="cpu, cuda, or all (benchmarks what is usable, says what was skipped).")
-    ] = BenchProvider.cpu,
+        BenchProvider,
+        typer.Option(help="cpu, cuda, or all (what is usable, saying what was skipped; the default, as in run)."),
+    ] = BenchProvider.all,
     warmup: Annotated[int, typer.Option(help="Untimed runs per session.")] = 10,
     iters: Annotated[int | None, typer.Option(help="Timed runs per session (default 100).", show_default=False)] = None,
     seconds: Annotated[

@@ -70,7 +70,8 @@ def bench(
     Args:
         models: ``.onnx`` paths, export folders (``locate.model_in``) or in-memory ``onnx.ModelProto`` /
             ``onnx_ir.Model`` (labelled ``model1``, ``model2``... unless ``labels``); all take the same inputs.
-        providers: ``cpu`` and/or ``cuda`` (default cpu).
+        providers: ``cpu`` and/or ``cuda``. Default, as in ``run``: both, with what cannot run here skipped and said
+            (``skipped`` in the report); a provider named here that cannot run raises instead.
         opt_levels: ORT graph optimization levels (default ``disable`` and ``all``).
         warmup: Untimed runs per session and workload before timing.
         iters: Timed runs per session and workload (default 100; not together with ``seconds``).
@@ -127,7 +128,8 @@ def bench(
     for path in paths[1:]:
         modelio.load(path)
     labels = list(labels or _labels(paths))
-    providers = providers or ["cpu"]
+    if not providers:  # the default, as in run: every provider normopt knows, what cannot run here skipped
+        providers, skip_unavailable = ["cpu", "cuda"], True
     opt_levels = opt_levels or ["disable", "all"]
     skipped: list[dict[str, str]] = []
     usable: list[ortsession.Provider] = []
