@@ -6,7 +6,7 @@ import contextlib
 import gc
 import os
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -101,6 +101,7 @@ def fuse(
     data_name: str | None = None,
     keep_data_name: bool = False,
     freeze_initializers: bool = False,
+    progress: Callable[[str, int, int], None] | None = None,
 ) -> FuseOutcome:
     """Fuse every norm in the model at ``input`` and write the result atomically.
 
@@ -122,6 +123,8 @@ def fuse(
         freeze_initializers: Assert that no caller overrides an initializer that is also a graph input:
             the output no longer lists them as inputs (``FuseOutcome.frozen`` names them), and norms whose
             ε, axes, exponent or divisor are such initializers can be proved and fused.
+        progress: Called as ``progress(phase, done, total)``: reading, each pass over its anchors, writing,
+            onnx.checker and (with ``verify``) parity; the CLI shows a row per phase with its ETA.
 
     Raises:
         UsageError: Bad paths or options.
@@ -135,8 +138,10 @@ def fuse(
             return fuse(
                 file, output, target=target, skip=skip, external=external, verify=verify, atol=atol, rtol=rtol,
                 data_name=data_name, keep_data_name=keep_data_name, freeze_initializers=freeze_initializers,
+                progress=progress,
             )  # fmt: skip
     start = time.perf_counter()
+    phase = _phases(progress)
     source = Path(input)
     destination = Path(output) if output is not None else default_output(source)
     check_fuse_options(target, skip)
@@ -147,6 +152,7 @@ def fuse(
     try:
         modelio.check_destination(destination, source, in_place=in_place)
         with gc_paused():
+            phase("reading")
             model, frozen = _load_for_fusing(source, destination, target, skip, external, freeze_initializers)
             protected = {p.resolve() for p in modelio.external_files(model)}
             kept = next(iter(protected)).name if keep_data_name and len(protected) == 1 else None
@@ -159,10 +165,13 @@ def fuse(
                 protected=protected,
                 data_name=data_name if writes_data else None,
             )
-            result = fuse_model(model, target=target, skip=skip)
+            phase(None)  # the passes report their own rows
+            result = fuse_model(model, target=target, skip=skip, progress=progress)
+            phase("writing")
             staged = modelio.stage(model, destination, external=external, data_name=data_name, created=created)
         staging = staged.model_path
         ort_only = ort_only_ops(engine_for(model).facts())
+        phase("onnx.checker")
         problem = None if ort_only else modelio.check(staging, full=True)
         checker = "passed" if problem is None else f"failed: {problem}"
         if ort_only:
@@ -178,9 +187,11 @@ def fuse(
         if verify:
             from normopt.parity import verify as run_verify
 
+            phase("parity")
             parity = run_verify(source, staging, atol=atol, rtol=rtol)
             if not parity.passed:
                 raise CheckFailed(_parity_line(parity))
+        phase(None)
         in_place_write = destination.resolve() == source.resolve()
         info = staged.commit(mode_like=source if in_place_write else None)
     except BaseException:
@@ -190,6 +201,22 @@ def fuse(
     return FuseOutcome(
         result, destination, info.data_files, checker, time.perf_counter() - start, parity, sorted(protected), frozen
     )
+
+
+def _phases(progress: Callable[[str, int, int], None] | None) -> Callable[[str | None], None]:
+    """``phase(name)``: the phase before it is done (1/1) and ``name`` begins (0/1); ``phase(None)`` ends."""
+    current: list[str] = []
+
+    def phase(name: str | None) -> None:
+        if progress is None:
+            return
+        if current:
+            progress(current.pop(), 1, 1)
+        if name is not None:
+            current.append(name)
+            progress(name, 0, 1)
+
+    return phase
 
 
 # From this size on, flat graphs take the protobuf engine (~3x faster end to end than building onnx_ir

@@ -220,10 +220,15 @@ def _scale_norm_weight(path: Path, prefix: str, out: Path) -> Path:
 
 @pytest.mark.slow
 def test_merged_decoder_is_fused_and_verified_on_both_branches(tmp_path: Path) -> None:
-    export("gpt2-tiny", tmp_path / "with_past.onnx", with_past=True)
+    steps: list[str] = []
+    export("gpt2-tiny", tmp_path / "with_past.onnx", with_past=True, step=steps.append)
+    assert [line[:5] for line in steps] == [f"[{k}/5]" for k in range(1, 6)], steps  # every phase, in order
     merged = make_merged(tmp_path / "with_past.onnx", tmp_path / "merged.onnx")
-    fused = fuse(merged, tmp_path / "merged.fused.onnx")
+    progress: list[tuple[str, int, int]] = []
+    fused = fuse(merged, tmp_path / "merged.fused.onnx", progress=lambda *call: progress.append(call))
     assert fused.result.fused == fused.result.candidates == 10  # five norms in each branch
+    # the merged decoder's norms sit in If branches: the LayerNorm pass counts its anchors in every scope
+    assert ("LayerNorm pass", 20, 20) in progress  # 10 norms x 2 ReduceMeans, both branches
     report = verify(merged, fused.output)
     assert report.passed and len(report.cases) == 2
     for prefix in ("with_past_", "no_past_"):  # a change in either branch alone is caught

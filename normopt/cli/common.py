@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import json
 import logging
 import os
 import signal
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from enum import Enum
 from typing import Annotated, Any, TypeVar
 
@@ -58,25 +59,64 @@ PastsOption = Annotated[
 ]
 
 
-def progress_bar() -> Any:
+def progress_bar(spinner: bool = False) -> Any:
     """A transient rich progress bar on stderr (description, bar, done/total, elapsed, time left).
 
+    ``spinner``: a spinner, the description and the elapsed time only, for work with no measure of its own.
     Off when stderr is not a terminal: logs and pipes get the step lines only, and an error stays one line.
     """
     from rich.console import Console
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeElapsedColumn, TimeRemainingColumn
-
-    return Progress(
-        "[progress.description]{task.description}",
-        BarColumn(),
-        MofNCompleteColumn(),
-        TimeElapsedColumn(),
-        "ETA",
-        TimeRemainingColumn(),
-        transient=True,
-        console=Console(stderr=True),
-        disable=not sys.stderr.isatty(),
+    from rich.progress import (
+        BarColumn,
+        MofNCompleteColumn,
+        Progress,
+        SpinnerColumn,
+        TimeElapsedColumn,
+        TimeRemainingColumn,
     )
+
+    columns: tuple[Any, ...] = (
+        (SpinnerColumn(), "[progress.description]{task.description}", TimeElapsedColumn())
+        if spinner
+        else (
+            "[progress.description]{task.description}",
+            BarColumn(),
+            MofNCompleteColumn(),
+            TimeElapsedColumn(),
+            "ETA",
+            TimeRemainingColumn(),
+        )
+    )
+    return Progress(*columns, transient=True, console=Console(stderr=True), disable=not sys.stderr.isatty())
+
+
+@contextlib.contextmanager
+def phases(first: str) -> Iterator[Callable[[str], None]]:
+    """A transient spinner on stderr naming the phase under way, with the time spent so far.
+
+    For work that has phases but no measure of its own progress (a torch export): a phase is announced, an
+    ETA is not invented. Off when stderr is not a terminal, like ``progress_bar``.
+    """
+    with progress_bar(spinner=True) as bar:
+        task = bar.add_task(first, total=None)
+        yield lambda text: bar.update(task, description=text)
+
+
+class PhaseBars:
+    """A ``progress(phase, done, total)`` callback: one row per phase, with done/total, elapsed and ETA."""
+
+    def __init__(self, bar: Any) -> None:
+        self.bar = bar
+        self.tasks: dict[str, Any] = {}
+
+    def __call__(self, phase: str, done: int, total: int) -> None:
+        """Show ``done`` of ``total`` for ``phase`` (a new row the first time it is named)."""
+        if total == 0:  # nothing to walk (no anchors left for a pass): done, not "unknown"
+            done = total = 1
+        task = self.tasks.get(phase)
+        if task is None:
+            task = self.tasks[phase] = self.bar.add_task(phase, total=total)
+        self.bar.update(task, completed=done, total=total)
 
 
 def emit_json(document: Any) -> None:

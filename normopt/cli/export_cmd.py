@@ -8,7 +8,7 @@ from typing import Annotated
 import typer
 
 from normopt.choices import DType, Exporter, Part, Task
-from normopt.cli.common import DebugOption, Format, FormatOption, emit_json, handle_errors, info
+from normopt.cli.common import DebugOption, Format, FormatOption, emit_json, handle_errors, info, phases
 
 
 @handle_errors
@@ -70,11 +70,9 @@ def export(
     from normopt.exporting.spec import check_spec
 
     check_spec(model, task)  # a wrong name or a Hub id is answered before onnx and torch are imported
-    from rich.console import Console
-
     from normopt.exporting.exporter import export as run_export
 
-    with Console(stderr=True).status(f"exporting {model} with the {exporter} exporter ({dtype})"):
+    with phases(f"exporting {model} with the {exporter} exporter ({dtype})") as step:
         outcome = run_export(
             model,
             output,
@@ -88,6 +86,7 @@ def export(
             task=task,
             part=part,
             with_past=with_past,
+            step=step,
         )
     data = outcome.to_dict()
     for note in outcome.notes:

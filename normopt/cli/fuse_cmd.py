@@ -9,7 +9,16 @@ import typer
 
 from normopt.choices import ExternalLayout, Target
 from normopt.cli import startup
-from normopt.cli.common import DebugOption, Format, FormatOption, emit_json, handle_errors, info
+from normopt.cli.common import (
+    DebugOption,
+    Format,
+    FormatOption,
+    PhaseBars,
+    emit_json,
+    handle_errors,
+    info,
+    progress_bar,
+)
 
 # Above this many candidates the table groups them by (kind, status, rule or reason).
 DETAIL_ROWS = 40
@@ -106,18 +115,20 @@ def fuse(
         return
     from normopt.fusing import fuse as run_fuse
 
-    outcome = run_fuse(
-        model,
-        output,
-        target=target,
-        skip=skip,
-        external=external,
-        in_place=in_place,
-        verify=verify,
-        atol=atol,
-        rtol=rtol,
-        freeze_initializers=freeze_initializers,
-    )
+    with progress_bar() as bar:  # a row per phase (reading, each pass, writing, checker, parity), with its ETA
+        outcome = run_fuse(
+            model,
+            output,
+            target=target,
+            skip=skip,
+            external=external,
+            in_place=in_place,
+            verify=verify,
+            atol=atol,
+            rtol=rtol,
+            freeze_initializers=freeze_initializers,
+            progress=PhaseBars(bar),
+        )
     startup.freeze_heap()  # the graph just fused is garbage: do not let the table's allocations walk it
     data = outcome.to_dict()
     if data["details"]:

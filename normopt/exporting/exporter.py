@@ -12,6 +12,7 @@ import os
 import re
 import tempfile
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -132,6 +133,7 @@ def export(
     task: str | None = None,
     with_past: bool = False,
     part: Part | None = None,
+    step: Callable[[str], None] | None = None,
 ) -> ExportOutcome:
     """Export ``model`` (preset, Hugging Face directory or ``module:function``) to ONNX at ``output``.
 
@@ -152,6 +154,9 @@ def export(
             dimensioned as Optimum writes them (``normopt.exporting.cache``); implies ``causal-lm``.
         part: ``encoder`` (default) or ``decoder`` of a Hugging Face encoder-decoder; the decoder takes
             ``input_ids`` and ``encoder_hidden_states``.
+        step: Called with a line as each phase starts (``[2/5] exporting with ...``): loading, exporting,
+            the ONNX Runtime check, writing, counting norm candidates. The exporters give no measure of
+            their own progress, so a phase is announced, not estimated.
 
     """
     from normopt.exporting.spec import check_spec
@@ -168,6 +173,8 @@ def export(
         from normopt.exporting.sources import resolve
         from normopt.fusion.pipeline import fuse_model
 
+        say = step or (lambda _: None)
+        say(f"[1/5] loading {model}")
         source = resolve(model, batch, seq, task, with_past, part)
         if seq is not None and source.max_seq is not None and seq + source.past > source.max_seq:
             limit = source.max_seq - source.past
@@ -183,13 +190,16 @@ def export(
         opset = opset or DEFAULT_OPSET[exporter]
         with tempfile.TemporaryDirectory(dir=output.parent, prefix=".normopt-export-") as tmp:
             raw = Path(tmp) / "model.onnx"
+            say(f"[2/5] exporting with the {exporter} exporter (opset {opset}, {dtype})")
             _run_exporter(module, inputs, source, raw, exporter, opset, dynamic, dtype)
+            say("[3/5] running the export once on ONNX Runtime's CPU provider")
             ran = _smoke_run(raw, inputs, exporter, dtype)
             exported = modelio.load(raw)
             if exporter == "dynamo" and dynamic:
                 _name_dims(exported, source.dynamic)
             weight_bytes = sum(v.const_value.nbytes for v in exported.graph.initializers.values() if v.const_value)
             external = external_data if external_data is not None else weight_bytes > EXTERNAL_THRESHOLD_BYTES
+            say(f"[4/5] writing {output}")
             info = modelio.save(exported, output, external="new" if external else "inline")
         checker = modelio.check(output, full=False)
         reloaded = modelio.load(output)
@@ -198,6 +208,7 @@ def export(
             v.name: [d if isinstance(d, int) else str(d) for d in v.shape] if v.shape is not None else None
             for v in reloaded.graph.inputs
         }
+        say("[5/5] counting norm candidates")
         candidates = fuse_model(reloaded, target="ort", skip=False).candidates
         return ExportOutcome(
             output=output,

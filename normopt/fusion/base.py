@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from normopt.choices import Target
@@ -19,6 +20,7 @@ class FusionContext:
 
     engine: Engine
     target: Target
+    progress: Callable[[str, int, int], None] | None = None  # (phase, anchors done, anchors in all scopes)
 
     def fresh_name(self, stem: str) -> str:
         """A node name no node or value of the model has (``normopt/LayerNorm_0`` ...), with its derived names."""
@@ -38,14 +40,24 @@ class NormPass:
     def run(self, ctx: FusionContext) -> list[Candidate]:
         """Match and rewrite every candidate in every graph, subgraph and function of the model."""
         records: list[Candidate] = []
+        report = ctx.progress
+        phase = f"{self.kind} pass"
+        total = sum(1 for s in ctx.engine.scopes() for n in s.graph if is_op(n, *self.anchor_ops)) if report else 0
+        every = max(1, total // 200)  # a few hundred updates, however big the graph
+        done = 0
         for scope in ctx.engine.scopes():
             anchors = [n for n in scope.graph if is_op(n, *self.anchor_ops)]
             for anchor in anchors:
+                done += 1
+                if report is not None and done % every == 0:
+                    report(phase, done, total)
                 if anchor.graph is None:
                     continue
                 for outcome in self.match(anchor):
                     records.append(self._apply(ctx, scope, anchor, outcome))
             scope.editor.flush()
+        if report is not None:
+            report(phase, total, total)
         return records
 
     def _apply(self, ctx: FusionContext, scope: Scope, anchor: NodeView, outcome: MatchResult[NormMatch]) -> Candidate:

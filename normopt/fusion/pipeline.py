@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 
 import onnx_ir as ir
 
@@ -56,6 +57,7 @@ def fuse_model(
     skip: bool | None = None,
     infer_shapes: bool = True,
     check: bool = True,
+    progress: Callable[[str, int, int], None] | None = None,
 ) -> FusionResult:
     """Fuse every decomposed LayerNorm and RMSNorm of ``model`` in place.
 
@@ -69,6 +71,7 @@ def fuse_model(
             policy for both engines, so what is fused never depends on the graph's size.
         check: Check the postcondition (``postcondition``) on the result (default True; ``FuseNorms``
             checks it in its own ``requires``/``ensures``).
+        progress: Called as ``progress(phase, done, total)`` while each pass walks its candidates' anchors.
 
     Returns:
         Counts, per-candidate records and rejection reasons.
@@ -88,7 +91,7 @@ def fuse_model(
     before = Snapshot.of(engine.facts()) if check else None
     undo = engine.infer_shapes() if infer_shapes else None
     try:
-        ctx = FusionContext(engine=engine, target=target)
+        ctx = FusionContext(engine=engine, target=target, progress=progress)
         result = FusionResult(target=target, opset=engine.opset_imports.get("", 1), nodes_before=engine.count_nodes())
         result.existing_norm_ops = norm_ops(engine)
         result.details.extend(LayerNormPass().run(ctx))
