@@ -842,9 +842,57 @@ def computed_axes() -> None:
         _save(g.model(), name, claim, expect, semantics)
 
 
+def moment_variances() -> None:
+    """The variance as E[x²] − E[x]² (ONNX's LayerNormalization-17 body, Flax with its clamp at 0), and look-alikes."""
+    every = {"auto": LN, "onnx": LN, "ort": LN}
+
+    def no(reason: str, candidates: int = 1) -> dict[str, dict[str, Any]]:
+        return {t: refused(candidates, reason) for t in ("auto", "onnx", "ort")}
+
+    def build(name: str, claim: str, expect: dict[str, Any], square: str = "mul", clamp: str | None = None,
+              of_other: bool = False, sq_axis: int = -1, reversed_sub: bool = False, lookalike: bool = False) -> None:
+        g = G(name, opset=18)
+        x = g.inp("x", (2, 16, 16))
+        z = g.inp("z", (2, 16, 16)) if of_other else x
+        two = g.const(np.array(2.0, np.float32)) if square == "pow" else ""
+
+        def sq(v: str) -> str:
+            return g.op("Pow", [v, two]) if square == "pow" else g.op("Mul", [v, v])
+
+        mu = reduce_mean(g, x, [-1], None, "auto")
+        ex2 = reduce_mean(g, sq(z), [sq_axis], None, "auto")
+        var = g.op("Sub", [sq(mu), ex2] if reversed_sub else [ex2, sq(mu)])
+        if clamp == "relu":
+            var = g.op("Relu", [var])
+        elif clamp is not None:
+            var = g.op("Max", [var, g.const(np.array(float(clamp), np.float32))])
+        inv = g.op("Sqrt", [g.op("Add", [var, g.const(np.array(1e-5, np.float32))])])
+        n = g.op("Div", [g.op("Sub", [x, mu]), inv])
+        gamma = g.const(np.linspace(0.5, 1.5, 16).astype(np.float32))
+        beta = g.const(np.linspace(-0.2, 0.2, 16).astype(np.float32))
+        y = g.op("Add", [g.op("Mul", [n, gamma]), beta])
+        g.out(y)
+        semantics = [{"kind": "layernorm", "eps": 1e-5, "axes": 1, "scale": gamma, "bias": beta, "input": "x", "output": y,
+                      "lookalike": lookalike}]
+        _save(g.model(), name, claim, expect, semantics)
+
+    build("ln_moments", "variance as E[x²] − E[x]² with Mul squares (ONNX's LayerNormalization-17 body)", every)
+    build("ln_moments_pow", "variance as E[x²] − E[x]² with Pow(·, 2) squares", every, square="pow")
+    build("ln_moments_clamped_max", "Flax: max(0, E[x²] − E[x]²), a clamp no true variance reaches", every, clamp="0")
+    build("ln_moments_clamped_relu", "Relu(E[x²] − E[x]²)", every, clamp="relu")
+    build("neg_ln_moments_of_other", "E[z²] − E[x]²: the mean of squares of another tensor", no("different tensor", 2),
+          of_other=True, lookalike=True)
+    build("neg_ln_moments_axes_mismatch", "E[x] over the last axis, E[x²] over the one before", no("axes [-2]", 2), sq_axis=-2,
+          lookalike=True)
+    build("neg_ln_moments_reversed", "E[x]² − E[x²]: the negated variance", no("never squared", 3), reversed_sub=True,
+          lookalike=True)
+    build("neg_ln_moments_floored", "max(100, E[x²] − E[x]²): a floor a true variance may sit below (no clamp at 0)",
+          no("no constant epsilon Add", 2), clamp="100", lookalike=True)
+
+
 GENERATORS: list[Callable[[], None]] = [
     layernorm_variants, layernorm_lookalikes, rmsnorm_variants, rmsnorm_lookalikes, skip_variants, soundness_cases, harm_cases, runtime_affine, round_trips,
-    computed_axes,
+    computed_axes, moment_variances,
 ]
 
 

@@ -39,6 +39,7 @@ class Spec:
     as_inputs: bool = False  # every initializer is also a graph input (IR < 4, keep_initializers_as_inputs)
     qdq: bool = False  # QuantizeLinear → DequantizeLinear (a quantized neighbour) before the norm
     symbolic_hidden: bool = False  # the normalized dim is a symbolic "hidden"
+    variance: str = "centred"  # LayerNorm only: centred E[(x-μ)²] | moments E[x²]-μ² | clamped max(0, E[x²]-μ²)
 
     def genuine(self, freeze: bool = False) -> bool:
         """True when the graph is a norm for every input the model accepts (so normopt can prove and fuse it).
@@ -124,9 +125,20 @@ def build(spec: Spec) -> onnx.ModelProto:
         inputs.append(h.make_tensor_value_info("r", T.FLOAT, r_dims))
         source = op("Add", [source, "r"])
     x = op("Cast", [source], to=T.FLOAT16) if spec.sandwich else source
-    d = op("Sub", [x, mean(x)]) if spec.kind == "layernorm" else x
-    sq = op("Pow", [d, const("two", np.array(2.0, np_dtype))]) if spec.square == "pow" else op("Mul", [d, d])
-    var = mean(sq)
+
+    two = const("two", np.array(2.0, np_dtype)) if spec.square == "pow" else ""
+
+    def square(v: str) -> str:
+        return op("Pow", [v, two]) if spec.square == "pow" else op("Mul", [v, v])
+
+    mu = mean(x) if spec.kind == "layernorm" else None
+    d = op("Sub", [x, mu]) if mu is not None else x
+    if mu is not None and spec.variance != "centred":  # E[x²] − E[x]², as the ONNX LayerNormalization body and Flax
+        var = op("Sub", [mean(square(x)), square(mu)])
+        if spec.variance == "clamped":
+            var = op("Max", [var, const("zero", np.array(0.0, np_dtype))])
+    else:
+        var = mean(square(d))
     eps = const("eps", np.full(spec.eps_shape, spec.eps, np_dtype), spec.eps_overridable)
     var_eps = op("Add", [eps, var] if spec.eps_left else [var, eps])
     sqrt = (lambda v: custom("Sqrt", [v])) if spec.custom else (lambda v: op("Sqrt", [v]))
@@ -180,4 +192,5 @@ def draw(rng: np.random.Generator) -> Spec:
         as_inputs=bool(rng.random() < 0.2),
         qdq=bool(rng.random() < 0.2),
         symbolic_hidden=bool(rng.random() < 0.2),
+        variance=pick(["centred", "centred", "moments", "clamped"]),
     )

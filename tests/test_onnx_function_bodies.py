@@ -1,8 +1,10 @@
-"""The ONNX standard's own RMSNormalization-23 function body, as onnx's node-test generator writes it.
+"""The ONNX standard's own function bodies, as onnx's node-test generator writes them, fused and checked
+against the outputs onnx ships with each test.
 
-Its reduction axes are computed: ``Range(axis (+ rank), Size(Shape(X)), 1)`` — constant once X's rank is
-known, so normopt proves them and fuses all 19 expanded test models, each matching the outputs onnx ships
-with the test. With X of unknown rank the same spelling proves nothing and is refused with the reason.
+RMSNormalization-23: its reduction axes are computed, ``Range(axis (+ rank), Size(Shape(X)), 1)`` — constant once
+X's rank is known, so normopt proves them and fuses all 19 expanded models; with X of unknown rank the same
+spelling proves nothing and is refused with the reason. LayerNormalization-17 (38 models) and
+GroupNormalization-21 (2) write the variance as E[x²] − E[x]²: the same function, fused as LayerNormalization.
 """
 
 from __future__ import annotations
@@ -82,25 +84,62 @@ def test_axes_from_the_rank_of_an_unknown_rank_input_are_refused(tmp_path: Path)
     np.testing.assert_array_equal(run_ort(outcome.output, feeds)[0], run_ort(source, feeds)[0])
 
 
-def _layer_norm_bodies() -> list[Any]:
+def _bodies(prefix: str) -> list[Any]:
     from onnx.backend.test.case.node import collect_testcases
 
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         cases = collect_testcases(None)
-    return [c for c in cases if c.name.startswith("test_layer_normalization") and "expanded" in c.name]
+    return [c for c in cases if c.name.startswith(prefix) and "expanded" in c.name]
 
 
-def test_expanded_layer_norm_bodies_are_refused_with_what_they_are(tmp_path: Path) -> None:
-    """The LayerNormalization-17 body writes the variance as E[x²] − E[x]²: not fused (yet), and said so —
-    not "the centred tensor is never squared", nor "no epsilon Add" for the E[x²] an RMS candidate sees."""
-    bodies = _layer_norm_bodies()
-    assert len(bodies) == 38
-    for case in bodies:
-        source = tmp_path / f"{case.name}.onnx"
-        onnx.save(case.model, source)
-        outcome = fusing.fuse(source, tmp_path / "fused.onnx")
-        assert outcome.result.fused == 0 and op_counts(outcome.output) == op_counts(source)
-        reasons = {c.kind: c.reason or "" for c in outcome.result.details}
-        assert reasons["LayerNorm"].startswith("the variance is written as E[x²] − E[x]²"), reasons
-        assert "E[x²] of a variance" in reasons["RMSNorm"], reasons
+LAYER_NORM_BODIES = _bodies("test_layer_normalization")
+GROUP_NORM_BODIES = _bodies("test_group_normalization")
+
+
+def test_onnx_ships_38_layer_norm_and_2_group_norm_bodies() -> None:
+    assert (len(LAYER_NORM_BODIES), len(GROUP_NORM_BODIES)) == (38, 2)
+
+
+def _matches_shipped_outputs(case: Any, fused: Path) -> None:
+    inputs, outputs = case.data_sets[0]
+    names = [i.name for i in case.model.graph.input]
+    got = run_ort(fused, dict(zip(names, inputs, strict=True)))
+    for have, want in zip(got, outputs, strict=True):
+        np.testing.assert_allclose(have, want, atol=1e-5, rtol=1e-4)  # onnx's own reference output
+
+
+@pytest.mark.parametrize(
+    "case", LAYER_NORM_BODIES, ids=[c.name.removeprefix("test_layer_normalization_") for c in LAYER_NORM_BODIES]
+)
+def test_expanded_layer_norm_body_is_fused_and_matches_the_shipped_outputs(case: Any, tmp_path: Path) -> None:
+    """The LayerNormalization-17 body writes the variance as E[x²] − E[x]²: the same function, fused.
+
+    The body also outputs the mean and 1/σ: the nodes computing them stay (``kept_nodes``), the normalization
+    itself becomes one node; what is left of the E[x²] is named for what it is, not taken for an RMSNorm."""
+    source = tmp_path / "body.onnx"
+    onnx.save(case.model, source)
+    outcome = fusing.fuse(source, tmp_path / "fused.onnx")
+    fused = [c for c in outcome.result.details if c.status == "fused"]
+    assert len(fused) == 1 and fused[0].rule is not None and fused[0].rule.startswith("layernorm/moments+"), fused
+    assert op_counts(outcome.output)["LayerNormalization"] == 1
+    for record in outcome.result.details:
+        if record.status != "fused":
+            assert record.kind == "RMSNorm" and "E[x²] of a variance written as E[x²] − E[x]²" in (record.reason or "")
+    _matches_shipped_outputs(case, outcome.output)
+
+
+@pytest.mark.parametrize("case", GROUP_NORM_BODIES, ids=[c.name for c in GROUP_NORM_BODIES])
+def test_expanded_group_norm_body_is_a_layer_norm_over_the_groups(case: Any, tmp_path: Path) -> None:
+    """GroupNormalization-21's body normalizes Reshape(x, [N, G, -1]) over its last axis, then applies γ and β per
+    channel: the norm is a LayerNormalization over the reshaped tensor (γ and β, per channel, stay outside), and
+    the output matches what onnx ships."""
+    source = tmp_path / "body.onnx"
+    onnx.save(case.model, source)
+    before = op_counts(source)
+    outcome = fusing.fuse(source, tmp_path / "fused.onnx")
+    assert (outcome.result.fused, outcome.result.candidates) == (1, 1), outcome.result.to_dict()
+    after = op_counts(outcome.output)
+    assert after["LayerNormalization"] == 1 and not {"ReduceMean", "Sqrt"} & set(after), after
+    assert after["Mul"] == after["Add"] == 1 and after["Reshape"] == before["Reshape"]  # γ, β; the reshapes stay
+    _matches_shipped_outputs(case, outcome.output)

@@ -34,6 +34,7 @@ SPECS = st.builds(
     as_inputs=st.booleans(),
     qdq=st.booleans(),
     symbolic_hidden=st.booleans(),
+    variance=st.sampled_from(["centred", "moments", "clamped"]),
 )
 
 
@@ -57,6 +58,11 @@ def test_plain_spellings_are_fused() -> None:
             every = dataclasses.replace(spec, as_inputs=True)
             assert check(every, Path(folder), "auto") == 0  # every initializer overridable: nothing provable
             assert check(every, Path(folder), "auto", freeze=True) == 1
+        layernorm = Spec(
+            "layernorm", "mul", "div_sqrt", "reduce_mean", 1e-5, (), False, False, "const", False, False, True, 18
+        )
+        for variance in ("moments", "clamped"):  # E[x²] − E[x]², with and without Flax's clamp at 0
+            assert check(dataclasses.replace(layernorm, variance=variance), Path(folder), "auto") == 1
 
 
 @settings(max_examples=120, deadline=None, suppress_health_check=[HealthCheck.too_slow], derandomize=True)

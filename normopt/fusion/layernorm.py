@@ -19,6 +19,7 @@ from normopt.engines.views import NodeView, ValueView
 from normopt.fusion import casts, means, ranks
 from normopt.fusion import graph_utils as gu
 from normopt.fusion.base import NormPass
+from normopt.fusion.moments import moment_variance
 from normopt.fusion.norm_match import NormMatch, match_with_affine
 from normopt.fusion.outcome import MatchResult, Refusal
 from normopt.fusion.tail import match_tail
@@ -116,30 +117,45 @@ class LayerNormPass(NormPass):
                 variance = None if followed is None else followed.reached
                 if followed is None or variance is None:
                     raise Refusal("variance is not the mean of squares (unbiased var/std divides by N-1)", value)
-                if variance.axes and _canonical(variance.axes, x) != _canonical(chain.axes, x):
+                if variance.axes and ranks.canonical_axes(variance.axes, x) != ranks.canonical_axes(chain.axes, x):
                     raise Refusal(f"mean over axes {chain.axes} but variance over axes {variance.axes}", value)
                 if not followed:
                     raise Refusal(followed.reason, variance.value)
-                tail = match_tail(variance.value, is_centred)
-                cast_nodes = [v.producer() for v in centred if v.producer() not in subs]
-                twin_nodes = [node for twin in twins for node in twin.chain.nodes]
-                nodes = [
-                    *casts.round_trip(chain.source)[1], *chain.nodes, *twin_nodes, *subs,
-                    *[c for c in cast_nodes if c is not None], square, *variance.nodes, *tail.nodes,
-                ]  # fmt: skip
-                # a Cast between x and the statistics: ε's dtype then says nothing about x's
-                cast = any(c is not None for c in cast_nodes) or any(t.chain.source is not x for t in twins)
-                scaling = tail.nodes[-1]
-                minuend = _numerator_minuend(scaling, is_centred) if any(s.inputs[0] is not x for s in subs) else x
-                if minuend is not None and not gu.same_value(minuend, x):
-                    x, cast = minuend, True  # x16 − mean(float(x16)): normalize what is scaled
-                rule = f"layernorm/{tail.form}"
-                return match_with_affine(
-                    x, tail.n, chain.count, tail.epsilon, rule, nodes, tail.epsilon_dtype, casts_input=cast
-                )
-        if means.in_moment_difference(chain.value):
-            raise Refusal(means.MOMENT_VARIANCE, chain.value)
+                return _finish(chain, x, subs, twins, centred, is_centred, variance.value, [square, *variance.nodes])
+        moments = moment_variance(chain, x)
+        if moments is not None:
+            variance_value, variance_nodes = moments
+            return _finish(chain, x, subs, twins, centred, is_centred, variance_value, variance_nodes, "moments+")
         raise Refusal("the centred tensor is never squared", x)
+
+
+def _finish(
+    chain: means.MeanChain,
+    x: ValueView,
+    subs: list[NodeView],
+    twins: list[_Twin],
+    centred: list[ValueView],
+    is_centred: Callable[[ValueView], bool],
+    variance: ValueView,
+    variance_nodes: list[NodeView],
+    spelling: str = "",
+) -> NormMatch:
+    """The match from the variance on: ε, the inverse square root, the scaling, then γ and β."""
+    tail = match_tail(variance, is_centred)
+    cast_nodes = [v.producer() for v in centred if v.producer() not in subs]
+    twin_nodes = [node for twin in twins for node in twin.chain.nodes]
+    nodes = [
+        *casts.round_trip(chain.source)[1], *chain.nodes, *twin_nodes, *subs,
+        *[c for c in cast_nodes if c is not None], *variance_nodes, *tail.nodes,
+    ]  # fmt: skip
+    # a Cast between x and the statistics: ε's dtype then says nothing about x's
+    cast = any(c is not None for c in cast_nodes) or any(t.chain.source is not x for t in twins)
+    scaling = tail.nodes[-1]
+    minuend = _numerator_minuend(scaling, is_centred) if any(s.inputs[0] is not x for s in subs) else x
+    if minuend is not None and not gu.same_value(minuend, x):
+        x, cast = minuend, True  # x16 − mean(float(x16)): normalize what is scaled
+    rule = f"layernorm/{spelling}{tail.form}"
+    return match_with_affine(x, tail.n, chain.count, tail.epsilon, rule, nodes, tail.epsilon_dtype, casts_input=cast)
 
 
 @dataclass
@@ -183,7 +199,7 @@ def _other_means_of_x(chain: means.MeanChain, x: ValueView) -> tuple[list[_Twin]
         twin = means.follow_mean(user, "mean").found
         if twin is None or not casts.same_data(twin.source, x):
             continue
-        if _canonical(twin.axes, x) != _canonical(chain.axes, x):
+        if ranks.canonical_axes(twin.axes, x) != ranks.canonical_axes(chain.axes, x):
             continue
         subs = [s for s in _subtractions(twin) if casts.same_data(s.inputs[0], twin.source)]
         if subs:
@@ -210,10 +226,3 @@ def _numerator_minuend(scaling: NodeView, is_centred: Callable[[ValueView], bool
 
 def _is_reduction(node: NodeView) -> bool:
     return is_op(node, *means.REDUCTIONS) and node.inputs[0] is not None
-
-
-def _canonical(axes: list[int], x: ValueView) -> list[int]:
-    rank = ranks.rank(x)
-    if rank is None:
-        return sorted(axes)
-    return sorted(a + rank if a < 0 else a for a in axes)

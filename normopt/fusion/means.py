@@ -267,8 +267,8 @@ def _same_dim(dim: Dim, position: int, value: ValueView, sources: _Sources) -> b
 
 
 MOMENT_VARIANCE = (
-    "the variance is written as E[x²] − E[x]² (x never centred): not fused — LayerNormalization computes "
-    "E[(x − E[x])²], which rounds differently"
+    "this mean of squares is the E[x²] of a variance written as E[x²] − E[x]², not an RMSNorm's "
+    "(the LayerNorm pass takes that variance)"
 )
 
 

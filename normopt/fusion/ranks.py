@@ -40,6 +40,14 @@ def rank(value: ValueView | None) -> int | None:
     return _rank(value, _DEPTH, {})
 
 
+def canonical_axes(axes: list[int], x: ValueView) -> list[int]:
+    """``axes`` of ``x`` sorted, negative ones made positive where x's rank is known."""
+    known = rank(x)
+    if known is None:
+        return sorted(axes)
+    return sorted(a + known if a < 0 else a for a in axes)
+
+
 def _rank(value: ValueView | None, depth: int, memo: dict[int, int | None]) -> int | None:
     if value is None:
         return None

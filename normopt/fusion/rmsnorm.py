@@ -68,9 +68,7 @@ class RMSNormPass(NormPass):
 
     def _match(self, chain: means.MeanChain, squares: list[NodeView], x: ValueView) -> NormMatch:
         if means.in_moment_difference(chain.value):
-            raise Refusal(
-                f"this mean of squares is E[x²] of a variance, not an RMSNorm's: {means.MOMENT_VARIANCE}", chain.value
-            )
+            raise Refusal(means.MOMENT_VARIANCE, chain.value)
         tail = match_tail(chain.value, lambda v: casts.same_data(v, x))
         nodes = [*squares, *chain.nodes, *tail.nodes]
         rule = f"rmsnorm/{tail.form}"
