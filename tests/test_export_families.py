@@ -8,6 +8,7 @@ torch cannot export are an exit-2 error naming the cause (``CANNOT``).
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from pathlib import Path
 
 import onnx
@@ -22,6 +23,7 @@ from normopt.exporting import tiny  # noqa: E402
 from normopt.modelio.repair import flat_graph_problem  # noqa: E402
 from normopt.ops import PLAIN_NORM_OPS as NORM_OPS  # noqa: E402
 from tests.engines import assert_engines_agree  # noqa: E402
+from tests.export_pool import ExportPool  # noqa: E402
 from tests.helpers import cli  # noqa: E402
 
 # Combinations torch itself cannot export (the README lists them): export must exit 2 with this cause.
@@ -30,10 +32,10 @@ from tests.helpers import cli  # noqa: E402
 # BART and Marian encoders clamp fp16 activations behind `if not torch.isfinite(h).all()`: torch.export cannot
 # trace a branch on tensor values; the legacy exporter (which records the branch taken) exports them.
 CANNOT: dict[tuple[str, str, str], str] = {
-    ("cohere", "legacy", "fp32"): "cannot run on the example inputs .*try --exporter dynamo",
-    ("cohere", "legacy", "fp16"): "cannot run on the example inputs .*try --exporter dynamo",
-    ("bart", "dynamo", "fp16"): "branch on tensor values .*modeling_bart.py.*isfinite.*try --exporter legacy",
-    ("marian", "dynamo", "fp16"): "branch on tensor values .*modeling_marian.py.*isfinite.*try --exporter legacy",
+    ("cohere", "legacy", "fp32"): "cannot run on the example inputs .*try exporter='dynamo'",
+    ("cohere", "legacy", "fp16"): "cannot run on the example inputs .*try exporter='dynamo'",
+    ("bart", "dynamo", "fp16"): "branch on tensor values .*modeling_bart.py.*isfinite.*try exporter='legacy'",
+    ("marian", "dynamo", "fp16"): "branch on tensor values .*modeling_marian.py.*isfinite.*try exporter='legacy'",
 }
 
 CASES = [(f, e, d) for f in tiny.FAMILIES for e in ("legacy", "dynamo") for d in ("fp32", "fp16")]
@@ -45,17 +47,40 @@ def model_dirs(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     return {family: tiny.write(family, root / family, weights=True) for family in tiny.FAMILIES}
 
 
+@pytest.fixture(scope="module")
+def matrix_exports(
+    request: pytest.FixtureRequest, model_dirs: dict[str, Path], tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[tuple[ExportPool, Path]]:
+    """The matrix's exports, started at once in worker processes: only the cases this run selected."""
+    root = tmp_path_factory.mktemp("matrix")
+    pool = ExportPool()
+    name = test_export_then_fuse_catches_every_norm_call.__name__
+    for item in request.session.items:
+        callspec = getattr(item, "callspec", None)
+        if getattr(item, "originalname", None) == name and callspec is not None:
+            case = (callspec.params["family"], callspec.params["exporter"], callspec.params["dtype"])
+            folder = root / "-".join(case)
+            folder.mkdir()
+            pool.submit(case, str(model_dirs[case[0]]), folder / "model.onnx", exporter=case[1], dtype=case[2])
+    try:
+        yield pool, root
+    finally:
+        pool.close()
+
+
 @pytest.mark.slow
 @pytest.mark.parametrize(("family", "exporter", "dtype"), CASES, ids=["-".join(c) for c in CASES])
 def test_export_then_fuse_catches_every_norm_call(
-    family: str, exporter: str, dtype: str, model_dirs: dict[str, Path], tmp_path: Path
+    family: str, exporter: str, dtype: str, matrix_exports: tuple[ExportPool, Path], tmp_path: Path
 ) -> None:
-    if (family, exporter, dtype) in CANNOT:
-        with pytest.raises(UsageError, match=CANNOT[family, exporter, dtype]):
-            export(str(model_dirs[family]), tmp_path / "model.onnx", exporter=exporter, dtype=dtype)
-        assert not (tmp_path / "model.onnx").exists()
+    pool, root = matrix_exports
+    case = (family, exporter, dtype)
+    if case in CANNOT:
+        with pytest.raises(UsageError, match=CANNOT[case]):
+            pool.result(case)
+        assert not (root / "-".join(case) / "model.onnx").exists()
         return
-    exported = export(str(model_dirs[family]), tmp_path / "model.onnx", exporter=exporter, dtype=dtype)
+    exported = pool.result(case)  # export(model_dirs[family], ..., exporter=exporter, dtype=dtype), in a worker
     assert exported.checker == "passed"
     fused = fuse(exported.output, tmp_path / "fused.onnx")
     assert fused.result.candidates == exported.norm_candidates  # the summary's count is what fuse finds
