@@ -74,7 +74,7 @@ class HuggingFaceWithPast(nn.Module):
         from transformers import DynamicCache
 
         position_ids, flat = (rest[0], rest[1:]) if self.positions else (None, rest)
-        cache = DynamicCache(config=self.model.config)  # type: ignore[arg-type]
+        cache = DynamicCache(config=self.model.config)
         for layer in range(self.layers):
             cache.update(flat[2 * layer], flat[2 * layer + 1], layer)
         extra = {"position_ids": position_ids} if self.positions else {}

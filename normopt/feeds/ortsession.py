@@ -69,6 +69,43 @@ def cuda_problem() -> str | None:
     return None
 
 
+def create_pair(
+    first: str | os.PathLike[str] | bytes,
+    second: str | os.PathLike[str] | bytes,
+    provider: Provider = "cpu",
+    opt_level: OptLevel = "disable",
+) -> tuple[ort.InferenceSession, ort.InferenceSession]:
+    """Two sessions (as ``create``), built side by side.
+
+    ONNX Runtime builds a session without holding Python's lock, and on a 10,000-node model building one takes
+    half a minute. Daemon threads: Ctrl-C is not held up until a session nobody will use is built.
+    """
+    import threading
+
+    built: list[ort.InferenceSession | None] = [None, None]
+    failed: list[BaseException | None] = [None, None]
+
+    def build(index: int, model: str | os.PathLike[str] | bytes) -> None:
+        try:
+            built[index] = create(model, provider, opt_level)
+        except BaseException as error:  # re-raised in the caller's thread below
+            failed[index] = error
+
+    threads = [
+        threading.Thread(target=build, args=(i, m), daemon=True, name=f"normopt-session-{i}")
+        for i, m in enumerate((first, second))
+    ]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    for error in failed:
+        if error is not None:
+            raise error
+    assert built[0] is not None and built[1] is not None
+    return built[0], built[1]
+
+
 def create(
     model: str | os.PathLike[str] | bytes,
     provider: Provider = "cpu",

@@ -150,8 +150,7 @@ def verify(
             raise ProviderUnavailable(f"CUDA is not usable here: {problem}")
     ref_model = modelio.load(reference)
     modelio.load(candidate)
-    ref_sess = ortsession.create(reference, provider, "disable")
-    cand_sess = ortsession.create(candidate, provider, "disable")
+    ref_sess, cand_sess = ortsession.create_pair(reference, candidate, provider, "disable")
     ref_specs, cand_specs = specs_of(ref_sess, ref_model), specs_of(cand_sess)
     if {s.name for s in ref_specs} != {s.name for s in cand_specs}:
         raise UsageError(

@@ -140,8 +140,7 @@ def local_check(
     """Each fused node's local error, the original's sensitivity to a nudge that size, and the conclusion."""
     reference, candidate = Path(reference), Path(candidate)
     errors = _node_errors(reference, candidate, feeds, atol, rtol)
-    ref_session = ortsession.create(reference, "cpu", "disable")
-    cand_session = ortsession.create(candidate, "cpu", "disable")
+    ref_session, cand_session = ortsession.create_pair(reference, candidate, "cpu", "disable")
     original = run_one(ref_session, feeds, "reference")
     fused = run_one(cand_session, feeds, "candidate")
     end_to_end = _relative_l2(original, fused)

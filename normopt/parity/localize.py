@@ -86,8 +86,7 @@ def first_divergence(
     if not wanted:
         return {"node": None, "note": "the graphs share no tensor at any fused node", "stats": None}
     with with_outputs(reference, wanted) as ref_path, with_outputs(candidate, wanted) as cand_path:
-        ref_sess = ortsession.create(ref_path, provider, "disable")
-        cand_sess = ortsession.create(cand_path, provider, "disable")
+        ref_sess, cand_sess = ortsession.create_pair(ref_path, cand_path, provider, "disable")
         ref_out, cand_out = run_pair(ref_sess, cand_sess, feeds, wanted)
     stats = {s.name: s for s in compare_outputs(ref_out, cand_out, atol, rtol, narrowest_float(ref_model))}
     for node in nodes:
