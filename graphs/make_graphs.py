@@ -850,11 +850,13 @@ def moment_variances() -> None:
         return {t: refused(candidates, reason) for t in ("auto", "onnx", "ort")}
 
     def build(name: str, claim: str, expect: dict[str, Any], square: str = "mul", clamp: str | None = None,
-              of_other: bool = False, sq_axis: int = -1, reversed_sub: bool = False, lookalike: bool = False) -> None:
+              of_other: bool = False, sq_axis: int = -1, reversed_sub: bool = False, lookalike: bool = False,
+              dtype: int = F32) -> None:
         g = G(name, opset=18)
-        x = g.inp("x", (2, 16, 16))
-        z = g.inp("z", (2, 16, 16)) if of_other else x
-        two = g.const(np.array(2.0, np.float32)) if square == "pow" else ""
+        np_dtype = _np(dtype)
+        x = g.inp("x", (2, 16, 16), dtype)
+        z = g.inp("z", (2, 16, 16), dtype) if of_other else x
+        two = g.const(np.array(2.0, np_dtype)) if square == "pow" else ""
 
         def sq(v: str) -> str:
             return g.op("Pow", [v, two]) if square == "pow" else g.op("Mul", [v, v])
@@ -865,19 +867,21 @@ def moment_variances() -> None:
         if clamp == "relu":
             var = g.op("Relu", [var])
         elif clamp is not None:
-            var = g.op("Max", [var, g.const(np.array(float(clamp), np.float32))])
-        inv = g.op("Sqrt", [g.op("Add", [var, g.const(np.array(1e-5, np.float32))])])
+            var = g.op("Max", [var, g.const(np.array(float(clamp), np_dtype))])
+        inv = g.op("Sqrt", [g.op("Add", [var, g.const(np.array(1e-5, np_dtype))])])
         n = g.op("Div", [g.op("Sub", [x, mu]), inv])
-        gamma = g.const(np.linspace(0.5, 1.5, 16).astype(np.float32))
-        beta = g.const(np.linspace(-0.2, 0.2, 16).astype(np.float32))
+        gamma = g.const(np.linspace(0.5, 1.5, 16).astype(np_dtype))
+        beta = g.const(np.linspace(-0.2, 0.2, 16).astype(np_dtype))
         y = g.op("Add", [g.op("Mul", [n, gamma]), beta])
-        g.out(y)
+        g.out(y, dtype)
         semantics = [{"kind": "layernorm", "eps": 1e-5, "axes": 1, "scale": gamma, "bias": beta, "input": "x", "output": y,
                       "lookalike": lookalike}]
         _save(g.model(), name, claim, expect, semantics)
 
     build("ln_moments", "variance as E[x²] − E[x]² with Mul squares (ONNX's LayerNormalization-17 body)", every)
     build("ln_moments_pow", "variance as E[x²] − E[x]² with Pow(·, 2) squares", every, square="pow")
+    build("ln_moments_fp16", "E[x²] − E[x]² in fp16 throughout (x² overflows where |x| > 255: the original's NaN, the "
+          "fused node's finite value)", every, dtype=F16)
     build("ln_moments_clamped_max", "Flax: max(0, E[x²] − E[x]²), a clamp no true variance reaches", every, clamp="0")
     build("ln_moments_clamped_relu", "Relu(E[x²] − E[x]²)", every, clamp="relu")
     build("neg_ln_moments_of_other", "E[z²] − E[x]²: the mean of squares of another tensor", no("different tensor", 2),

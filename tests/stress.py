@@ -14,6 +14,10 @@ import onnxruntime as ort
 
 _NP = {"tensor(float)": np.float32, "tensor(float16)": np.float16, "tensor(double)": np.float64}
 MODES = ("normal", "offset", "zero_rows", "constant_rows")
+# Values at the edges of float16: near its largest finite value (65504, whose square overflows), its
+# smallest normal and subnormal magnitudes, zero; fed to every float input (a float32 input reaches fp16 through
+# the model's Casts).
+FP16_EXTREMES = np.array([6.0e4, -6.0e4, 6.1e-5, -6.1e-5, 6.0e-8, 0.0, 1.0, -1.0])
 
 
 def session(model: Path | bytes) -> ort.InferenceSession:
@@ -54,6 +58,8 @@ def feeds(
                 data[...] = 0.0
             elif mode == "constant_rows" and data.ndim:
                 data[...] = data[..., :1]
+            elif mode == "fp16_extremes":
+                data = rng.choice(FP16_EXTREMES, size=dims)
             out[spec.name] = data.astype(_NP[spec.type])
         elif spec.type == "tensor(bool)":
             out[spec.name] = np.ones(dims, dtype=bool)
