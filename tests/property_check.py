@@ -46,7 +46,7 @@ def _compare(
     freeze: bool,
 ) -> None:
     fixed = {"cond": np.array(True)} if spec.in_if else {}
-    for mode in MODES:
+    for mode in (*MODES, "fp16_extremes"):
         for sizes in _size_sets(spec, freeze):
             inputs = feeds(original, mode, seed=1, dim=3, fixed=fixed, named=sizes.get("named"))
             for name, dims in sizes.items():
