@@ -7,7 +7,8 @@ Pattern (every spelling of the tail is in ``norm_match``)::
 
 Gates (each refusal carries its reason): keepdims 1; the same trailing axes for both means; the mean
 subtracted is the mean of the same x; exponent exactly 2; the variance is the biased mean of squares
-(``torch.std``/``var(unbiased=True)`` divide by N−1 and are refused); ε inside the square root.
+(``torch.std``/``var(unbiased=True)`` divide by N−1 and are refused); ε inside the square root. Where d is
+never squared, ``v`` may be E[x²] − E[x]² of the same x over the same axes (``moments``; rule ``moments+…``).
 """
 
 from __future__ import annotations
